@@ -1,0 +1,1 @@
+"""The investigator: a pydantic-ai agent, its report schema and its models."""

@@ -1,0 +1,1 @@
+"""The incident log (state database) and the searchable memory of past incidents."""

@@ -1,0 +1,75 @@
+"""Application factory. Each area owns one router module; this file only assembles them."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+
+from tools.context import ToolContext, default_context
+
+# Each module exposes `router` (an APIRouter). Order matters only for the web page ("/") last.
+ROUTER_MODULES = (
+    "server.health",
+    "server.webhooks",
+    "server.api_incidents",
+    "server.api_tools",
+    "server.api_transcripts",
+    "server.slack",
+    "server.web",
+)
+
+
+def create_app(ctx: ToolContext | None = None, *, start_worker: bool = True) -> FastAPI:
+    """Build the app around one ToolContext (a drill passes its own data dir and clock)."""
+    context = ctx or default_context()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if start_worker:
+            try:
+                from agent.worker import InvestigationWorker
+            except ImportError:
+                InvestigationWorker = None  # type: ignore[assignment,misc]  # noqa: N806
+            if InvestigationWorker is not None:
+                worker = InvestigationWorker(context)
+                worker.start()
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(title="Firebreak", version="0.1.0", lifespan=lifespan)
+    app.state.ctx = context
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}" for e in errs[:5]
+        )
+        return JSONResponse(status_code=422, content={"detail": detail or "invalid request"})
+
+    for mod_name in ROUTER_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod_name:
+                raise
+            continue
+        app.include_router(mod.router)
+    return app
+
+
+def get_ctx(request: Request) -> ToolContext:
+    """FastAPI dependency: the app's ToolContext."""
+    ctx: ToolContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,1 @@
+"""Drills: scenario loader, telemetry generator, runner, scorer and the scenario library."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: an isolated data dir, settings, a fixed clock and a ToolContext per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from firebreak.clock import FixedClock
+from firebreak.db import reset_databases
+from firebreak.settings import Settings
+from tools.context import ToolContext
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    return SHARED
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    # Nothing from the developer's environment leaks into a test.
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("FIREBREAK_") and key != "FIREBREAK_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    s = Settings(data_dir=tmp_path / ".firebreak", _env_file=None)  # type: ignore[call-arg]
+    yield s
+    reset_databases()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 2, 8, 45, tzinfo=UTC))
+
+
+@pytest.fixture
+def ctx(settings: Settings, clock: FixedClock) -> Iterator[ToolContext]:
+    c = ToolContext(settings=settings, clock=clock)
+    yield c
+    c.close()

@@ -1,0 +1,136 @@
+"""One registry of tools: the agent, the HTTP tool API, the MCP server and the CLI all read it.
+
+A tool is one typed function `fn(ctx: ToolContext, args: InModel) -> OutModel` whose docstring tells
+a model when to use it. Register it with `@tool("family")`. Errors a caller can act on are raised
+as `ToolError`; outputs are redacted before anyone sees them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+
+from tools.context import ToolContext
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+
+# Modules whose import registers tools; extend when a new tool module is added.
+TOOL_MODULES = (
+    "tools.logs",
+    "tools.metrics",
+    "tools.changes",
+    "tools.flags",
+    "tools.sentry",
+    "tools.incidents",
+    "memory.search_tools",
+)
+
+
+class ToolError(Exception):
+    """A failure the caller can read and act on (bad range, unknown service, backend said no)."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    family: str
+    kind: Literal["query", "action"]
+    description: str
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    fn: Callable[[ToolContext, Any], BaseModel]
+
+    def input_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+    def output_schema(self) -> dict[str, Any]:
+        return self.output_model.model_json_schema()
+
+
+REGISTRY: dict[str, ToolSpec] = {}
+
+
+def tool(
+    family: str, *, kind: Literal["query", "action"] = "query", name: str | None = None
+) -> Callable[[Callable[[ToolContext, In], Out]], Callable[[ToolContext, In], Out]]:
+    """Register `fn(ctx, args) -> result`; input and output models are read from its type hints."""
+
+    def register(fn: Callable[[ToolContext, In], Out]) -> Callable[[ToolContext, In], Out]:
+        hints = get_type_hints(fn)
+        params = list(inspect.signature(fn).parameters)
+        if len(params) != 2:
+            raise TypeError(f"tool {fn.__name__} must take (ctx, args)")
+        in_model, out_model = hints[params[1]], hints["return"]
+        spec = ToolSpec(
+            name=name or fn.__name__,
+            family=family,
+            kind=kind,
+            description=inspect.cleandoc(fn.__doc__ or "").strip(),
+            input_model=in_model,
+            output_model=out_model,
+            fn=fn,
+        )
+        if spec.name in REGISTRY and REGISTRY[spec.name].fn is not fn:
+            raise ValueError(f"tool {spec.name} registered twice")
+        REGISTRY[spec.name] = spec
+        return fn
+
+    return register
+
+
+def load_tools() -> dict[str, ToolSpec]:
+    """Import every tool module once so the registry is complete."""
+    for mod in TOOL_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    return REGISTRY
+
+
+def get_tool(name: str) -> ToolSpec:
+    load_tools()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ToolError(f"unknown tool {name!r}", status=404) from None
+
+
+def redact_output(value: Any) -> Any:
+    from tools.redact import redact_obj
+
+    return redact_obj(value)
+
+
+def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | BaseModel) -> dict[str, Any]:
+    """Validate, run and redact one tool call: the single code path for agent, API, MCP and CLI.
+
+    Raises ToolError (with status 422 and the field for bad arguments).
+    """
+    spec = get_tool(name)
+    try:
+        parsed = args if isinstance(args, spec.input_model) else spec.input_model.model_validate(args)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ToolError(f"{name}: {loc}: {err['msg']}", status=422, field=loc) from None
+    started = time.perf_counter()
+    result = spec.fn(ctx, parsed)
+    out = result.model_dump(mode="json")
+    out = redact_output(out)
+    _ = time.perf_counter() - started
+    return out  # type: ignore[no-any-return]
