@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from firebreak.clock import Clock, SystemClock
 from firebreak.db import Database, get_database
-from firebreak.settings import Settings, get_settings
+from firebreak.settings import Settings
 
 T = TypeVar("T")
 
@@ -46,4 +46,5 @@ class ToolContext:
 
 
 def default_context() -> ToolContext:
-    return ToolContext(settings=get_settings())
+    """A context from the current environment (read fresh, so each CLI call sees its own settings)."""
+    return ToolContext(settings=Settings())
