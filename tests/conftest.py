@@ -52,3 +52,20 @@ def ctx(settings: Settings, clock: FixedClock) -> Iterator[ToolContext]:
     c = ToolContext(settings=settings, clock=clock)
     yield c
     c.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_ctx(
+    request: pytest.FixtureRequest, tmp_path: Path, settings: Settings, clock: FixedClock
+) -> Iterator[ToolContext]:
+    """A ToolContext over SQLite and over a real PostgreSQL (when FIREBREAK_TEST_POSTGRES_URL is set)."""
+    from tests.storage import POSTGRES_URL, fresh_database_url
+
+    if request.param == "postgres" and not POSTGRES_URL:
+        pytest.skip("FIREBREAK_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")
+    with fresh_database_url(request.param, str(tmp_path)) as url:
+        s = settings.model_copy(update={"database_url": url})
+        c = ToolContext(settings=s, clock=clock)
+        yield c
+        c.close()
+        reset_databases()

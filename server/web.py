@@ -1,0 +1,446 @@
+"""The web page: incidents, approvals, weekly indicators, drills and transcript review.
+
+Server-rendered with Jinja2 and plain HTML forms (no JavaScript build, nothing fetched from a CDN).
+Every page needs a signed-in named user (`firebreak users add NAME`); the session is a signed cookie
+(SameSite=Lax, HttpOnly) and every form carries the session's CSRF token. Approvals go through
+`server.approvals.decide`, which checks FIREBREAK_APPROVERS by the signed-in name.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import mimetypes
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+
+from memory.models import Alert, Approval, DrillRun, Incident, Investigation
+from server.api_transcripts import record_review, summary_of, transcript_of
+from server.app import get_ctx
+from server.sessions import COOKIE_NAME, MAX_AGE_SECONDS, WebSession, session_key, sign, unsign
+from server.users import authenticate, user_exists
+from tools.context import ToolContext
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- templates ------------------------------------------------------------------------------------
+
+
+def _fmt_time(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return "" if value is None else str(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fmt_json(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _fmt_minutes(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value < 90:
+        return f"{value:.0f} min"
+    return f"{value / 60:.1f} h"
+
+
+def _safe_url(value: Any) -> str | None:
+    """Only http(s) and relative links become hrefs: evidence text comes from logs and alerts."""
+    if not isinstance(value, str) or not value:
+        return None
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in ("http", "https") or (not scheme and value.startswith("/")):
+        return value
+    return None
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    env.filters.update(time=_fmt_time, pretty=_fmt_json, minutes=_fmt_minutes, safe_url=_safe_url)
+    return env
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+def current_session(request: Request, ctx: ToolContext) -> WebSession:
+    """The request's session (a fresh anonymous one when absent or invalid); sets request.state.web_user."""
+    cached = getattr(request.state, "web_session", None)
+    if isinstance(cached, WebSession):
+        return cached
+    key = ctx.resource("web-session-key", lambda: session_key(ctx.settings))
+    sess = unsign(key, request.cookies.get(COOKIE_NAME)) or WebSession()
+    if sess.user:
+        with ctx.db.session() as s:
+            if not user_exists(s, sess.user):
+                sess.user = None
+    request.state.web_session = sess
+    request.state.web_user = sess.user
+    return sess
+
+
+def _set_cookie(request: Request, response: Response, ctx: ToolContext, sess: WebSession) -> None:
+    key = ctx.resource("web-session-key", lambda: session_key(ctx.settings))
+    response.set_cookie(
+        COOKIE_NAME, sign(key, sess), max_age=MAX_AGE_SECONDS, httponly=True, samesite="lax",
+        secure=request.url.scheme == "https", path="/",
+    )
+
+
+def web_session(request: Request, ctx: ToolContext = Depends(get_ctx)) -> WebSession:
+    return current_session(request, ctx)
+
+
+def signed_in(request: Request, sess: WebSession = Depends(web_session)) -> str:
+    """Dependency: the signed-in name; anyone else is sent to the sign-in page."""
+    if not sess.user:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, headers={"Location": f"/login?next={quote(target)}"})
+    return sess.user
+
+
+def check_csrf(sess: WebSession, token: str) -> None:
+    if not token or not hmac.compare_digest(token, sess.csrf):
+        raise HTTPException(403, detail="csrf: the form is stale or came from another site; reload the page")
+
+
+def render(request: Request, ctx: ToolContext, name: str, status: int = 200, **data: Any) -> HTMLResponse:
+    sess = current_session(request, ctx)
+    flash, sess.flash = sess.flash, None
+    html = _env().get_template(name).render(
+        request=request, user=sess.user, csrf=sess.csrf, flash=flash,
+        is_approver=bool(sess.user and ctx.settings.is_approver(sess.user)), **data,
+    )
+    response = HTMLResponse(html, status_code=status)
+    _set_cookie(request, response, ctx, sess)
+    return response
+
+
+def redirect(request: Request, ctx: ToolContext, url: str, flash: str | None = None) -> RedirectResponse:
+    sess = current_session(request, ctx)
+    if flash:
+        sess.flash = flash
+    response = RedirectResponse(url, status_code=303)
+    _set_cookie(request, response, ctx, sess)
+    return response
+
+
+def _local_next(value: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+# --- static files ---------------------------------------------------------------------------------
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> Response:
+    path = (STATIC / name).resolve()
+    if path.parent != STATIC or not path.is_file():
+        raise HTTPException(404, detail=f"name: no static file {name!r}")
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "max-age=3600"})
+
+
+# --- sign-in --------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/", ctx: ToolContext = Depends(get_ctx)) -> HTMLResponse:
+    with ctx.db.session() as s:
+        from memory.models import User
+
+        has_users = s.scalar(select(func.count()).select_from(User)) or 0
+    return render(request, ctx, "login.html", next=_local_next(next), has_users=bool(has_users), error=None)
+
+
+@router.post("/login")
+def login(
+    request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
+    next: str = Form("/"), ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session),
+) -> Response:
+    check_csrf(sess, csrf)
+    with ctx.db.session() as s:
+        who = authenticate(s, name, password) if name and password else None
+        _audit(s, ctx, actor=name.strip()[:128] or "?", event="web_login" if who else "web_login_failed",
+               detail={"ip": request.client.host if request.client else None})
+    if who is None:
+        return render(request, ctx, "login.html", status=401, next=_local_next(next), has_users=True,
+                      error="Wrong name or password.")
+    # A new session (and CSRF token) at sign-in: nothing from before carries over.
+    new = WebSession(user=who)
+    request.state.web_session = new
+    request.state.web_user = who
+    return redirect(request, ctx, _local_next(next))
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form(""), ctx: ToolContext = Depends(get_ctx),
+           sess: WebSession = Depends(web_session)) -> Response:
+    check_csrf(sess, csrf)
+    request.state.web_session = WebSession()
+    return redirect(request, ctx, "/login")
+
+
+def _audit(s: Any, ctx: ToolContext, *, actor: str, event: str, detail: dict[str, Any]) -> None:
+    from memory.models import AuditEvent
+
+    s.add(AuditEvent(at=ctx.clock.now(), actor=actor, event=event, detail=detail))
+
+
+# --- incidents ------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def incident_list(
+    request: Request, status: str | None = None, ctx: ToolContext = Depends(get_ctx),
+    user: str = Depends(signed_in),
+) -> HTMLResponse:
+    with ctx.db.session() as s:
+        q = select(Incident)
+        if status in ("open", "mitigated", "resolved"):
+            q = q.where(Incident.status == status)
+        incidents = list(s.scalars(q.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(200)))
+        pending = dict(
+            s.execute(select(Approval.incident_id, func.count()).where(Approval.status == "pending")
+                      .group_by(Approval.incident_id)).tuples().all()
+        )
+        alerts = dict(
+            s.execute(select(Alert.incident_id, func.count()).group_by(Alert.incident_id)).tuples().all()
+        )
+    return render(request, ctx, "incidents.html", incidents=incidents, pending=pending, alert_counts=alerts,
+                  status=status)
+
+
+def _report_of(incident: Incident, investigations: list[Investigation]) -> dict[str, Any] | None:
+    if incident.report:
+        return incident.report
+    for inv in investigations:
+        if inv.report:
+            return inv.report
+    return None
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(
+    request: Request, incident_id: str, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
+) -> HTMLResponse:
+    with ctx.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            return render(request, ctx, "error.html", status=404, message=f"No incident {incident_id}.")
+        investigations = list(s.scalars(
+            select(Investigation).where(Investigation.incident_id == incident_id)
+            .order_by(Investigation.queued_at.desc())
+        ))
+        approvals = list(s.scalars(
+            select(Approval).where(Approval.incident_id == incident_id).order_by(Approval.requested_at)
+        ))
+        data = dict(
+            incident=inc, alerts=list(inc.alerts), timeline=list(inc.timeline),
+            countermeasures=list(inc.countermeasures), remediations=list(inc.remediations),
+            investigations=[summary_of(i) for i in investigations], approvals=approvals,
+            report=_report_of(inc, investigations),
+        )
+        return render(request, ctx, "incident.html", **data)
+
+
+@router.post("/incidents/{incident_id}/approvals/{approval_id}")
+def decide_approval(
+    request: Request, incident_id: str, approval_id: str, decision: str = Form(""), csrf: str = Form(""),
+    ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session), user: str = Depends(signed_in),
+) -> Response:
+    check_csrf(sess, csrf)
+    back = f"/incidents/{quote(incident_id)}"
+    if decision not in ("approve", "reject"):
+        return redirect(request, ctx, back, flash="error: decision must be approve or reject")
+    with ctx.db.session() as s:
+        row = s.get(Approval, approval_id)
+        if row is None or row.incident_id != incident_id:
+            return redirect(request, ctx, back, flash=f"error: no approval {approval_id} on this incident")
+    try:
+        from server import approvals
+    except ImportError:
+        return redirect(request, ctx, back, flash="error: the approvals engine is not installed on this server")
+    try:
+        approvals.decide(ctx, approval_id, user=user, decision=decision, via="web")
+    except Exception as exc:  # refusals (not an approver, decided twice) arrive as exceptions with a message
+        log.info("web decision refused: %s", exc)
+        message = getattr(exc, "message", None) or getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+        return redirect(request, ctx, back, flash=f"error: {message}")
+    past = "approved" if decision == "approve" else "rejected"
+    return redirect(request, ctx, back, flash=f"Action {past} by {user}.")
+
+
+# --- indicators -----------------------------------------------------------------------------------
+
+SEVERITY_COLORS = {"minor": "#9bb8d3", "major": "#e0a03c", "critical": "#c8412c"}
+
+
+class ChartBar(BaseModel):
+    x: float
+    y: float
+    w: float
+    h: float
+    color: str
+    label: str
+
+
+def _bar_chart(weeks: list[dict[str, Any]], series: list[tuple[str, str, str]], *, stacked: bool,
+               unit: str) -> dict[str, Any]:
+    """Geometry of an inline SVG bar chart; `series` is (key, label, color), values None are skipped."""
+    width, height, left, bottom, top = 640, 220, 44, 28, 12
+    n = max(len(weeks), 1)
+    slot = (width - left - 8) / n
+
+    def total(w: dict[str, Any]) -> float:
+        vals = [w.get(k) or 0 for k, _, _ in series]
+        return float(sum(vals) if stacked else max(vals or [0]))
+
+    peak = max([total(w) for w in weeks] + [1.0])
+    scale = (height - bottom - top) / peak
+    bars: list[ChartBar] = []
+    for i, w in enumerate(weeks):
+        x0 = left + i * slot + slot * 0.15
+        bw = slot * 0.7
+        base = height - bottom
+        for j, (key, label, color) in enumerate(series):
+            v = w.get(key)
+            if v is None or v == 0:
+                continue
+            h = float(v) * scale
+            if stacked:
+                bars.append(ChartBar(x=x0, y=base - h, w=bw, h=h, color=color, label=f"{w['label']}: {v} {label}"))
+                base -= h
+            else:
+                sub = bw / len(series)
+                bars.append(ChartBar(x=x0 + j * sub, y=base - h, w=sub, h=h, color=color,
+                                     label=f"{w['label']}: {label} {_fmt_minutes(float(v))}"))
+    ticks = [round(peak * f, 1) for f in (0, 0.5, 1)]
+    return {
+        "width": width, "height": height, "left": left, "bottom": bottom, "bars": bars, "unit": unit,
+        "yticks": [{"y": height - bottom - t * scale, "label": f"{t:g}"} for t in ticks],
+        "xlabels": [{"x": left + i * slot + slot / 2, "label": w["label"]} for i, w in enumerate(weeks)],
+        "legend": [{"label": label, "color": color} for _, label, color in series],
+    }
+
+
+@router.get("/indicators", response_class=HTMLResponse)
+def indicators(
+    request: Request, weeks: int = 12, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
+) -> HTMLResponse:
+    weeks = max(1, min(weeks, 104))
+    from memory.stats import weekly_stats
+
+    with ctx.db.session() as s:
+        stats = weekly_stats(s, weeks=weeks, now=ctx.clock.now())
+    rows = [
+        {"label": w.week_start.strftime("%d %b"), "week_start": w.week_start, "incidents": w.incidents,
+         **w.by_severity, "mttm": w.mean_minutes_to_mitigate, "mttr": w.mean_minutes_to_resolve,
+         "hotfixes": w.hotfixes, "rollbacks": w.rollbacks, "overdue": w.overdue_remediations}
+        for w in stats
+    ]
+    sev_chart = _bar_chart(rows, [(k, k, c) for k, c in SEVERITY_COLORS.items()], stacked=True, unit="incidents")
+    # Minutes are shown in hours when they are large; the axis stays in minutes for one scale.
+    time_chart = _bar_chart(rows, [("mttm", "MTTM", "#4f7cac"), ("mttr", "MTTR", "#8a5a9e")], stacked=False,
+                            unit="minutes")
+    return render(request, ctx, "indicators.html", rows=rows, weeks=weeks, sev_chart=sev_chart,
+                  time_chart=time_chart, now=ctx.clock.now())
+
+
+# --- drills ---------------------------------------------------------------------------------------
+
+
+@router.get("/drills", response_class=HTMLResponse)
+def drills(request: Request, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in)) -> HTMLResponse:
+    with ctx.db.session() as s:
+        runs = list(s.scalars(select(DrillRun).order_by(DrillRun.started_at.desc()).limit(300)))
+    return render(request, ctx, "drills.html", runs=runs)
+
+
+# --- transcripts ----------------------------------------------------------------------------------
+
+
+@router.get("/transcripts", response_class=HTMLResponse)
+def transcripts(
+    request: Request, reviewed: str | None = None, incident: str | None = None,
+    ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
+) -> HTMLResponse:
+    q = select(Investigation)
+    if incident:
+        q = q.where(Investigation.incident_id == incident)
+    if reviewed == "yes":
+        q = q.where(Investigation.review_verdict.is_not(None))
+    elif reviewed == "no":
+        q = q.where(Investigation.review_verdict.is_(None))
+    with ctx.db.session() as s:
+        runs = [summary_of(i) for i in s.scalars(q.order_by(Investigation.queued_at.desc()).limit(300))]
+    return render(request, ctx, "transcripts.html", runs=runs, reviewed=reviewed, incident=incident)
+
+
+@router.get("/transcripts/{transcript_id}", response_class=HTMLResponse)
+def transcript_page(
+    request: Request, transcript_id: str, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
+) -> HTMLResponse:
+    with ctx.db.session() as s:
+        inv = s.get(Investigation, transcript_id)
+        if inv is None:
+            return render(request, ctx, "error.html", status=404, message=f"No transcript {transcript_id}.")
+        t = transcript_of(inv)
+        incident = s.get(Incident, inv.incident_id)
+        title = incident.title if incident else ""
+    started = t.started_at
+    offsets = [
+        (step.at - started).total_seconds() if step.at and started and step.at >= started else None
+        for step in t.steps
+    ]
+    return render(request, ctx, "transcript.html", t=t, steps=list(zip(t.steps, offsets, strict=True)),
+                  incident_title=title)
+
+
+@router.post("/transcripts/{transcript_id}/review")
+def review(
+    request: Request, transcript_id: str, verdict: str = Form(""), note: str = Form(""), csrf: str = Form(""),
+    ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session), user: str = Depends(signed_in),
+) -> Response:
+    check_csrf(sess, csrf)
+    back = f"/transcripts/{quote(transcript_id)}"
+    if verdict not in ("right", "wrong"):
+        return redirect(request, ctx, back, flash="error: verdict: choose right or wrong")
+    if len(note) > 5000:
+        return redirect(request, ctx, back, flash="error: note: at most 5000 characters")
+    try:
+        record_review(ctx, transcript_id, verdict=verdict, note=note, reviewer=user)
+    except (LookupError, ValueError, ValidationError) as exc:
+        return redirect(request, ctx, back, flash=f"error: {exc}")
+    return redirect(request, ctx, back, flash=f"Review saved: {verdict}.")

@@ -1,0 +1,282 @@
+"""Embedded log store: structured lines in SQLite (WAL) in the data dir.
+
+Engine chosen by measurement (200k lines, 2 cores, see scripts/bench_tools.py and the report):
+plain SQLite table + (ts) and (service, ts) indexes ingests ~260k lines/s, SQLite with an FTS5 index
+~130k lines/s, FTS5 trigram ~90k lines/s; DuckDB ingests columnar data faster but holds an exclusive
+file lock, so `firebreak serve` and a `firebreak logs ...` CLI process could not open the store at
+the same time. SQLite WAL lets many processes read while one writes. Text search is a substring scan
+over the rows the time/service indexes select, which stays well under 100 ms for an incident window.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tools.context import ToolContext
+
+LOG_DB_NAME = "logs.sqlite3"
+
+_LEVELS = {
+    "TRACE": "TRACE",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "INFORMATION": "INFO",
+    "NOTICE": "INFO",
+    "WARN": "WARN",
+    "WARNING": "WARN",
+    "ERR": "ERROR",
+    "ERROR": "ERROR",
+    "CRIT": "FATAL",
+    "CRITICAL": "FATAL",
+    "FATAL": "FATAL",
+    "ALERT": "FATAL",
+    "EMERG": "FATAL",
+    "PANIC": "FATAL",
+}
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_lines (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,          -- microseconds since the epoch, UTC
+    service TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    attributes TEXT               -- JSON object, NULL when empty
+);
+CREATE INDEX IF NOT EXISTS ix_log_lines_ts ON log_lines (ts);
+CREATE INDEX IF NOT EXISTS ix_log_lines_service_ts ON log_lines (service, ts);
+"""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def normalize_level(level: str) -> str:
+    """Map the many spellings (warning, err, critical...) onto one of LEVELS; unknown ones kept upper."""
+    up = level.strip().upper()
+    return _LEVELS.get(up, up or "INFO")
+
+
+def to_us(ts: datetime) -> int:
+    """Aware datetime -> integer microseconds since the epoch (naive times are refused)."""
+    if ts.tzinfo is None:
+        raise ValueError(f"ts: timestamp {ts.isoformat()} has no timezone (use e.g. 2026-03-02T08:00:00Z)")
+    return round(ts.timestamp() * 1_000_000)
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+@dataclass(slots=True)
+class LogLine:
+    """One structured log line. A slotted dataclass, not a pydantic model: drills build 50k of them."""
+
+    ts: datetime
+    service: str
+    level: str
+    message: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def _row(line: LogLine | Mapping[str, Any]) -> tuple[int, str, str, str, str | None]:
+    if isinstance(line, LogLine):
+        ts, service, level, message, attrs = line.ts, line.service, line.level, line.message, line.attributes
+    else:
+        ts = line["ts"]
+        if isinstance(ts, str):
+            ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        service, level, message = line["service"], line.get("level", "INFO"), line["message"]
+        attrs = line.get("attributes") or {}
+    if not service:
+        raise ValueError("service: empty service name")
+    return (
+        to_us(ts),
+        service,
+        _LEVELS.get(level) or normalize_level(level),
+        message,
+        json.dumps(attrs, default=str, separators=(",", ":")) if attrs else None,
+    )
+
+
+class LogStore:
+    """SQLite log store; one connection per thread (the server's worker and request threads share it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.create_function("regexp", 2, _regexp, deterministic=True)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def ingest(self, lines: Iterable[LogLine | Mapping[str, Any]], batch_size: int = 50_000) -> int:
+        """Append lines (LogLine or dicts of the same fields); returns how many were stored."""
+        conn = self._conn()
+        total = 0
+        sql = "INSERT INTO log_lines (ts, service, level, message, attributes) VALUES (?, ?, ?, ?, ?)"
+        batch: list[tuple[int, str, str, str, str | None]] = []
+        for line in lines:
+            batch.append(_row(line))
+            if len(batch) >= batch_size:
+                with conn:
+                    conn.executemany(sql, batch)
+                total += len(batch)
+                batch = []
+        if batch:
+            with conn:
+                conn.executemany(sql, batch)
+            total += len(batch)
+        return total
+
+    def services(self) -> list[str]:
+        # Skip-scan over the (service, ts) index: one probe per distinct service.
+        conn = self._conn()
+        out: list[str] = []
+        row = conn.execute("SELECT MIN(service) FROM log_lines").fetchone()
+        while row and row[0] is not None:
+            out.append(row[0])
+            row = conn.execute("SELECT MIN(service) FROM log_lines WHERE service > ?", (row[0],)).fetchone()
+        return out
+
+    def time_bounds(self, service: str | None = None) -> tuple[datetime, datetime] | None:
+        if service:
+            row = self._conn().execute(
+                "SELECT MIN(ts), MAX(ts) FROM log_lines WHERE service = ?", (service,)
+            ).fetchone()
+        else:
+            row = self._conn().execute("SELECT MIN(ts), MAX(ts) FROM log_lines").fetchone()
+        if not row or row[0] is None:
+            return None
+        return from_us(row[0]), from_us(row[1])
+
+    def _where(
+        self,
+        since: datetime,
+        until: datetime,
+        service: str | None,
+        level: str | None,
+        text: str | None,
+        regex: bool,
+    ) -> tuple[str, list[Any]]:
+        clauses = ["ts >= ?", "ts < ?"]
+        params: list[Any] = [to_us(since), to_us(until)]
+        if service:
+            clauses.insert(0, "service = ?")
+            params.insert(0, service)
+        if level:
+            clauses.append("level = ?")
+            params.append(normalize_level(level))
+        if text:
+            if regex:
+                clauses.append("message REGEXP ?")
+            else:
+                # LIKE is ASCII case-insensitive; escape wildcards so text is literal.
+                clauses.append("message LIKE ? ESCAPE '\\'")
+                text = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params.append(text)
+        return " AND ".join(clauses), params
+
+    def search(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        service: str | None = None,
+        level: str | None = None,
+        text: str | None = None,
+        regex: bool = False,
+        limit: int = 50,
+        count_cap: int = 100_000,
+    ) -> tuple[list[LogLine], int, bool]:
+        """Newest-first matching lines (at most `limit`), the match count (capped) and whether capped."""
+        where, params = self._where(since, until, service, level, text, regex)
+        conn = self._conn()
+        rows = conn.execute(
+            f"SELECT ts, service, level, message, attributes FROM log_lines WHERE {where} "
+            "ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        lines = [_line(r) for r in rows]
+        if len(rows) < limit:
+            return lines, len(rows), False
+        (count,) = conn.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM log_lines WHERE {where} LIMIT ?)", [*params, count_cap + 1]
+        ).fetchone()
+        return lines, min(count, count_cap), count > count_cap
+
+    def iter_window(
+        self, *, since: datetime, until: datetime, service: str | None = None, level: str | None = None
+    ) -> Iterator[tuple[int, str, str, str]]:
+        """(ts_us, service, level, message) rows in a window, oldest first, for pattern mining."""
+        where, params = self._where(since, until, service, level, None, False)
+        cur = self._conn().execute(
+            f"SELECT ts, service, level, message FROM log_lines WHERE {where} ORDER BY ts", params
+        )
+        while True:
+            chunk = cur.fetchmany(10_000)
+            if not chunk:
+                return
+            yield from chunk
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._conns:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._conns.clear()
+        self._local = threading.local()
+
+
+def _line(row: tuple[int, str, str, str, str | None]) -> LogLine:
+    ts, service, level, message, attrs = row
+    return LogLine(from_us(ts), service, level, message, json.loads(attrs) if attrs else {})
+
+
+_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _regexp(pattern: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    rx = _REGEX_CACHE.get(pattern)
+    if rx is None:
+        rx = re.compile(pattern)
+        if len(_REGEX_CACHE) > 256:
+            _REGEX_CACHE.clear()
+        _REGEX_CACHE[pattern] = rx
+    return rx.search(value) is not None
+
+
+def open_log_store(data_dir: Path) -> LogStore:
+    return LogStore(Path(data_dir) / LOG_DB_NAME)
+
+
+def get_log_store(ctx: ToolContext) -> LogStore:
+    """The context's log store, opened once (drills and the server share one per context)."""
+    return ctx.resource("log_store", lambda: open_log_store(ctx.settings.ensure_data_dir()))
