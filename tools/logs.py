@@ -332,14 +332,17 @@ def log_patterns(ctx: ToolContext, args: LogPatternsInput) -> LogPatternsOutput:
         client = _loki(ctx)
         query = build_logql(service=args.service, level=args.level, text=None)
         rows: list[tuple[int, str, str, str]] = []
+        loki_capped = False
         for start, end in ((since, pivot), (pivot, until)):
             got = client.query_range(query, start=start, end=end, limit=LOKI_PATTERN_LINES, direction="forward")
+            loki_capped = loki_capped or len(got) >= LOKI_PATTERN_LINES
             rows.extend((to_us(ln.ts), ln.service, ln.level, ln.message) for ln in got)
         if not rows and args.service:
             known = client.label_values("service", start=since, end=until)
             if args.service not in known:
                 raise _unknown_service(args.service, known)
         patterns, n_before, n_after, capped = mine_patterns(sorted(rows), to_us(pivot))
+        capped = capped or loki_capped
         source = "loki"
     else:
         store = get_log_store(ctx)
