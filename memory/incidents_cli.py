@@ -113,7 +113,8 @@ def list_(
         if severity:
             q = q.where(Incident.severity == severity)
         rows = [i for i in s.scalars(q) if not service or service in (i.services or [])][:limit]
-        data = [{"id": i.id, "title": i.title, "services": i.services, "severity": i.severity, "status": i.status,
+        data: list[dict[str, Any]] = [
+            {"id": i.id, "title": i.title, "services": i.services, "severity": i.severity, "status": i.status,
                  "started_at": i.started_at, "detected_at": i.detected_at, "root_cause_category":
                  i.root_cause_category} for i in rows]
     if as_json:
@@ -317,7 +318,7 @@ def rem_list(
     with ctx.db.session() as s:
         rows = st.overdue_remediations(s, today=today) if overdue else list(
             s.scalars(select(Remediation).order_by(Remediation.due_date)))
-        data = [{"id": r.id, "incident_id": r.incident_id, "what": r.what, "owner": r.owner,
+        data: list[dict[str, Any]] = [{"id": r.id, "incident_id": r.incident_id, "what": r.what, "owner": r.owner,
                  "due_date": r.due_date, "status": r.status, "verification": r.verification} for r in rows]
     if as_json:
         _print_json(data)

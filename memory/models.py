@@ -10,7 +10,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 
-
 class UtcDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and always returns aware ones (SQLite drops the zone)."""
 

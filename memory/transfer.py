@@ -164,9 +164,7 @@ def _row_to_record(row: dict[str, str], default_tz: str | None, now: datetime) -
                 data[key] = json.loads(raw) if raw else []
             elif key == "countermeasures":
                 data[key] = _countermeasures(raw, data, now)
-            elif key == "remediations":
-                data[key] = raw
-            elif raw:
+            elif key == "remediations" or raw:
                 data[key] = raw
         except (ValueError, json.JSONDecodeError) as exc:
             raise ValueError(f"{key}: {exc}") from None

@@ -139,7 +139,8 @@ def add_cmd(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     approver = ctx.settings.is_approver(name.strip())
-    typer.echo(f"user {name.strip()} saved" + ("" if approver else " (not in FIREBREAK_APPROVERS: can view, not approve)"))
+    note = "" if approver else " (not in FIREBREAK_APPROVERS: can view, not approve)"
+    typer.echo(f"user {name.strip()} saved{note}")
 
 
 @app.command("list")

@@ -132,14 +132,14 @@ def check_csrf(sess: WebSession, token: str) -> None:
         raise HTTPException(403, detail="csrf: the form is stale or came from another site; reload the page")
 
 
-def render(request: Request, ctx: ToolContext, name: str, status: int = 200, **data: Any) -> HTMLResponse:
+def render(request: Request, ctx: ToolContext, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
     sess = current_session(request, ctx)
     flash, sess.flash = sess.flash, None
     html = _env().get_template(name).render(
         request=request, user=sess.user, csrf=sess.csrf, flash=flash,
         is_approver=bool(sess.user and ctx.settings.is_approver(sess.user)), **data,
     )
-    response = HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status_code)
     _set_cookie(request, response, ctx, sess)
     return response
 
@@ -195,7 +195,7 @@ def login(
         _audit(s, ctx, actor=name.strip()[:128] or "?", event="web_login" if who else "web_login_failed",
                detail={"ip": request.client.host if request.client else None})
     if who is None:
-        return render(request, ctx, "login.html", status=401, next=_local_next(next), has_users=True,
+        return render(request, ctx, "login.html", status_code=401, next=_local_next(next), has_users=True,
                       error="Wrong name or password.")
     # A new session (and CSRF token) at sign-in: nothing from before carries over.
     new = WebSession(user=who)
@@ -258,7 +258,7 @@ def incident_page(
     with ctx.db.session() as s:
         inc = s.get(Incident, incident_id)
         if inc is None:
-            return render(request, ctx, "error.html", status=404, message=f"No incident {incident_id}.")
+            return render(request, ctx, "error.html", status_code=404, message=f"No incident {incident_id}.")
         investigations = list(s.scalars(
             select(Investigation).where(Investigation.incident_id == incident_id)
             .order_by(Investigation.queued_at.desc())
@@ -346,7 +346,7 @@ def _bar_chart(weeks: list[dict[str, Any]], series: list[tuple[str, str, str]], 
                 sub = bw / len(series)
                 bars.append(ChartBar(x=x0 + j * sub, y=base - h, w=sub, h=h, color=color,
                                      label=f"{w['label']}: {label} {_fmt_minutes(float(v))}"))
-    ticks = [round(peak * f, 1) for f in (0, 0.5, 1)]
+    ticks = [round(peak * f, 1) for f in (0.0, 0.5, 1.0)]
     return {
         "width": width, "height": height, "left": left, "bottom": bottom, "bars": bars, "unit": unit,
         "yticks": [{"y": height - bottom - t * scale, "label": f"{t:g}"} for t in ticks],
@@ -415,7 +415,7 @@ def transcript_page(
     with ctx.db.session() as s:
         inv = s.get(Investigation, transcript_id)
         if inv is None:
-            return render(request, ctx, "error.html", status=404, message=f"No transcript {transcript_id}.")
+            return render(request, ctx, "error.html", status_code=404, message=f"No transcript {transcript_id}.")
         t = transcript_of(inv)
         incident = s.get(Incident, inv.incident_id)
         title = incident.title if incident else ""

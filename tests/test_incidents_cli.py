@@ -52,7 +52,8 @@ def test_new_update_close_show(env: Settings) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--severity", "huge", "--started", "2026-03-02T08:10:00Z"], "severity: unknown severity 'huge'"),
-     (["--severity", "minor", "--started", "2026-03-02T08:10:00"], "started: timestamp '2026-03-02T08:10:00' has no timezone")],
+     (["--severity", "minor", "--started", "2026-03-02T08:10:00"],
+      "started: timestamp '2026-03-02T08:10:00' has no timezone")],
 )
 def test_bad_input_is_one_line_without_traceback(env: Settings, args: list[str], message: str) -> None:
     code, out, err = run("incidents", "new", "--title", "x", "--service", "a", *args)

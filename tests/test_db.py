@@ -1,0 +1,43 @@
+"""The state database: migrations match the models, SQLite runs in WAL mode, naive datetimes are refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from memory.models import Base, Change
+from tools.context import ToolContext
+
+
+def test_migrations_produce_exactly_the_models(storage_ctx: ToolContext) -> None:
+    with storage_ctx.db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_uses_wal(ctx: ToolContext) -> None:
+    with ctx.db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_migrate_is_idempotent(ctx: ToolContext) -> None:
+    from firebreak.db import migrate
+
+    migrate(ctx.db.engine)
+    migrate(ctx.db.engine)
+
+
+def test_naive_datetimes_are_refused(ctx: ToolContext) -> None:
+    with pytest.raises(Exception, match="naive datetime"), ctx.db.session() as s:
+        s.add(Change(kind="deploy", at=datetime(2026, 1, 1), note=""))
+        s.flush()
+
+
+def test_data_dir_is_created_on_first_use(ctx: ToolContext) -> None:
+    assert not ctx.settings.data_dir.exists()
+    _ = ctx.db
+    assert (ctx.settings.data_dir / "firebreak.db").exists()
