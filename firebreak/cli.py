@@ -26,6 +26,7 @@ SUBAPPS = (
     ("simulations.cli", "app", "drill"),
     ("agent.cli", "app", "transcripts"),
     ("server.approvals_cli", "app", "approvals"),
+    ("server.users", "app", "users"),
 )
 # (module, attribute, command name) for single commands.
 COMMANDS = (

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     update_minutes: int = 30
+    session_secret: SecretStr | None = None
 
     # Intake and correlation.
     correlation_window_minutes: int = 10

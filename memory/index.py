@@ -74,6 +74,9 @@ class MemoryRecord(BaseModel):
     root_cause: str = ""
     countermeasures: list[str] = Field(default_factory=list)
     url: str | None = None
+    origin: str | None = Field(default=None, description="file or channel it was imported from")
+    last_countermeasure_id: int = 0
+    last_remediation_id: int = 0
 
     def content_hash(self) -> str:
         data = self.model_dump(mode="json", exclude={"updated_at"})
@@ -94,6 +97,7 @@ class MemoryRecord(BaseModel):
             ("status", self.status),
             ("severity", self.severity),
             ("url", self.url),
+            ("origin", self.origin),
         ):
             if value:
                 meta[key] = value
@@ -102,6 +106,10 @@ class MemoryRecord(BaseModel):
             meta["started_at"] = self.started_at.isoformat()
         if self.updated_at is not None:
             meta["updated_at"] = self.updated_at.isoformat()
+        if self.last_countermeasure_id:
+            meta["cm_id"] = self.last_countermeasure_id
+        if self.last_remediation_id:
+            meta["rem_id"] = self.last_remediation_id
         for svc in self.services:
             meta[_service_key(svc)] = True
         return meta
@@ -124,6 +132,9 @@ class MemoryRecord(BaseModel):
             root_cause=meta.get("root_cause", ""),
             countermeasures=json.loads(meta.get("countermeasures") or "[]"),
             url=meta.get("url"),
+            origin=meta.get("origin"),
+            last_countermeasure_id=int(meta.get("cm_id", 0)),
+            last_remediation_id=int(meta.get("rem_id", 0)),
         )
 
 
@@ -168,6 +179,8 @@ def incident_record(inc: Incident) -> MemoryRecord:
         severity=inc.severity,
         root_cause=inc.root_cause or "",
         countermeasures=cms,
+        last_countermeasure_id=max((c.id or 0 for c in inc.countermeasures), default=0),
+        last_remediation_id=max((r.id or 0 for r in inc.remediations), default=0),
     )
 
 
@@ -176,13 +189,12 @@ def incident_record(inc: Incident) -> MemoryRecord:
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _SPLIT = re.compile(r"[._:/\-]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-STOPWORDS = frozenset(
-    """a an the and or but if of to in on at by for with from into onto over under is are was were be been
+_STOP_TEXT = """a an the and or but if of to in on at by for with from into onto over under is are was were be been
     being it its this that these those as not no so we our us you your they them their he she i me my
     has have had do does did can could should would will shall may might must than then there here what
     which who whom when where why how all any some just also very again after before since about up out
-    off get got after seems seem like still now""".split()
-)
+    off get got after seems seem like still now"""
+STOPWORDS = frozenset(_STOP_TEXT.split())
 
 
 def _stem(word: str) -> str:
@@ -237,6 +249,7 @@ class LexicalIndex:
     def __init__(self) -> None:
         self.postings: dict[str, dict[str, int]] = {}
         self.doc_terms: dict[str, Counter[str]] = {}
+        self.doc_len: dict[str, int] = {}
         self.doc_idents: dict[str, set[str]] = {}
         self.total_len = 0
 
@@ -248,18 +261,17 @@ class LexicalIndex:
         terms, idents = analyze(text)
         counts = Counter(terms)
         self.doc_terms[doc_id] = counts
+        self.doc_len[doc_id] = len(terms)
         self.doc_idents[doc_id] = idents
-        self.total_len += sum(counts.values())
+        self.total_len += len(terms)
         for term, tf in counts.items():
             self.postings.setdefault(term, {})[doc_id] = tf
 
     def remove(self, doc_id: str) -> None:
         counts = self.doc_terms.pop(doc_id, None)
         self.doc_idents.pop(doc_id, None)
-        if counts is None:
-            return
-        self.total_len -= sum(counts.values())
-        for term in counts:
+        self.total_len -= self.doc_len.pop(doc_id, 0)
+        for term in counts or ():
             plist = self.postings.get(term)
             if plist is not None:
                 plist.pop(doc_id, None)
@@ -269,6 +281,7 @@ class LexicalIndex:
     def search(
         self, text: str, *, allowed: Callable[[str], bool] | None = None, limit: int = 50
     ) -> list[tuple[str, float]]:
+        """Best `limit` documents for `text`; query identifiers weigh IDENT_WEIGHT times a word."""
         terms, idents = analyze(text)
         if not terms or not self.doc_terms:
             return []
@@ -276,7 +289,8 @@ class LexicalIndex:
         for term in terms:
             weights[term] = max(weights.get(term, 0.0), IDENT_WEIGHT if term in idents else 1.0)
         n = len(self.doc_terms)
-        avgdl = self.total_len / n if n else 1.0
+        avgdl = (self.total_len / n) or 1.0
+        k1, b, doc_len = self.K1, self.B, self.doc_len
         scores: dict[str, float] = {}
         for term, qw in weights.items():
             plist = self.postings.get(term)
@@ -284,30 +298,488 @@ class LexicalIndex:
                 continue
             df = len(plist)
             idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            factor = qw * idf * (k1 + 1)
             for doc_id, tf in plist.items():
-                dl = sum(self.doc_terms[doc_id].values()) if False else None  # noqa: F841 (kept simple)
-                length = self._len(doc_id)
-                denom = tf + self.K1 * (1 - self.B + self.B * length / avgdl)
-                scores[doc_id] = scores.get(doc_id, 0.0) + qw * idf * tf * (self.K1 + 1) / denom
+                denom = tf + k1 * (1 - b + b * doc_len[doc_id] / avgdl)
+                scores[doc_id] = scores.get(doc_id, 0.0) + factor * tf / denom
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         if allowed is not None:
             ranked = [kv for kv in ranked if allowed(kv[0])]
         return ranked[:limit]
 
-    def _len(self, doc_id: str) -> int:
-        return self._lengths.get(doc_id) or self._compute_len(doc_id)
-
-    @property
-    def _lengths(self) -> dict[str, int]:
-        cache: dict[str, int] | None = getattr(self, "_length_cache", None)
-        if cache is None or len(cache) != len(self.doc_terms):
-            cache = {d: sum(c.values()) for d, c in self.doc_terms.items()}
-            self._length_cache = cache
-        return cache
-
-    def _compute_len(self, doc_id: str) -> int:
-        return sum(self.doc_terms.get(doc_id, Counter()).values())
-
     def matched_identifiers(self, doc_id: str, text: str) -> list[str]:
         _, idents = analyze(text)
         return sorted(idents & self.doc_idents.get(doc_id, set()))
+
+
+# ------------------------------------------------------------------------------------------- the index
+
+
+class Hit(BaseModel):
+    """One search result, with enough text to judge it without opening the source."""
+
+    id: str
+    kind: Kind
+    title: str
+    source: str
+    services: list[str] = Field(default_factory=list)
+    score: float = Field(description="hybrid relevance, 0..1, higher is closer")
+    dense_score: float | None = Field(default=None, description="cosine similarity of the embeddings")
+    lexical_score: float | None = Field(default=None, description="BM25 relative to the best match, 0..1")
+    matched_identifiers: list[str] = Field(default_factory=list)
+    excerpt: str
+    status: str | None = None
+    severity: str | None = None
+    started_at: datetime | None = None
+    root_cause: str = ""
+    countermeasures: list[str] = Field(default_factory=list)
+    url: str | None = None
+
+
+class SyncStats(BaseModel):
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+
+class ReindexStats(BaseModel):
+    incidents: int
+    documents: int
+    seconds: float
+
+
+class _Mirror:
+    """A chroma collection plus the in-process copy of its records and their BM25 index."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+        self.records: dict[str, MemoryRecord] = {}
+        self.hashes: dict[str, str] = {}
+        self.lexical = LexicalIndex()
+
+    def load(self) -> None:
+        self.records.clear()
+        self.hashes.clear()
+        self.lexical = LexicalIndex()
+        got = self.collection.get(include=["documents", "metadatas"])
+        for rid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False):
+            rec = MemoryRecord.from_chroma(rid, doc or "", dict(meta or {}))
+            self._remember(rec, str((meta or {}).get("hash", "")))
+
+    def _remember(self, rec: MemoryRecord, digest: str) -> None:
+        self.records[rec.id] = rec
+        self.hashes[rec.id] = digest
+        self.lexical.add(rec.id, rec.text)
+
+    def upsert(self, records: Sequence[MemoryRecord], embedder: Embedder) -> None:
+        if not records:
+            return
+        vectors = embedder.embed([r.text for r in records])
+        for start in range(0, len(records), 1000):
+            chunk = records[start : start + 1000]
+            self.collection.upsert(
+                ids=[r.id for r in chunk],
+                embeddings=vectors[start : start + len(chunk)],
+                documents=[r.text for r in chunk],
+                metadatas=[r.to_metadata() for r in chunk],
+            )
+        for rec in records:
+            self._remember(rec, rec.content_hash())
+
+    def delete(self, ids: Iterable[str]) -> int:
+        ids = [i for i in ids]
+        if not ids:
+            return 0
+        self.collection.delete(ids=ids)
+        for rid in ids:
+            self.records.pop(rid, None)
+            self.hashes.pop(rid, None)
+            self.lexical.remove(rid)
+        return len(ids)
+
+
+def _matches(rec: MemoryRecord, service: str | None, since: datetime | None, kinds: set[str] | None,
+             exclude: set[str]) -> bool:
+    if rec.id in exclude or (kinds is not None and rec.kind not in kinds):
+        return False
+    if service is not None and service.strip().lower() not in {s.lower() for s in rec.services}:
+        return False
+    return not (since is not None and (rec.started_at is None or rec.started_at < since))
+
+
+def _where(service: str | None, since: datetime | None, kinds: set[str] | None) -> dict[str, Any] | None:
+    clauses: list[dict[str, Any]] = []
+    if service is not None:
+        clauses.append({_service_key(service): True})
+    if since is not None:
+        clauses.append({"started_ts": {"$gte": int(since.timestamp())}})
+    if kinds is not None:
+        clauses.append({"kind": {"$in": sorted(kinds)}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def excerpt(text: str, query: str, limit: int = EXCERPT_CHARS) -> str:
+    """The line of `text` sharing most terms with the query (title line skipped), cut around the first hit."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    body = [ln for ln in lines[1:] if not ln.startswith(("Services:", "Tags:"))] or lines
+    q_terms, q_idents = analyze(query)
+    wanted = set(q_terms) | q_idents
+
+    def overlap(line: str) -> int:
+        terms, idents = analyze(line)
+        return len(wanted & (set(terms) | idents))
+
+    best = max(body, key=overlap)
+    if len(best) <= limit:
+        return best
+    low = best.lower()
+    first = min((low.find(w) for w in wanted if w and low.find(w) >= 0), default=0)
+    start = max(0, min(first - limit // 4, len(best) - limit))
+    cut = best[start : start + limit - 2]
+    return ("…" if start else "") + cut + "…"
+
+
+class MemoryIndex:
+    """Incidents and documents in chromadb, kept in sync with the state database; thread-safe."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._lock = threading.RLock()
+        self._client: Any = None
+        self._mirrors: dict[str, _Mirror] = {}
+        self._docs_restored = False
+        self.rebuilt_from_scratch = False
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.settings.data_dir / "chroma"
+
+    @property
+    def documents_file(self) -> Path:
+        return self.settings.data_dir / DOCUMENTS_FILE
+
+    def _make_client(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        url = self.settings.chroma_url
+        if url:
+            from urllib.parse import urlparse
+
+            parsed = urlparse(url if "://" in url else f"http://{url}")
+            if not parsed.hostname:
+                raise MemoryError_(f"chroma_url: cannot read a host from {url!r} (e.g. http://chroma:8000)")
+            ssl = parsed.scheme == "https"
+            try:
+                return chromadb.HttpClient(
+                    host=parsed.hostname, port=parsed.port or (443 if ssl else 8000), ssl=ssl,
+                    settings=chroma_settings,
+                )
+            except Exception as exc:
+                raise MemoryError_(f"chroma_url: cannot reach the Chroma server at {url}: {exc}") from exc
+        self.settings.ensure_data_dir()
+        return chromadb.PersistentClient(path=str(self.chroma_path), settings=chroma_settings)
+
+    def _quarantine(self, reason: BaseException) -> None:
+        """A corrupt embedded index is moved aside (kept for inspection) and rebuilt from the database."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
+        self._client = None
+        self._mirrors.clear()
+        if self.chroma_path.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            target = self.chroma_path.with_name(f"chroma.corrupt-{stamp}")
+            shutil.move(str(self.chroma_path), str(target))
+            log.warning("memory index at %s unreadable (%s); moved to %s, rebuilding", self.chroma_path,
+                        reason, target)
+        self.rebuilt_from_scratch = True
+        self._docs_restored = False
+
+    def _mirror(self, name: str) -> _Mirror:
+        mirror = self._mirrors.get(name)
+        if mirror is not None:
+            return mirror
+        for attempt in (1, 2):
+            try:
+                if self._client is None:
+                    self._client = self._make_client()
+                mirror = self._open_collection(name)
+                break
+            except MemoryError_:
+                raise
+            except Exception as exc:
+                if self.settings.chroma_url or attempt == 2:
+                    raise MemoryError_(f"memory index unavailable: {exc}") from exc
+                self._quarantine(exc)
+        assert mirror is not None
+        self._mirrors[name] = mirror
+        return mirror
+
+    def _open_collection(self, name: str) -> _Mirror:
+        """Open (or create) a collection; one embedded with another model is dropped and rebuilt."""
+        emb_name = self.embedder.name
+        col = self._client.get_or_create_collection(
+            name, metadata={"hnsw:space": "cosine", "embedder": emb_name}, embedding_function=None
+        )
+        if (col.metadata or {}).get("embedder") != emb_name:
+            log.warning("memory collection %s was embedded with %s; rebuilding with %s", name,
+                        (col.metadata or {}).get("embedder"), emb_name)
+            self._client.delete_collection(name)
+            col = self._client.create_collection(
+                name, metadata={"hnsw:space": "cosine", "embedder": emb_name}, embedding_function=None
+            )
+        mirror = _Mirror(col)
+        mirror.load()
+        return mirror
+
+    def _fresh(self, name: str) -> _Mirror:
+        """The mirror, reloaded when the collection changed under us (a shared Chroma server)."""
+        mirror = self._mirror(name)
+        try:
+            count = mirror.collection.count()
+        except Exception as exc:
+            if self.settings.chroma_url:
+                raise MemoryError_(f"memory index unavailable: {exc}") from exc
+            self._quarantine(exc)
+            return self._mirror(name)
+        if count != len(mirror.records):
+            mirror.load()
+        return mirror
+
+    def close(self) -> None:
+        with self._lock:
+            self._mirrors.clear()
+            self._client = None
+
+    # -- incidents -----------------------------------------------------------------------------------
+
+    def sync_incidents(self, db: Database) -> SyncStats:
+        """Bring the incident collection up to the database: cheap (a few small queries) when unchanged."""
+        import time
+
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import selectinload
+
+        from memory.models import Countermeasure, Incident, Remediation
+
+        t0 = time.perf_counter()
+        stats = SyncStats()
+        with self._lock:
+            mirror = self._fresh(INCIDENTS)
+            recs = mirror.records
+            watermark = max((r.updated_at for r in recs.values() if r.updated_at), default=None)
+            last_cm = max((r.last_countermeasure_id for r in recs.values()), default=0)
+            last_rem = max((r.last_remediation_id for r in recs.values()), default=0)
+            with db.session() as s:
+                total = s.scalar(select(func.count(Incident.id))) or 0
+                q = select(Incident.id)
+                if watermark is not None:
+                    q = q.where(Incident.updated_at >= watermark)
+                candidates = set(s.scalars(q))
+                candidates |= set(s.scalars(select(Countermeasure.incident_id).where(Countermeasure.id > last_cm)))
+                candidates |= set(s.scalars(select(Remediation.incident_id).where(Remediation.id > last_rem)))
+                gone: set[str] = set()
+                if len(set(recs) | candidates) != total:
+                    all_ids = set(s.scalars(select(Incident.id)))
+                    candidates |= all_ids - set(recs)
+                    gone = set(recs) - all_ids
+                changed: list[MemoryRecord] = []
+                if candidates:
+                    rows = s.scalars(
+                        select(Incident)
+                        .where(Incident.id.in_(candidates))
+                        .options(selectinload(Incident.countermeasures), selectinload(Incident.remediations))
+                    ).all()
+                    for inc in rows:
+                        rec = incident_record(inc)
+                        if mirror.hashes.get(rec.id) != rec.content_hash():
+                            changed.append(rec)
+                            if rec.id in recs:
+                                stats.updated += 1
+                            else:
+                                stats.added += 1
+            mirror.upsert(changed, self.embedder)
+            stats.removed = mirror.delete(gone)
+        stats.seconds = time.perf_counter() - t0
+        return stats
+
+    # -- documents -----------------------------------------------------------------------------------
+
+    def _read_documents_file(self) -> dict[str, MemoryRecord]:
+        out: dict[str, MemoryRecord] = {}
+        if not self.documents_file.exists():
+            return out
+        for n, line in enumerate(self.documents_file.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = MemoryRecord.model_validate_json(line)
+            except ValueError:
+                log.warning("%s line %d unreadable, skipped", self.documents_file, n)
+                continue
+            out[rec.id] = rec
+        return out
+
+    def _write_documents_file(self, records: dict[str, MemoryRecord]) -> None:
+        self.settings.ensure_data_dir()
+        tmp = self.documents_file.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for rec in records.values():
+                fh.write(rec.model_dump_json() + "\n")
+        tmp.replace(self.documents_file)
+
+    def _documents(self) -> _Mirror:
+        """The documents collection, restored from the JSON-lines copy once per process if it drifted."""
+        mirror = self._fresh(DOCUMENTS)
+        if not self._docs_restored:
+            stored = self._read_documents_file()
+            stale = [r for r in stored.values() if mirror.hashes.get(r.id) != r.content_hash()]
+            mirror.upsert(stale, self.embedder)
+            mirror.delete([rid for rid in list(mirror.records) if rid not in stored])
+            self._docs_restored = True
+        return mirror
+
+    def add_documents(self, records: Sequence[MemoryRecord], *, replace_origins: Iterable[str] = ()) -> int:
+        """Store runbook sections / Slack threads; earlier records from the same origins are replaced."""
+        with self._lock:
+            mirror = self._documents()
+            stored = self._read_documents_file()
+            origins = set(replace_origins)
+            new_ids = {r.id for r in records}
+            dropped = [rid for rid, r in stored.items() if r.origin in origins and rid not in new_ids]
+            for rid in dropped:
+                stored.pop(rid)
+            for rec in records:
+                stored[rec.id] = rec
+            self._write_documents_file(stored)
+            changed = [r for r in records if mirror.hashes.get(r.id) != r.content_hash()]
+            mirror.upsert(changed, self.embedder)
+            mirror.delete(dropped)
+            return len(changed)
+
+    # -- maintenance ---------------------------------------------------------------------------------
+
+    def reindex(self, db: Database) -> ReindexStats:
+        """Drop both collections and rebuild them from the database and the documents file (idempotent)."""
+        import time
+
+        t0 = time.perf_counter()
+        with self._lock:
+            for name in (INCIDENTS, DOCUMENTS):
+                self._mirror(name)  # opens (or repairs) the client
+                try:
+                    self._client.delete_collection(name)
+                except Exception as exc:  # absent already
+                    log.debug("delete %s: %s", name, exc)
+                self._mirrors.pop(name, None)
+            self._docs_restored = False
+            self.sync_incidents(db)
+            docs = self._documents()
+            incidents = len(self._mirror(INCIDENTS).records)
+            return ReindexStats(incidents=incidents, documents=len(docs.records),
+                                seconds=round(time.perf_counter() - t0, 3))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {"incidents": len(self._fresh(INCIDENTS).records), "documents": len(self._documents().records)}
+
+    # -- search --------------------------------------------------------------------------------------
+
+    def search(
+        self,
+        text: str,
+        *,
+        collection: Literal["incidents", "documents"] = "incidents",
+        k: int = 5,
+        service: str | None = None,
+        since: datetime | None = None,
+        kinds: set[str] | None = None,
+        exclude: Iterable[str] = (),
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        """Top `k` records for `text`: dense (chroma) and lexical (BM25 + identifiers) candidates, fused."""
+        if not text.strip():
+            raise ValueError("text: must not be empty")
+        excluded = set(exclude)
+        with self._lock:
+            mirror = self._fresh(INCIDENTS) if collection == "incidents" else self._documents()
+            recs = mirror.records
+
+            def allowed(rid: str) -> bool:
+                rec = recs.get(rid)
+                return rec is not None and _matches(rec, service, since, kinds, excluded)
+
+            pool = max(DENSE_CANDIDATES, k * 4)
+            dense: dict[str, float] = {}
+            lexical: dict[str, float] = {}
+            if mode != "lexical" and recs:
+                query_vec = self.embedder.embed([text])[0]
+                n = min(pool + len(excluded), len(recs))
+                res = mirror.collection.query(
+                    query_embeddings=[query_vec], n_results=n, where=_where(service, since, kinds),
+                    include=["distances"],
+                )
+                for rid, dist in zip(res["ids"][0], res["distances"][0], strict=False):
+                    if allowed(rid):
+                        dense[rid] = 1.0 - float(dist)
+            if mode != "dense":
+                lexical = dict(mirror.lexical.search(text, allowed=allowed, limit=pool))
+                if mode == "hybrid":
+                    missing = [rid for rid in lexical if rid not in dense]
+                    if missing:
+                        res = mirror.collection.query(
+                            query_embeddings=[query_vec], n_results=len(missing), ids=missing,
+                            include=["distances"],
+                        )
+                        for rid, dist in zip(res["ids"][0], res["distances"][0], strict=False):
+                            dense[rid] = 1.0 - float(dist)
+            best_lex = max(lexical.values(), default=0.0) or 1.0
+            scored: list[tuple[float, str]] = []
+            for rid in set(dense) | set(lexical):
+                d = dense.get(rid, 0.0)
+                lx = lexical.get(rid, 0.0) / best_lex
+                if mode == "dense":
+                    score = d
+                elif mode == "lexical":
+                    score = lx
+                else:
+                    score = DENSE_WEIGHT * d + (1 - DENSE_WEIGHT) * lx
+                scored.append((score, rid))
+            scored.sort(key=lambda sr: (-sr[0], sr[1]))
+            hits: list[Hit] = []
+            for score, rid in scored[:k]:
+                rec = recs[rid]
+                hits.append(
+                    Hit(
+                        id=rec.id, kind=rec.kind, title=rec.title, source=rec.source, services=rec.services,
+                        score=round(max(0.0, score), 4),
+                        dense_score=round(dense[rid], 4) if rid in dense else None,
+                        lexical_score=round(lexical.get(rid, 0.0) / best_lex, 4) if mode != "dense" else None,
+                        matched_identifiers=mirror.lexical.matched_identifiers(rid, text),
+                        excerpt=excerpt(rec.text, text), status=rec.status, severity=rec.severity,
+                        started_at=rec.started_at, root_cause=rec.root_cause,
+                        countermeasures=rec.countermeasures, url=rec.url,
+                    )
+                )
+            return hits
+
+
+def get_index(ctx: ToolContext) -> MemoryIndex:
+    """The context's memory index, opened once (its data dir, its Chroma server)."""
+    return ctx.resource("memory.index", lambda: MemoryIndex(ctx.settings))

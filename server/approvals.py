@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ from memory import incident_log
 from memory.models import Approval, AuditEvent, Incident, Investigation
 from server import slack_blocks as sb
 from tools.context import ToolContext
-from tools.executors import ExecutionRefused, ExecutionResult, describe, execute_once
+from tools.executors import ExecutionRefused, ExecutionResult, describe, execute_once, rows_changed
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ OutcomeCode = Literal[
 ]
 FINISHED_INCIDENT = ("resolved",)
 MAX_ALTERNATIVES = 5
+# Statuses of alternative rows: offered, picked instead of the proposal, or left when the request was decided.
+ALTERNATIVE_STATUSES = ("alternative", "chosen", "not_chosen")
 
 
 class ApprovalError(ValueError):
@@ -107,7 +110,7 @@ def _alternatives(s: Session, approval: Approval) -> list[Approval]:
 
 
 def view(s: Session, approval: Approval) -> ApprovalView:
-    alts = [] if approval.status == "alternative" else _alternatives(s, approval)
+    alts = [] if approval.status in ALTERNATIVE_STATUSES else _alternatives(s, approval)
     return ApprovalView(
         id=approval.id, incident_id=approval.incident_id, investigation_id=approval.investigation_id,
         action=approval.action, parameters=dict(approval.parameters or {}),
@@ -123,7 +126,7 @@ def view(s: Session, approval: Approval) -> ApprovalView:
 def approvals_for_incident(s: Session, incident_id: str) -> list[dict[str, Any]]:
     """JSON-ready approvals of one incident (for `GET /api/incidents/{id}` under `approvals`)."""
     rows = s.execute(
-        select(Approval).where(Approval.incident_id == incident_id, Approval.status != "alternative")
+        select(Approval).where(Approval.incident_id == incident_id, Approval.status.not_in(ALTERNATIVE_STATUSES))
         .order_by(Approval.requested_at, Approval.id)
     ).scalars().all()
     return [view(s, a).model_dump(mode="json") for a in rows]
@@ -134,7 +137,7 @@ def list_approvals(
 ) -> list[ApprovalView]:
     """Approvals newest first; `status=None` lists all (alternatives are shown under their request)."""
     with ctx.db.session() as s:
-        q = select(Approval).where(Approval.status != "alternative")
+        q = select(Approval).where(Approval.status.not_in(ALTERNATIVE_STATUSES))
         if status:
             q = q.where(Approval.status == status)
         if incident_id:
@@ -385,7 +388,7 @@ def decide(
 
     with ctx.db.session() as s:
         approval = s.get(Approval, approval_id)
-        if approval is None or approval.status == "alternative":
+        if approval is None or approval.status in ALTERNATIVE_STATUSES:
             return refuse("unknown_approval", f"No approval {approval_id}: nothing was done.")
         incident = s.get(Incident, approval.incident_id)
         assert incident is not None
@@ -410,10 +413,10 @@ def decide(
         if chosen is not None:
             values.update(action=chosen.action, parameters=dict(chosen.parameters or {}),
                           rationale=chosen.rationale)
-        won = s.execute(
+        won = rows_changed(s.execute(
             update(Approval).where(Approval.id == approval_id, Approval.status == "pending").values(**values)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if not won:  # someone else decided between our read and our write
             s.rollback()
             with ctx.db.session() as s2:
@@ -475,11 +478,16 @@ def _resume(ctx: ToolContext, approval_id: str) -> ExecutionResult | None:
     calls the executor. Whatever it did, `execute_once` afterwards either runs the action (the run did
     not, or no investigator is installed) or returns the stored result: exactly once either way.
     """
+    resume: Callable[[ToolContext, str], object] | None
     try:
         from agent.investigator import resume
     except ImportError:
         resume = None
-    if resume is not None:
+    with ctx.db.session() as s:
+        a = s.get(Approval, approval_id)
+        tied = (a is not None and a.investigation_id is not None and a.tool_call_id is not None
+                and s.get(Investigation, a.investigation_id) is not None)
+    if resume is not None and tied:
         try:
             resume(ctx, approval_id)
         except Exception:

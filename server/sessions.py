@@ -37,9 +37,8 @@ class WebSession(BaseModel):
 
 def session_key(settings: Settings) -> bytes:
     """The signing key: FIREBREAK_SESSION_SECRET when set (several replicas), else a random key in the data dir."""
-    env = os.environ.get("FIREBREAK_SESSION_SECRET")
-    if env:
-        return env.encode()
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value().encode()
     path = Path(settings.ensure_data_dir()) / KEY_FILE
     try:
         return path.read_bytes()

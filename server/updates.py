@@ -20,8 +20,9 @@ from agent.report import TriageReport
 from memory import incident_log
 from memory.models import Approval, Incident
 from server import slack_blocks as sb
+from server.approvals import ALTERNATIVE_STATUSES
 from tools.context import ToolContext
-from tools.executors import describe
+from tools.executors import describe, rows_changed
 
 log = logging.getLogger(__name__)
 ACTIVE = ("open", "mitigated")
@@ -52,7 +53,8 @@ def _report(incident: Incident) -> TriageReport | None:
 
 def _approval_text(s: Session, incident_id: str) -> str:
     a = s.execute(
-        select(Approval).where(Approval.incident_id == incident_id, Approval.status != "alternative")
+        select(Approval).where(Approval.incident_id == incident_id,
+                               Approval.status.not_in(ALTERNATIVE_STATUSES))
         .order_by(Approval.requested_at.desc(), Approval.id).limit(1)
     ).scalar_one_or_none()
     if a is None:
@@ -116,8 +118,8 @@ def post_due_updates(ctx: ToolContext) -> list[DueReminder]:
             claim = update(Incident).where(Incident.id == r.incident_id)
             claim = claim.where(Incident.last_update_at.is_(None) if r.last_update_at is None
                                 else Incident.last_update_at == r.last_update_at)
-            if not s.execute(claim.values(last_update_at=now)
-                             .execution_options(synchronize_session=False)).rowcount:
+            if not rows_changed(s.execute(claim.values(last_update_at=now)
+                             .execution_options(synchronize_session=False))):
                 continue  # another loop posted it
         text, blocks = sb.reminder_message(r.incident_id, r.minutes_since, r.draft)
         if slack.post(ctx.settings, text=text, blocks=blocks, thread_ts=r.thread_ts, channel=r.channel) is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import mimetypes
 from datetime import datetime
 from functools import cache
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 
@@ -83,7 +84,9 @@ def _safe_url(value: Any) -> str | None:
 
 @cache
 def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    # ChainableUndefined: a report written by another investigator version with a field missing still renders.
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+                      undefined=ChainableUndefined)
     env.filters.update(time=_fmt_time, pretty=_fmt_json, minutes=_fmt_minutes, safe_url=_safe_url)
     return env
 
@@ -132,6 +135,16 @@ def check_csrf(sess: WebSession, token: str) -> None:
         raise HTTPException(403, detail="csrf: the form is stale or came from another site; reload the page")
 
 
+# No framing (approve buttons must not be clickjacked), no script at all, forms post only here.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
 def render(request: Request, ctx: ToolContext, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
     sess = current_session(request, ctx)
     flash, sess.flash = sess.flash, None
@@ -139,7 +152,7 @@ def render(request: Request, ctx: ToolContext, name: str, status_code: int = 200
         request=request, user=sess.user, csrf=sess.csrf, flash=flash,
         is_approver=bool(sess.user and ctx.settings.is_approver(sess.user)), **data,
     )
-    response = HTMLResponse(html, status_code=status_code)
+    response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
     _set_cookie(request, response, ctx, sess)
     return response
 
@@ -251,6 +264,24 @@ def _report_of(incident: Incident, investigations: list[Investigation]) -> dict[
     return None
 
 
+def _approvals_of(s: Any, incident_id: str) -> list[dict[str, Any]]:
+    """Approvals with their alternative fixes, as the approvals engine presents them when installed."""
+    try:
+        from server.approvals import approvals_for_incident
+    except ImportError:
+        rows = s.scalars(
+            select(Approval).where(Approval.incident_id == incident_id, Approval.status != "alternative")
+            .order_by(Approval.requested_at, Approval.id)
+        )
+        return [
+            {c: getattr(a, c) for c in ("id", "action", "parameters", "rationale", "status", "requested_at",
+                                        "decided_by", "decision", "decided_at", "executed_at", "result")}
+            | {"alternatives": []}
+            for a in rows
+        ]
+    return approvals_for_incident(s, incident_id)
+
+
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(
     request: Request, incident_id: str, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
@@ -263,10 +294,8 @@ def incident_page(
             select(Investigation).where(Investigation.incident_id == incident_id)
             .order_by(Investigation.queued_at.desc())
         ))
-        approvals = list(s.scalars(
-            select(Approval).where(Approval.incident_id == incident_id).order_by(Approval.requested_at)
-        ))
-        data = dict(
+        approvals = _approvals_of(s, incident_id)
+        data: dict[str, Any] = dict(
             incident=inc, alerts=list(inc.alerts), timeline=list(inc.timeline),
             countermeasures=list(inc.countermeasures), remediations=list(inc.remediations),
             investigations=[summary_of(i) for i in investigations], approvals=approvals,
@@ -278,6 +307,7 @@ def incident_page(
 @router.post("/incidents/{incident_id}/approvals/{approval_id}")
 def decide_approval(
     request: Request, incident_id: str, approval_id: str, decision: str = Form(""), csrf: str = Form(""),
+    choice: str = Form(""), reason: str = Form(""),
     ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session), user: str = Depends(signed_in),
 ) -> Response:
     check_csrf(sess, csrf)
@@ -293,13 +323,14 @@ def decide_approval(
     except ImportError:
         return redirect(request, ctx, back, flash="error: the approvals engine is not installed on this server")
     try:
-        approvals.decide(ctx, approval_id, user=user, decision=decision, via="web")
-    except Exception as exc:  # refusals (not an approver, decided twice) arrive as exceptions with a message
-        log.info("web decision refused: %s", exc)
-        message = getattr(exc, "message", None) or getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        return redirect(request, ctx, back, flash=f"error: {message}")
-    past = "approved" if decision == "approve" else "rejected"
-    return redirect(request, ctx, back, flash=f"Action {past} by {user}.")
+        outcome = approvals.decide(ctx, approval_id, user=user, decision=decision, via="web",
+                                   reason=reason.strip()[:500] or None, choice=choice or None)
+    except Exception as exc:  # the engine failed: say so on the page, keep the server up
+        log.exception("approval decision failed for %s", approval_id)
+        return redirect(request, ctx, back, flash=f"error: the decision could not be applied: {exc}")
+    ok = bool(getattr(outcome, "ok", True))
+    message = str(getattr(outcome, "message", "") or f"{decision} recorded")
+    return redirect(request, ctx, back, flash=message if ok else f"error: {message}")
 
 
 # --- indicators -----------------------------------------------------------------------------------
@@ -328,12 +359,14 @@ def _bar_chart(weeks: list[dict[str, Any]], series: list[tuple[str, str, str]], 
         return float(sum(vals) if stacked else max(vals or [0]))
 
     peak = max([total(w) for w in weeks] + [1.0])
+    if stacked:  # counts: whole numbers on the axis
+        peak = float(math.ceil(peak))
     scale = (height - bottom - top) / peak
     bars: list[ChartBar] = []
     for i, w in enumerate(weeks):
         x0 = left + i * slot + slot * 0.15
         bw = slot * 0.7
-        base = height - bottom
+        base = float(height - bottom)
         for j, (key, label, color) in enumerate(series):
             v = w.get(key)
             if v is None or v == 0:
@@ -346,12 +379,13 @@ def _bar_chart(weeks: list[dict[str, Any]], series: list[tuple[str, str, str]], 
                 sub = bw / len(series)
                 bars.append(ChartBar(x=x0 + j * sub, y=base - h, w=sub, h=h, color=color,
                                      label=f"{w['label']}: {label} {_fmt_minutes(float(v))}"))
-    ticks = [round(peak * f, 1) for f in (0.0, 0.5, 1.0)]
+    ticks = sorted({round(peak * f) if stacked else round(peak * f, 1) for f in (0.0, 0.5, 1.0)})
     return {
         "width": width, "height": height, "left": left, "bottom": bottom, "bars": bars, "unit": unit,
         "yticks": [{"y": height - bottom - t * scale, "label": f"{t:g}"} for t in ticks],
         "xlabels": [{"x": left + i * slot + slot / 2, "label": w["label"]} for i, w in enumerate(weeks)],
         "legend": [{"label": label, "color": color} for _, label, color in series],
+        "empty": not bars,
     }
 
 

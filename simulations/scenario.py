@@ -342,9 +342,9 @@ def _cross_checks(sc: Scenario) -> list[tuple[str, str]]:
         for j, name in enumerate(names):
             if name in names[:j]:
                 problems.append((f"services[{i}].metrics[{j}].name", f"duplicate metric {name!r}"))
-    for i, fl in sc.flags.items():
+    for key, fl in sc.flags.items():
         if fl.defaultVariant not in fl.variants:
-            problems.append((f"flags.{i}.defaultVariant", f"{fl.defaultVariant!r} is not one of the variants "
+            problems.append((f"flags.{key}.defaultVariant", f"{fl.defaultVariant!r} is not one of the variants "
                                                           f"{sorted(fl.variants)}"))
     hist_ids = [h.id for h in sc.history]
     for i, h in enumerate(sc.history):
@@ -413,6 +413,7 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one scenario file."""
     p = Path(path)
     name = str(path)
+    data: object
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -200,7 +201,7 @@ def test_marker_keeps_context() -> None:
 
 
 def test_redact_obj_recurses_and_redacts_by_key() -> None:
-    obj = {
+    obj: dict[str, Any] = {
         "lines": [{"message": "login password=hunter22 ok", "attributes": {"user": "a@b.example.com"}}],
         "headers": {"Authorization": "opaque", "X-Api-Key": "short1", "password": "p", "max_tokens": 10},
         "count": 3,

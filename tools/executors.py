@@ -45,6 +45,11 @@ DEFAULT_TIMEOUT_SECONDS = 120.0
 MANUAL_PREFIX = "approved, to be done by hand"
 
 
+def rows_changed(result: Any) -> int:
+    """Rows matched by an UPDATE (the typed Result hides CursorResult.rowcount)."""
+    return int(result.rowcount)
+
+
 class ExecutionResult(BaseModel):
     """What happened to one approved action. `already` is true when an earlier call had done it."""
 
@@ -71,12 +76,12 @@ def action_timeout() -> float:
 def execute_once(ctx: ToolContext, approval_id: str) -> ExecutionResult:
     """Run the approved action behind `approval_id` if nobody has; otherwise return what happened."""
     with ctx.db.session() as s:
-        claimed = s.execute(
+        claimed = rows_changed(s.execute(
             update(Approval)
             .where(Approval.id == approval_id, Approval.status == "approved")
             .values(status="executing")
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         approval = s.get(Approval, approval_id)
         if approval is None:
             raise ExecutionRefused(f"approval {approval_id}: no such approval")
@@ -146,12 +151,13 @@ def _run_flag(
     variant = params.get("variant")
     try:
         outcome = get_flag_store(ctx).apply(
-            action, flag, variant=None if variant is None else str(variant), actor=actor, at=at
+            action, flag, variant=None if variant is None else str(variant), actor=actor, at=at,
+            note=f"approved fix ({describe(action, params)})",
         )
     except Exception as exc:
         return "failed", f"flag {flag}: {action} refused by the flag store: {exc}"
-    extra = f" ({_short(outcome)})" if outcome not in (None, True) else ""
-    return "executed", f"flag {flag}: {describe(action, params)} written to the flag file{extra}"
+    message = getattr(outcome, "message", None) or f"flag {flag}: {describe(action, params)} applied"
+    return "executed", f"{_short(message)} (flag file)"
 
 
 def _run_hook(url: str, payload: dict[str, Any]) -> tuple[ExecutionStatus, str]:

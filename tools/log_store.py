@@ -10,6 +10,7 @@ over the rows the time/service indexes select, which stays well under 100 ms for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -164,9 +165,9 @@ class LogStore:
 
     def time_bounds(self, service: str | None = None) -> tuple[datetime, datetime] | None:
         if service:
-            row = self._conn().execute(
-                "SELECT MIN(ts), MAX(ts) FROM log_lines WHERE service = ?", (service,)
-            ).fetchone()
+            row = (
+                self._conn().execute("SELECT MIN(ts), MAX(ts) FROM log_lines WHERE service = ?", (service,)).fetchone()
+            )
         else:
             row = self._conn().execute("SELECT MIN(ts), MAX(ts) FROM log_lines").fetchone()
         if not row or row[0] is None:
@@ -245,10 +246,8 @@ class LogStore:
     def close(self) -> None:
         with self._conns_lock:
             for conn in self._conns:
-                try:
+                with contextlib.suppress(sqlite3.ProgrammingError):
                     conn.close()
-                except sqlite3.ProgrammingError:
-                    pass
             self._conns.clear()
         self._local = threading.local()
 

@@ -26,14 +26,10 @@ def logql_string(value: str) -> str:
     return '"' + value.translate(_LOGQL_STRING_ESCAPES) + '"'
 
 
-def build_logql(
-    *, service: str | None, level: str | None, text: str | None, regex: bool = False
-) -> str:
+def build_logql(*, service: str | None, level: str | None, text: str | None, regex: bool = False) -> str:
     """Stream selector + line filter + level label filter, e.g. `{service="api"} |= "timeout"`."""
     selector = (
-        "{" + f"{SERVICE_LABEL}={logql_string(service)}" + "}"
-        if service
-        else "{" + f'{SERVICE_LABEL}=~".+"' + "}"
+        "{" + f"{SERVICE_LABEL}={logql_string(service)}" + "}" if service else "{" + f'{SERVICE_LABEL}=~".+"' + "}"
     )
     parts = [selector]
     if text:
@@ -41,9 +37,7 @@ def build_logql(
     if level:
         lv = normalize_level(level)
         # Loki pipelines write levels in any case; match the common spellings case-insensitively.
-        spellings = {"WARN": "warn|warning", "ERROR": "error|err", "FATAL": "fatal|critical|crit"}.get(
-            lv, lv.lower()
-        )
+        spellings = {"WARN": "warn|warning", "ERROR": "error|err", "FATAL": "fatal|critical|crit"}.get(lv, lv.lower())
         parts.append(f'| level=~"(?i)({spellings})"')
     return " ".join(parts)
 
@@ -51,9 +45,7 @@ def build_logql(
 class LokiClient:
     """A thin `query_range` client; errors come back as ToolError with Loki's own sentence."""
 
-    def __init__(
-        self, base_url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
-    ) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 

@@ -7,7 +7,9 @@ because the server and CLI processes open the same files at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
@@ -121,9 +123,7 @@ class MetricStore:
             conn.execute(
                 "INSERT OR IGNORE INTO series (service, name, labels) VALUES (?, ?, ?)", (service, name, labels)
             )
-            (sid,) = conn.execute(
-                "SELECT id FROM series WHERE service = ? AND name = ? AND labels = ?", key
-            ).fetchone()
+            (sid,) = conn.execute("SELECT id FROM series WHERE service = ? AND name = ? AND labels = ?", key).fetchone()
             self._series_ids[key] = sid
         return sid
 
@@ -144,8 +144,11 @@ class MetricStore:
                         ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
                 if not service or not name:
                     raise ValueError("service and name: both are required for a metric point")
+                value = float(value)
+                if not math.isfinite(value):
+                    continue  # NaN/Inf samples (gaps) are not stored
                 lab = json.dumps(labels, sort_keys=True, separators=(",", ":")) if labels else "{}"
-                batch.append((self._series_id(conn, service, name, lab), to_ms(ts), float(value)))
+                batch.append((self._series_id(conn, service, name, lab), to_ms(ts), value))
                 if len(batch) >= batch_size:
                     conn.executemany(sql, batch)
                     total += len(batch)
@@ -173,9 +176,7 @@ class MetricStore:
         return [r[0] for r in self._conn().execute("SELECT DISTINCT service FROM series ORDER BY service")]
 
     def names(self, service: str) -> list[str]:
-        rows = self._conn().execute(
-            "SELECT DISTINCT name FROM series WHERE service = ? ORDER BY name", (service,)
-        )
+        rows = self._conn().execute("SELECT DISTINCT name FROM series WHERE service = ? ORDER BY name", (service,))
         return [r[0] for r in rows]
 
     def points(self, series_ids: list[int], since: datetime, until: datetime) -> list[tuple[int, int, float]]:
@@ -183,11 +184,15 @@ class MetricStore:
         if not series_ids:
             return []
         marks = ",".join("?" * len(series_ids))
-        return self._conn().execute(
-            f"SELECT series_id, ts, value FROM points WHERE series_id IN ({marks}) AND ts >= ? AND ts <= ? "
-            "ORDER BY series_id, ts",
-            [*series_ids, to_ms(since), to_ms(until)],
-        ).fetchall()
+        return (
+            self._conn()
+            .execute(
+                f"SELECT series_id, ts, value FROM points WHERE series_id IN ({marks}) AND ts >= ? AND ts <= ? "
+                "ORDER BY series_id, ts",
+                [*series_ids, to_ms(since), to_ms(until)],
+            )
+            .fetchall()
+        )
 
     def bucketed(
         self, series_ids: list[int], since: datetime, until: datetime, step_ms: int, max_buckets: int
@@ -200,27 +205,37 @@ class MetricStore:
             return []
         marks = ",".join("?" * len(series_ids))
         start = to_ms(since)
-        rows = self._conn().execute(
-            f"SELECT (ts - ?) / ? AS b, AVG(value) FROM points WHERE series_id IN ({marks}) "
-            "AND ts >= ? AND ts <= ? GROUP BY b ORDER BY b DESC LIMIT ?",
-            [start, step_ms, *series_ids, start, to_ms(until), max_buckets],
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT (ts - ?) / ? AS b, AVG(value) FROM points WHERE series_id IN ({marks}) "
+                "AND ts >= ? AND ts <= ? GROUP BY b ORDER BY b DESC LIMIT ?",
+                [start, step_ms, *series_ids, start, to_ms(until), max_buckets],
+            )
+            .fetchall()
+        )
         return [(start + b * step_ms, v) for b, v in reversed(rows)]
 
     def count_buckets(self, series_ids: list[int], since: datetime, until: datetime, step_ms: int) -> int:
         marks = ",".join("?" * len(series_ids))
         start = to_ms(since)
-        (n,) = self._conn().execute(
-            f"SELECT COUNT(DISTINCT (ts - ?) / ?) FROM points WHERE series_id IN ({marks}) AND ts >= ? AND ts <= ?",
-            [start, step_ms, *series_ids, start, to_ms(until)],
-        ).fetchone()
+        (n,) = (
+            self._conn()
+            .execute(
+                f"SELECT COUNT(DISTINCT (ts - ?) / ?) FROM points WHERE series_id IN ({marks}) AND ts >= ? AND ts <= ?",
+                [start, step_ms, *series_ids, start, to_ms(until)],
+            )
+            .fetchone()
+        )
         return int(n)
 
     def native_step_ms(self, series_id: int) -> int | None:
         """The median spacing of a series' last samples (its scrape interval)."""
-        rows = self._conn().execute(
-            "SELECT ts FROM points WHERE series_id = ? ORDER BY ts DESC LIMIT 21", (series_id,)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT ts FROM points WHERE series_id = ? ORDER BY ts DESC LIMIT 21", (series_id,))
+            .fetchall()
+        )
         if len(rows) < 2:
             return None
         gaps = sorted(rows[i][0] - rows[i + 1][0] for i in range(len(rows) - 1))
@@ -255,10 +270,8 @@ class MetricStore:
     def close(self) -> None:
         with self._conns_lock:
             for conn in self._conns:
-                try:
+                with contextlib.suppress(sqlite3.ProgrammingError):
                     conn.close()
-                except sqlite3.ProgrammingError:
-                    pass
             self._conns.clear()
         self._local = threading.local()
 

@@ -1,0 +1,243 @@
+"""The offline investigator: a pydantic-ai FunctionModel that drives the same agent loop as an LLM.
+
+It decides its next tool calls from what the previous ones returned (a fixed, sensible plan:
+incident -> changes/metrics/Sentry/flags/dependencies -> logs around the onset and similar past
+incidents), then submits the report built by `agent.evidence`, then requests the proposed fix
+through the approval-required action tool. Deterministic: same stores, same clock, same report.
+Text from tools is only ever scored as data; nothing in it is executed or obeyed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelResponse,
+    RetryPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from agent.evidence import Findings, build_report, parse_time
+
+SUBMIT_TOOL = "submit_report"
+ACTION_TOOL = "request_action"
+LOOKBACK = timedelta(hours=3)
+PHASE2 = (
+    "recent_changes",
+    "metric_anomalies",
+    "list_sentry_issues",
+    "service_dependencies",
+    "flag_history",
+    "list_flags",
+    "list_dashboards",
+)
+PHASE3 = ("log_patterns", "similar_incidents")
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def collect(messages: list[ModelMessage]) -> list[tuple[str, dict[str, Any], Any]]:
+    """(tool name, args, result) for every answered tool call, in order."""
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    out: list[tuple[str, dict[str, Any], Any]] = []
+    for m in messages:
+        for p in m.parts:
+            if isinstance(p, ToolCallPart):
+                calls[p.tool_call_id] = (p.tool_name, p.args_as_dict())
+            elif isinstance(p, ToolReturnPart):
+                name, args = calls.get(p.tool_call_id, (p.tool_name, {}))
+                outcome = getattr(p, "outcome", "success")
+                if outcome in ("retried", "failed", "interrupted"):
+                    out.append((name, args, {"error": str(p.content)}))
+                elif outcome == "denied":
+                    out.append((name, args, {"denied": str(p.content)}))
+                else:
+                    out.append((name, args, p.content))
+            elif isinstance(p, RetryPromptPart) and p.tool_name:
+                name, args = calls.get(p.tool_call_id, (p.tool_name, {}))
+                out.append((name, args, {"error": str(p.content)}))
+    return out
+
+
+def _content(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {"error": value}
+        return loaded if isinstance(loaded, dict) else {"value": loaded}
+    return {"value": value}
+
+
+def findings_from(results: list[tuple[str, dict[str, Any], Any]], now: datetime) -> Findings:
+    """Fold tool results into Findings; errors are kept as notes, never fatal."""
+    f = Findings(now=now)
+    for name, args, raw in results:
+        res = _content(raw)
+        if "error" in res and len(res) == 1:
+            f.errors.append(f"{name}: {str(res['error'])[:200]}")
+            continue
+        if name == "incident_details":
+            f.incident = res
+        elif name == "recent_changes":
+            f.changes.extend(res.get("changes") or [])
+        elif name == "metric_anomalies":
+            f.anomalies.extend(res.get("anomalies") or [])
+        elif name == "log_patterns":
+            f.patterns.extend(res.get("patterns") or [])
+            pivot = parse_time(args.get("pivot"))
+            if pivot is not None:
+                f.pattern_window = (
+                    pivot,
+                    float(args.get("before_minutes") or 30),
+                    float(args.get("after_minutes") or 30),
+                )
+        elif name == "list_sentry_issues":
+            f.sentry.extend(res.get("issues") or [])
+        elif name == "service_dependencies":
+            f.edges.extend(res.get("edges") or [])
+        elif name == "list_flags":
+            f.flags.extend(res.get("flags") or [])
+        elif name == "flag_history":
+            f.flag_events.extend(res.get("events") or [])
+        elif name == "similar_incidents":
+            f.similar.extend(res.get("hits") or [])
+        elif name == "list_dashboards":
+            f.dashboards.extend(res.get("dashboards") or [])
+    _dedupe(f)
+    return f
+
+
+def _dedupe(f: Findings) -> None:
+    seen: set[str] = set()
+    uniq = []
+    for c in f.changes:
+        k = json.dumps(c, sort_keys=True, default=str)
+        if k not in seen:
+            seen.add(k)
+            uniq.append(c)
+    f.changes = uniq
+
+
+class OfflineInvestigator:
+    """The model function: one instance per run (it knows the incident and the clock)."""
+
+    def __init__(self, incident_id: str, now: datetime, *, update_minutes: int = 30) -> None:
+        self.incident_id = incident_id
+        self.now = now
+        self.update_minutes = update_minutes
+
+    def model(self) -> FunctionModel:
+        return FunctionModel(self, model_name="offline")
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        available = {t.name for t in info.function_tools}
+        results = collect(messages)
+        done = [name for name, _, _ in results]
+
+        def calls(*pairs: tuple[str, dict[str, Any]]) -> ModelResponse:
+            parts = [ToolCallPart(n, a) for n, a in pairs if n in available]
+            if not parts:
+                return ModelResponse(parts=[TextPart("No tools available to investigate with.")])
+            return ModelResponse(parts=parts)
+
+        if ACTION_TOOL in done:
+            return ModelResponse(parts=[TextPart(self._closing(results))])
+        if SUBMIT_TOOL in done:
+            return self._after_submit(results, available)
+        if "incident_details" in available and "incident_details" not in done:
+            return calls(("incident_details", {"incident_id": self.incident_id}))
+        f = findings_from(results, self.now)
+        start = f.incident_start()
+        since = start - LOOKBACK
+        primary = self._primary(f)
+        phase2 = [n for n in PHASE2 if n in available and n not in done]
+        if phase2 and not any(n in done for n in PHASE2):
+            args: dict[str, dict[str, Any]] = {
+                "recent_changes": {"since": _iso(since), "until": _iso(self.now), "around": _iso(start), "limit": 50},
+                "metric_anomalies": {"since": _iso(since), "until": _iso(self.now), "limit": 50},
+                "list_sentry_issues": {"since": _iso(since)},
+                "service_dependencies": {},
+                "flag_history": {"since": _iso(since)},
+                "list_flags": {},
+                "list_dashboards": {"service": primary} if primary else {},
+            }
+            return calls(*[(n, args[n]) for n in phase2])
+        phase3 = [n for n in PHASE3 if n in available and n not in done]
+        if phase3:
+            pivot, after = self._pivot(f, start)
+            args3: dict[str, dict[str, Any]] = {
+                "log_patterns": {"pivot": _iso(pivot), "before_minutes": 30, "after_minutes": after, "limit": 50},
+                "similar_incidents": {"text": self._query_text(f), "k": 5, **({"service": primary} if primary else {})},
+            }
+            return calls(*[(n, args3[n]) for n in phase3])
+        # One retry of log_patterns with the contract's defaults if the first try was refused.
+        lp = [r for r in results if r[0] == "log_patterns"]
+        if lp and len(lp) == 1 and "error" in _content(lp[0][2]) and "log_patterns" in available:
+            pivot, after = self._pivot(f, start)
+            return calls(("log_patterns", {"pivot": _iso(pivot), "after_minutes": min(after, 60)}))
+        report = build_report(f, update_minutes=self.update_minutes)
+        if SUBMIT_TOOL not in available:
+            return ModelResponse(parts=[TextPart(report.model_dump_json())])
+        return ModelResponse(parts=[ToolCallPart(SUBMIT_TOOL, {"report": report.model_dump(mode="json")})])
+
+    def _after_submit(self, results: list[tuple[str, dict[str, Any], Any]], available: set[str]) -> ModelResponse:
+        submitted = [(a, r) for n, a, r in results if n == SUBMIT_TOOL]
+        args, res = submitted[-1]
+        content = _content(res)
+        report = args.get("report") or {}
+        fix = report.get("proposed_fix") if isinstance(report, dict) else None
+        if "error" in content or not fix or ACTION_TOOL not in available:
+            return ModelResponse(parts=[TextPart("Report submitted; no action requested.")])
+        return ModelResponse(parts=[ToolCallPart(ACTION_TOOL, {"fix": fix})])
+
+    def _closing(self, results: list[tuple[str, dict[str, Any], Any]]) -> str:
+        for name, _, res in reversed(results):
+            if name == ACTION_TOOL:
+                c = _content(res)
+                if "status" in c:
+                    return f"Action finished: {c.get('status')} ({c.get('detail', '')})."
+                return f"Action not run: {c.get('denied') or c.get('error') or c.get('value') or res}"
+        return "Done."
+
+    @staticmethod
+    def _primary(f: Findings) -> str | None:
+        services = [str(s) for s in f.incident.get("services") or []]
+        if services:
+            return services[0]
+        for a in f.alerts:
+            if a.get("service"):
+                return str(a["service"])
+        return None
+
+    def _pivot(self, f: Findings, start: datetime) -> tuple[datetime, int]:
+        """Before the earliest sign of trouble and any change that could explain it."""
+        times = [start]
+        times += [t for a in f.anomalies if (t := parse_time(a.get("onset"))) is not None]
+        times += [t for i in f.sentry if (t := parse_time(i.get("first_seen"))) is not None and t <= self.now]
+        first = max(min(times), start - timedelta(hours=2))
+        change_times = [
+            t
+            for c in f.changes
+            if (t := parse_time(c.get("at"))) is not None and first - timedelta(minutes=60) <= t <= first
+        ]
+        pivot = min([first, *change_times]) - timedelta(minutes=2)
+        after = max(5, math.ceil((self.now - pivot).total_seconds() / 60.0) + 1)
+        return pivot, after
+
+    @staticmethod
+    def _query_text(f: Findings) -> str:
+        parts = [str(f.incident.get("title") or "")]
+        parts += [str(a.get("title") or "") for a in f.alerts[:5]]
+        return " ".join(p for p in parts if p)[:500] or "incident"

@@ -1,0 +1,86 @@
+"""Runs queued investigations: synchronously for drills (`run_due`), in a thread for `firebreak serve`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select, update
+
+from memory.models import Investigation
+from tools.context import ToolContext
+
+log = logging.getLogger(__name__)
+
+
+def _claim(ctx: ToolContext, inv_id: str) -> bool:
+    """queued -> running exactly once, even with several workers on one database."""
+    with ctx.db.session() as s:
+        res = s.execute(
+            update(Investigation)
+            .where(Investigation.id == inv_id, Investigation.status == "queued")
+            .values(status="running", started_at=ctx.clock.now())
+        )
+        return bool(getattr(res, "rowcount", 0))
+
+
+def due_ids(ctx: ToolContext) -> list[str]:
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        rows = s.scalars(
+            select(Investigation)
+            .where(Investigation.status == "queued")
+            .order_by(Investigation.queued_at, Investigation.id)
+        ).all()
+        return [r.id for r in rows if r.not_before is None or r.not_before <= now]
+
+
+def run_due(ctx: ToolContext) -> list[str]:
+    """Run every queued investigation whose not_before has passed; returns the ids that ran."""
+    from agent.investigator import investigate
+
+    ran: list[str] = []
+    for inv_id in due_ids(ctx):
+        if not _claim(ctx, inv_id):
+            continue
+        try:
+            investigate(ctx, inv_id)
+        except Exception:  # noqa: BLE001 - recorded on the row as failed; other incidents still run
+            log.exception("investigation %s failed", inv_id)
+        ran.append(inv_id)
+    return ran
+
+
+class InvestigationWorker:
+    """A daemon thread polling `run_due`; `stop()` waits for the current investigation to end."""
+
+    def __init__(self, ctx: ToolContext, *, interval: float = 1.0) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="firebreak-investigator", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_due(self.ctx)
+            except Exception:  # noqa: BLE001 - keep polling; the database may be briefly locked
+                log.exception("investigation worker iteration failed")
+            self._stop.wait(self.interval)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

@@ -1,0 +1,152 @@
+"""`firebreak memory ...`: import runbooks and Slack exports, search the memory, rebuild the index."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from tools.context import ToolContext, default_context
+
+app = typer.Typer(help="Searchable memory: past incidents, runbooks/FAQ, Slack threads.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(code)
+
+
+def _ctx() -> ToolContext:
+    return default_context()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _known_services(ctx: ToolContext) -> set[str]:
+    """Service names from the incident log and settings, used to tag imported sections and threads."""
+    from sqlalchemy import select
+
+    from memory.models import Incident
+
+    names: set[str] = set(ctx.settings.dependencies)
+    for deps in ctx.settings.dependencies.values():
+        names.update(deps)
+    names.update(ctx.settings.service_map.values())
+    with ctx.db.session() as s:
+        for services in s.scalars(select(Incident.services)):
+            names.update(str(x) for x in services or [])
+    return {n for n in names if n and len(n) > 2}
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="A Markdown file, a folder of them, or a Slack export (folder or .zip).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import runbooks/FAQ (split by heading) or Slack threads; re-importing a file replaces its sections."""
+    from memory.embeddings import EmbeddingError
+    from memory.importers import ImportProblem, collect
+    from memory.index import MemoryError_, get_index
+
+    ctx = _ctx()
+    try:
+        records, origins = collect(path, services=_known_services(ctx))
+        changed = get_index(ctx).add_documents(records, replace_origins=origins)
+    except ImportProblem as exc:
+        fail(str(exc))
+    except (MemoryError_, EmbeddingError) as exc:
+        fail(str(exc), 1)
+    kinds: dict[str, int] = {}
+    for r in records:
+        kinds[r.kind] = kinds.get(r.kind, 0) + 1
+    result = {"path": str(path), "records": len(records), "embedded": changed, "by_kind": kinds}
+    if as_json:
+        _print_json(result)
+    else:
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
+        sys.stdout.write(f"imported {parts} from {path} ({changed} new or changed)\n")
+
+
+@app.command("search")
+def search(
+    text: Annotated[str, typer.Argument(help="What is happening, in plain words.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many hits.")] = 5,
+    service: Annotated[str | None, typer.Option("--service", help="Only this service.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only incidents started after (RFC 3339).")] = None,
+    docs: Annotated[bool, typer.Option("--docs", help="Search runbooks and Slack threads instead.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid | dense | lexical")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Search past incidents (or, with --docs, runbooks and Slack threads)."""
+    from memory.embeddings import EmbeddingError
+    from memory.index import MemoryError_, get_index
+
+    if not text.strip():
+        fail("text: must not be empty")
+    if mode not in ("hybrid", "dense", "lexical"):
+        fail(f"--mode: unknown value {mode!r} (hybrid, dense or lexical)")
+    since_dt: datetime | None = None
+    if since is not None:
+        try:
+            since_dt = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--since: not an RFC 3339 timestamp: {since!r}")
+        if since_dt.tzinfo is None:
+            fail("--since: timestamp has no timezone (e.g. 2026-03-02T08:00:00Z)")
+    ctx = _ctx()
+    try:
+        index = get_index(ctx)
+        if not docs:
+            index.sync_incidents(ctx.db)
+        hits = index.search(
+            text, collection="documents" if docs else "incidents", k=k, service=service, since=since_dt,
+            mode=mode,  # type: ignore[arg-type]
+        )
+    except (MemoryError_, EmbeddingError) as exc:
+        fail(str(exc), 1)
+    if as_json:
+        _print_json({"hits": [h.model_dump(mode="json") for h in hits]})
+        return
+    if not hits:
+        sys.stdout.write("no matches\n")
+        return
+    for n, h in enumerate(hits, 1):
+        when = f" {h.started_at:%Y-%m-%d}" if h.started_at else ""
+        svc = f" [{', '.join(h.services)}]" if h.services else ""
+        sys.stdout.write(f"{n}. {h.score:.2f}  {h.id}{when}{svc}  {h.title}\n")
+        sys.stdout.write(f"     {h.excerpt}\n")
+        if h.root_cause:
+            sys.stdout.write(f"     root cause: {h.root_cause}\n")
+        if h.countermeasures:
+            sys.stdout.write(f"     countermeasures: {'; '.join(h.countermeasures)}\n")
+        if h.matched_identifiers:
+            sys.stdout.write(f"     matched: {', '.join(h.matched_identifiers)}\n")
+        if h.kind != "incident":
+            sys.stdout.write(f"     source: {h.source}\n")
+
+
+@app.command("reindex")
+def reindex(as_json: JsonOpt = False) -> None:
+    """Rebuild the index from the incident log and the imported documents (safe to repeat)."""
+    from memory.embeddings import EmbeddingError
+    from memory.index import MemoryError_, get_index
+
+    ctx = _ctx()
+    try:
+        stats = get_index(ctx).reindex(ctx.db)
+    except (MemoryError_, EmbeddingError) as exc:
+        fail(str(exc), 1)
+    if as_json:
+        _print_json(stats.model_dump())
+    else:
+        sys.stdout.write(
+            f"reindexed {stats.incidents} incidents and {stats.documents} documents in {stats.seconds:.1f}s\n"
+        )

@@ -1,0 +1,207 @@
+"""Alert-storm benchmark: batched Alertmanager and Grafana deliveries to a real uvicorn server.
+
+Starts `firebreak`'s app (no investigation worker) under uvicorn on 127.0.0.1 in a subprocess over
+a fresh data dir, posts `--alerts` alerts in deliveries of `--batch`, `--concurrency` at a time,
+signed as the vendors sign them (Alertmanager: bearer token; Grafana: timestamped HMAC), then counts
+the rows in the state database. Prints throughput, per-delivery latency percentiles and losses.
+
+    python scripts/bench_intake.py                      # 20,000 alerts, batches of 100, 4 senders
+    python scripts/bench_intake.py --alerts 50000 --batch 200 --concurrency 8
+
+Targets (issue 3): >= 2,000 alerts/s, p99 < 100 ms per delivery, zero alerts lost. Exit status 1
+when an alert is lost or a delivery is not answered 202.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "bench-webhook-token"
+GRAFANA_SECRET = "bench-grafana-secret"
+
+
+def serve(port: int, data_dir: Path) -> None:
+    """The server side: the real app, real uvicorn, loopback only."""
+    sys.path.insert(0, str(REPO))
+    import uvicorn
+    from pydantic import SecretStr
+
+    from firebreak.settings import Settings
+    from server.app import create_app
+    from tools.context import ToolContext
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=data_dir, webhook_token=SecretStr(TOKEN),
+        grafana_hmac_secret=SecretStr(GRAFANA_SECRET),
+    )
+    ctx = ToolContext(settings=settings)
+    app = create_app(ctx, start_worker=False)
+    if not any(getattr(r, "path", None) == "/metrics" for r in app.routes):
+        from server.observability import router
+
+        app.include_router(router)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _deliveries(total: int, batch: int, services: int, run: str) -> list[tuple[str, bytes, dict[str, str]]]:
+    """Pre-rendered (path, body, headers): rendering is not what is measured."""
+    out = []
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for start in range(0, total, batch):
+        grafana = (start // batch) % 2 == 1
+        alerts = []
+        for i in range(start, min(start + batch, total)):
+            service = f"svc-{i % services:03d}"
+            labels = {"alertname": "HighErrorRate", "service": service, "instance": f"{service}-{i}:8080",
+                      "severity": "critical" if i % 7 == 0 else "warning"}
+            alert: dict[str, Any] = {
+                "status": "firing", "labels": labels,
+                "annotations": {"summary": f"5xx ratio above 5% for {service}",
+                                "runbook_url": "https://runbooks.example.internal/high-error-rate"},
+                "startsAt": now, "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.example.internal:9090/graph?g0.expr=up",
+                "fingerprint": hashlib.sha256(f"{run}-{i}".encode()).hexdigest()[:16],
+            }
+            if grafana:
+                alert.update({"silenceURL": "", "dashboardURL": "", "panelURL": "", "values": {"B": 1.0}})
+            alerts.append(alert)
+        payload = {"receiver": "firebreak", "status": "firing", "alerts": alerts, "groupLabels": {},
+                   "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am.example.internal",
+                   "version": "1" if grafana else "4", "groupKey": "{}:{}", "truncatedAlerts": 0}
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if grafana:
+            stamp = str(int(time.time()))
+            headers["X-Grafana-Alerting-Timestamp"] = stamp
+            headers["X-Grafana-Alerting-Signature"] = hmac.new(
+                GRAFANA_SECRET.encode(), stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+            out.append(("/webhooks/grafana", body, headers))
+        else:
+            headers["Authorization"] = f"Bearer {TOKEN}"
+            out.append(("/webhooks/alertmanager", body, headers))
+    return out
+
+
+async def _send(base: str, deliveries: list[tuple[str, bytes, dict[str, str]]], concurrency: int
+                ) -> tuple[list[float], dict[int, int], float]:
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue: asyncio.Queue[tuple[str, bytes, dict[str, str]]] = asyncio.Queue()
+    for d in deliveries:
+        queue.put_nowait(d)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        async def worker() -> None:
+            while not queue.empty():
+                path, body, headers = queue.get_nowait()
+                t0 = time.perf_counter()
+                r = await client.post(path, content=body, headers=headers)
+                latencies.append(time.perf_counter() - t0)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return latencies, statuses, wall
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--services", type=int, default=40)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.port, args.data_dir)
+        return 0
+
+    import httpx
+
+    data_dir = Path(tempfile.mkdtemp(prefix="firebreak-bench-"))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=str(data_dir), env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                print("server did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+
+        warmup = _deliveries(4 * args.batch, args.batch, args.services, "warmup")
+        asyncio.run(_send(base, warmup, 1))
+        deliveries = _deliveries(args.alerts, args.batch, args.services, "storm")
+        latencies, statuses, wall = asyncio.run(_send(base, deliveries, args.concurrency))
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    sent = args.alerts + len(warmup) * args.batch
+    with sqlite3.connect(data_dir / "firebreak.db") as db:
+        stored = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        unassigned = db.execute("SELECT count(*) FROM alerts WHERE incident_id IS NULL").fetchone()[0]
+        incidents = db.execute("SELECT count(*) FROM incidents").fetchone()[0]
+        investigations = db.execute("SELECT count(*) FROM investigations").fetchone()[0]
+    rate = args.alerts / wall
+    p50, p95, p99 = (_pct(latencies, q) * 1000 for q in (0.5, 0.95, 0.99))
+    ok = statuses.get(202, 0) == len(deliveries)
+    lost = sent - stored
+    refused = [line for line in metrics.splitlines() if line.startswith("firebreak_webhook_refused_total")]
+    print(f"deliveries        {len(deliveries)} x {args.batch} alerts, {args.concurrency} concurrent senders, "
+          f"{args.services} services")
+    print(f"answers           {dict(sorted(statuses.items()))}")
+    print(f"wall              {wall:.2f} s")
+    print(f"throughput        {rate:,.0f} alerts/s   (target >= 2,000)")
+    print(f"latency/delivery  p50 {p50:.1f} ms   p95 {p95:.1f} ms   p99 {p99:.1f} ms   max "
+          f"{max(latencies) * 1000:.1f} ms   (target p99 < 100 ms)")
+    print(f"stored            {stored} of {sent} sent (lost {lost}); without incident {unassigned}")
+    print(f"incidents         {incidents}   investigations {investigations}")
+    print(f"refused (metrics) {refused or 'none'}")
+    passed = ok and lost == 0 and rate >= 2000 and p99 < 100
+    print("RESULT            " + ("PASS" if passed else "FAIL"))
+    return 0 if ok and lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Webhook endpoints: Sentry, Grafana, Alertmanager alerts and CI/CD or hand-made change records.
+
+Every delivery is verified first (see `server.intake.signatures`), then parsed and normalised, then
+stored through `server.intake.service` in arrival order. Answers: 202 with what was stored; 400/413/
+422 with a `detail` naming what is wrong; 401 for a missing or wrong signature or token (or a source
+with nothing configured, naming the variable to set); 429 with Retry-After past the intake backlog
+limit. Nothing a client sends produces a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from server.app import get_ctx
+from server.intake.errors import IntakeRefused
+from server.intake.normalize import (
+    ParsedDelivery,
+    describe_errors,
+    normalize_alertmanager,
+    normalize_grafana,
+    normalize_sentry,
+    parse_json_object,
+)
+from server.intake.service import intake_queue
+from server.intake.signatures import verify_bearer, verify_grafana, verify_sentry
+from server.observability import (
+    ALERTS_RECEIVED,
+    ALERTS_TRUNCATED,
+    DELIVERIES_IGNORED,
+    DELIVERIES_REFUSED,
+    DELIVERY_SECONDS,
+)
+from tools.context import ToolContext
+
+log = logging.getLogger("firebreak.intake")
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+Source = Literal["sentry", "grafana", "alertmanager"]
+
+router = APIRouter(tags=["webhooks"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed JSON"},
+    401: {"description": "Missing or wrong signature/token, or the source is not configured"},
+    413: {"description": "Body or batch too large"},
+    422: {"description": "Wrong shape; `detail` names the field"},
+    429: {"description": "Intake backlog full; retry after `Retry-After` seconds"},
+}
+
+
+class DeliveryAccepted(BaseModel):
+    """What a delivery did. `ignored` is set (and nothing stored) for Sentry resources that are not alerts."""
+
+    source: str
+    alerts: int = 0
+    created: int = 0
+    updated: int = 0
+    resolved: int = 0
+    truncated_alerts: int = 0
+    incidents_opened: list[str] = Field(default_factory=list)
+    incidents_updated: list[str] = Field(default_factory=list)
+    investigations_queued: list[str] = Field(default_factory=list)
+    ignored: str | None = None
+
+
+class ChangeAccepted(BaseModel):
+    id: int
+    kind: str
+    service: str | None = None
+    at: datetime
+
+
+def _refused(source: str, exc: IntakeRefused) -> JSONResponse:
+    DELIVERIES_REFUSED.labels(source, exc.reason).inc()
+    log.info("refused %s webhook (%d %s): %s", source, exc.status, exc.reason, exc.detail)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+
+async def _read_body(request: Request) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise IntakeRefused(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise IntakeRefused(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(source: Source, ctx: ToolContext, headers: dict[str, str], body: bytes, now: datetime) -> ParsedDelivery:
+    settings = ctx.settings
+    if source == "sentry":
+        return normalize_sentry(body, headers.get("sentry-hook-resource"), settings, now)
+    if source == "grafana":
+        return normalize_grafana(body, settings, now)
+    return normalize_alertmanager(body, settings, now)
+
+
+async def _deliver(source: Source, request: Request, ctx: ToolContext) -> DeliveryAccepted | JSONResponse:
+    started = time.perf_counter()
+    try:
+        body = await _read_body(request)
+        now = ctx.clock.now()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if source == "sentry":
+            verify_sentry(ctx.settings, headers, body)
+        elif source == "grafana":
+            verify_grafana(ctx.settings, headers, body, now)
+        else:
+            verify_bearer(ctx.settings, headers, "Alertmanager")
+        parsed = await run_in_threadpool(_parse, source, ctx, headers, body, now)
+        if parsed.ignored is not None:
+            DELIVERIES_IGNORED.labels(source).inc()
+            return DeliveryAccepted(source=source, ignored=parsed.ignored)
+        if parsed.truncated:
+            ALERTS_TRUNCATED.labels(source).inc(parsed.truncated)
+        result = await intake_queue(ctx).submit(parsed.alerts) if parsed.alerts else None
+    except IntakeRefused as exc:
+        return _refused(source, exc)
+    ALERTS_RECEIVED.labels(source).inc(len(parsed.alerts))
+    DELIVERY_SECONDS.labels(source).observe(time.perf_counter() - started)
+    accepted = DeliveryAccepted(source=source, alerts=len(parsed.alerts), truncated_alerts=parsed.truncated)
+    if result is not None:
+        accepted = accepted.model_copy(update=result.model_dump(exclude={"received"}))
+    return accepted
+
+
+@router.post("/webhooks/sentry", status_code=202, response_model=DeliveryAccepted, responses=_ERRORS)
+async def sentry_webhook(request: Request, ctx: ToolContext = Depends(get_ctx)) -> DeliveryAccepted | JSONResponse:
+    """Sentry integration-platform webhook (`issue`, `event_alert`, `metric_alert`, `error`); other
+    resources are acknowledged and ignored."""
+    return await _deliver("sentry", request, ctx)
+
+
+@router.post("/webhooks/grafana", status_code=202, response_model=DeliveryAccepted, responses=_ERRORS)
+async def grafana_webhook(request: Request, ctx: ToolContext = Depends(get_ctx)) -> DeliveryAccepted | JSONResponse:
+    """Grafana unified-alerting webhook contact point."""
+    return await _deliver("grafana", request, ctx)
+
+
+@router.post("/webhooks/alertmanager", status_code=202, response_model=DeliveryAccepted, responses=_ERRORS)
+async def alertmanager_webhook(
+    request: Request, ctx: ToolContext = Depends(get_ctx)
+) -> DeliveryAccepted | JSONResponse:
+    """Prometheus Alertmanager webhook, version 4."""
+    return await _deliver("alertmanager", request, ctx)
+
+
+def _record_change(ctx: ToolContext, raw: dict[str, Any]) -> ChangeAccepted:
+    try:
+        from tools.changes import ChangeIn, record_change
+    except ImportError as exc:
+        raise IntakeRefused(503, f"the changes store is not available ({exc})", "unavailable") from None
+    try:
+        change_in = ChangeIn.model_validate(raw)
+    except ValidationError as exc:
+        raise IntakeRefused(422, describe_errors(exc), "invalid_payload") from None
+    from tools.registry import ToolError
+
+    try:
+        with ctx.db.session() as s:
+            change = record_change(s, change_in, source="webhook", now=ctx.clock.now())
+            s.flush()
+            return ChangeAccepted(id=change.id, kind=change.kind, service=change.service, at=change.at)
+    except ToolError as exc:
+        status = exc.status if 400 <= exc.status < 500 else 422
+        detail = f"{exc.field}: {exc.message}" if exc.field and exc.field not in exc.message else exc.message
+        raise IntakeRefused(status, detail, "invalid_payload") from None
+    except ValueError as exc:  # pydantic/incident-log style field errors raised while storing
+        raise IntakeRefused(422, str(exc), "invalid_payload") from None
+
+
+@router.post("/webhooks/changes", status_code=202, response_model=ChangeAccepted, responses=_ERRORS)
+async def changes_webhook(request: Request, ctx: ToolContext = Depends(get_ctx)) -> ChangeAccepted | JSONResponse:
+    """A deploy, config, flag or infra change from CI/CD or a person (bearer FIREBREAK_WEBHOOK_TOKEN)."""
+    try:
+        body = await _read_body(request)
+        verify_bearer(ctx.settings, {k.lower(): v for k, v in request.headers.items()}, "Change")
+        raw = parse_json_object(body)
+        return await run_in_threadpool(_record_change, ctx, raw)
+    except IntakeRefused as exc:
+        return _refused("changes", exc)

@@ -1,0 +1,251 @@
+"""`firebreak drill ...`: run and bench scenarios for the investigator; practise them as a person."""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simulations.scenario import ScenarioError, find_scenarios, load_scenario
+
+app = typer.Typer(help="Drills: replay blank incidents from scenario files.", no_args_is_help=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(message, markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def _quiet_logs() -> None:
+    # Library warnings go to stderr, never into the JSON on stdout.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _yes(value: bool | None) -> str:
+    return "–" if value is None else ("yes" if value else "no")
+
+
+def print_result(result: Any) -> None:
+    """The readable report of one drill."""
+    d = result.details
+    out.print(f"[bold]Drill {result.scenario}[/bold]  investigator {result.investigator}  "
+              f"{result.wall_seconds:.2f} s wall")
+    out.print(f"  {d.get('log_lines', 0):,} log lines, {d.get('metric_points', 0):,} metric points, "
+              f"{result.alerts_delivered} alerts delivered, {result.incidents_opened} incident(s) opened, "
+              f"triage at {d.get('triaged_at') or 'never'}", highlight=False)
+    for line in d.get("refused") or []:
+        out.print(f"  [yellow]refused:[/yellow] {line}", highlight=False)
+    if d.get("triage_error"):
+        out.print(f"  [red]{d['triage_error']}[/red]", highlight=False)
+    if d.get("incident"):
+        out.print(f"  incident {d['incident']}: {d.get('summary') or ''}", highlight=False)
+    table = Table(title="Hypotheses", show_lines=False)
+    for col in ("#", "kind", "service", "ref", "confidence", "title"):
+        table.add_column(col)
+    for i, h in enumerate(result.hypotheses, start=1):
+        s = h.suspect
+        mark = " ✓" if result.rank == i else ""
+        table.add_row(f"{i}{mark}", str(s.get("kind")), str(s.get("service") or ""), str(s.get("ref")),
+                      f"{h.confidence:.2f}", h.title)
+    if result.hypotheses:
+        out.print(table)
+    fix = result.proposed_fix
+    fix_text = ", ".join(f"{k}={v}" for k, v in fix.items() if k != "action") if fix else ""
+    out.print(f"  proposed fix: {fix['action'] + '(' + fix_text + ')' if fix else 'none'}", highlight=False)
+    out.print(f"  rank {result.rank if result.rank is not None else '–'}   hit@1 {_yes(result.hit_at_1)}   "
+              f"hit@3 {_yes(result.hit_at_3)}   right fix {_yes(result.mitigation_ok)}   "
+              f"severity {_yes(result.severity_ok)} ({d.get('severity') or '–'})   tool calls {result.tool_calls}",
+              highlight=False)
+
+
+@app.command("run")
+def run_cmd(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the spec's JSON object.")] = False,
+    server: Annotated[str | None, typer.Option(
+        "--server", help="Deliver to a running `firebreak serve` at this URL (same data dir and secrets).")] = None,
+    keep: Annotated[Path | None, typer.Option(
+        "--keep", help="Build the drill's world in this folder and keep it (default: a temp dir, removed).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each timeline step.")] = False,
+) -> None:
+    """Run one scenario with the configured investigator and score it against its truth."""
+    from simulations.runner import DrillSetupError, run_drill
+
+    _quiet_logs()
+    try:
+        load_scenario(file)
+    except ScenarioError as exc:
+        raise _fail(str(exc), 2) from None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    try:
+        result = run_drill(file, server=server, keep_dir=keep,
+                           on_step=(lambda line: err.print(f"  {line}", markup=False)) if verbose else None)
+    except DrillSetupError as exc:
+        raise _fail(f"{file}: {exc}", 1) from None
+    except Exception as exc:  # an error in the machinery: one line, not a traceback
+        logging.getLogger("firebreak.drill").debug("drill failed", exc_info=True)
+        raise _fail(f"{file}: the drill could not run: {type(exc).__name__}: {exc}", 1) from None
+    if as_json:
+        print(json.dumps(result.spec_json()))
+    else:
+        print_result(result)
+        if keep is not None:
+            out.print(f"  world kept in {keep} (FIREBREAK_DATA_DIR={keep} firebreak logs ...)", highlight=False)
+
+
+class InvalidScenarios(ValueError):
+    """Some files below the bench folder do not follow the format (one line per problem)."""
+
+
+def aggregate(results: list[Any]) -> dict[str, Any]:
+    """The bench JSON: ratios over all scenarios and every result."""
+    n = len(results)
+
+    def ratio(key: str) -> float:
+        return round(sum(1 for r in results if getattr(r, key)) / n, 3) if n else 0.0
+
+    return {
+        "scenarios": n,
+        "hit_at_1": ratio("hit_at_1"),
+        "hit_at_3": ratio("hit_at_3"),
+        "mitigation_ok": ratio("mitigation_ok"),
+        "median_wall_seconds": round(statistics.median(r.wall_seconds for r in results), 3) if n else 0.0,
+        "results": [r.spec_json() for r in results],
+    }
+
+
+def bench_dir(directory: Path, progress: bool = True) -> dict[str, Any]:
+    """Run every scenario below a folder; files that do not follow the format stop it before any runs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from simulations.runner import failed_result, run_drill
+
+    files = find_scenarios(directory)
+    problems = []
+    scenarios = []
+    for f in files:
+        try:
+            scenarios.append(load_scenario(f))
+        except ScenarioError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InvalidScenarios("\n".join(problems))
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=not progress, transient=False) as bar:
+        task = bar.add_task("drills", total=len(scenarios))
+        for sc in scenarios:
+            bar.update(task, description=f"{sc.id:<34}")
+            try:
+                results.append(run_drill(sc))
+            except Exception as exc:
+                err.print(f"{sc.id}: the drill could not run: {type(exc).__name__}: {exc}", markup=False)
+                results.append(failed_result(sc, f"{type(exc).__name__}: {exc}"))
+            bar.advance(task)
+    return aggregate(results)
+
+
+@app.command("bench")
+def bench_cmd(
+    directory: Annotated[Path, typer.Argument(help="Folder: every *.yaml below it is a scenario.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the aggregate JSON with every result.")] = False,
+) -> None:
+    """Run every scenario below DIR and print hit@1, hit@3, right-fix rate and median wall time."""
+    _quiet_logs()
+    if not directory.is_dir():
+        raise _fail(f"{directory}: not a folder", 2)
+    try:
+        agg = bench_dir(directory, progress=True)
+    except InvalidScenarios as exc:
+        raise _fail(str(exc), 2) from None
+    if as_json:
+        print(json.dumps(agg))
+        return
+    table = Table(title=f"Drill bench: {directory}")
+    for col in ("scenario", "rank", "hit@1", "hit@3", "fix", "severity", "alerts", "incidents", "tools", "wall s"):
+        table.add_column(col)
+    for r in agg["results"]:
+        table.add_row(r["scenario"], str(r["rank"] if r["rank"] is not None else "–"), _yes(r["hit_at_1"]),
+                      _yes(r["hit_at_3"]), _yes(r["mitigation_ok"]), _yes(r["severity_ok"]),
+                      str(r["alerts_delivered"]), str(r["incidents_opened"]), str(r["tool_calls"]),
+                      f"{r['wall_seconds']:.2f}")
+    out.print(table)
+    out.print(f"scenarios {agg['scenarios']}  hit@1 {agg['hit_at_1']:.2f}  hit@3 {agg['hit_at_3']:.2f}  "
+              f"right fix {agg['mitigation_ok']:.2f}  median wall {agg['median_wall_seconds']:.2f} s",
+              highlight=False)
+
+
+@app.command("practice")
+def practice_cmd(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    person: Annotated[str | None, typer.Option("--person", help="Who practises (default: $USER).")] = None,
+    speed: Annotated[float, typer.Option("--speed", min=0.1, help="Simulated minutes per wall minute.")] = 10.0,
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", help="Where the practice world lives; point the CLI tools at it.")] = Path(".firebreak-practice"),
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Give up after this many wall seconds without an answer.")] = None,
+) -> None:
+    """Practise a blank incident: alerts arrive on an accelerated clock; answer with `firebreak drill answer`."""
+    from simulations.practice import PracticeError, practise
+
+    _quiet_logs()
+    try:
+        practise(file, person=person, speed=speed, data_dir=data_dir, timeout=timeout, console=out)
+    except ScenarioError as exc:
+        raise _fail(str(exc), 2) from None
+    except PracticeError as exc:
+        raise _fail(str(exc), 1) from None
+
+
+@app.command("answer")
+def answer_cmd(
+    suspect: Annotated[list[str], typer.Option(
+        "--suspect", "-s", help="kind:ref or kind:ref@service, most likely first (repeat for more).")],
+    fix: Annotated[str | None, typer.Option(
+        "--fix", help='The fix: "rollback service=mailer to=4.6.1".')] = None,
+    severity: Annotated[str | None, typer.Option("--severity", help="minor, major or critical.")] = None,
+    person: Annotated[str | None, typer.Option("--person", help="Who answers (default: $USER).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="The practice run (default: your latest open one).")]
+    = None,
+    note: Annotated[str, typer.Option("--note", help="Your reasoning, kept with the answer.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Submit your hypotheses and fix for the running practice drill; get the score and the debrief."""
+    from simulations.practice import PracticeError, parse_answer, submit_answer
+
+    try:
+        answer = parse_answer(suspect, fix, severity, note)
+        debrief = submit_answer(answer, person=person, run_id=run_id)
+    except (PracticeError, ValueError) as exc:
+        raise _fail(f"answer: {exc}", 2) from None
+    if as_json:
+        print(json.dumps(debrief.model_dump(mode="json")))
+    else:
+        from simulations.practice import print_debrief
+
+        print_debrief(debrief, out)
+
+
+@app.command("history")
+def history_cmd(
+    days: Annotated[int, typer.Option("--days", min=1, help="'Not practised lately' means in this many days.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Each person's drills, and who has not practised lately."""
+    from simulations.history import drill_history, print_history
+
+    hist = drill_history(days=days)
+    if as_json:
+        print(json.dumps(hist.model_dump(mode="json")))
+    else:
+        print_history(hist, out)
