@@ -455,6 +455,10 @@ class MemoryIndex:
         self._mirrors: dict[str, _Mirror] = {}
         self._docs_restored = False
         self.rebuilt_from_scratch = False
+        # Besides the cheap checks, compare all ids now and then: catches a deletion that coincides with
+        # an insert carrying an old timestamp (counts equal, nothing newer than the watermark).
+        self.full_check_seconds = 30.0
+        self._last_full_check = float("-inf")
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -595,7 +599,10 @@ class MemoryIndex:
                 candidates |= set(s.scalars(select(Countermeasure.incident_id).where(Countermeasure.id > last_cm)))
                 candidates |= set(s.scalars(select(Remediation.incident_id).where(Remediation.id > last_rem)))
                 gone: set[str] = set()
-                if len(set(recs) | candidates) != total:
+                now = time.monotonic()
+                full = now - self._last_full_check >= self.full_check_seconds
+                if full or len(set(recs) | candidates) != total:
+                    self._last_full_check = now
                     all_ids = set(s.scalars(select(Incident.id)))
                     candidates |= all_ids - set(recs)
                     gone = set(recs) - all_ids

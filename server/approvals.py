@@ -387,57 +387,17 @@ def decide(
                       "(not in FIREBREAK_APPROVERS); the attempt was logged.")
 
     with ctx.db.session() as s:
-        approval = s.get(Approval, approval_id)
-        if approval is None or approval.status in ALTERNATIVE_STATUSES:
-            return refuse("unknown_approval", f"No approval {approval_id}: nothing was done.")
-        incident = s.get(Incident, approval.incident_id)
-        assert incident is not None
-        if approval.status != "pending":
-            return refuse("already_decided", _already(approval), approval.status)
-        if incident.status in FINISHED_INCIDENT:
-            return refuse("incident_finished", f"Incident {incident.id} is {incident.status}: approval "
-                          f"{approval_id} can no longer be decided, nothing was done.", approval.status)
-        chosen: Approval | None = None
-        if choice and decision == "approve":
-            chosen = _pick(_alternatives(s, approval), choice)
-            if chosen is None:
-                return refuse("bad_input", f"choice: {choice!r} is not an alternative of {approval_id}",
-                              approval.status)
-        original = describe(approval.action, approval.parameters or {})
-        values: dict[str, Any] = {
-            "status": "approved" if decision == "approve" else "rejected",
-            "decision": decision, "decided_by": user, "decided_at": now,
-        }
-        if decision == "reject":
-            values["result"] = f"rejected: {reason}" if reason else "rejected"
-        if chosen is not None:
-            values.update(action=chosen.action, parameters=dict(chosen.parameters or {}),
-                          rationale=chosen.rationale)
-        won = rows_changed(s.execute(
-            update(Approval).where(Approval.id == approval_id, Approval.status == "pending").values(**values)
-            .execution_options(synchronize_session=False)
-        ))
-        if not won:  # someone else decided between our read and our write
-            s.rollback()
-            with ctx.db.session() as s2:
-                fresh = s2.get(Approval, approval_id)
-                msg = _already(fresh) if fresh else f"No approval {approval_id}."
-            return refuse("already_decided", msg, fresh.status if fresh else None)
-        for alt in _alternatives(s, approval):
-            alt.status = "chosen" if chosen is not None and alt.id == chosen.id else "not_chosen"
-        s.refresh(approval)
-        final = describe(approval.action, approval.parameters or {})
-        verb = "approved" if decision == "approve" else "rejected"
-        text = f"Approval {approval_id} {verb} by {user} via {via}: {final}"
-        if chosen is not None:
-            text += f" (chosen instead of {original})"
-        if reason:
-            text += f". Reason: {reason}"
-        incident_log.record(s, incident, at=now, actor=user, kind="approval", field="approval",
-                            old="pending", new=values["status"], text=text)
-        s.add(AuditEvent(at=now, actor=user, event="approval_decided",
-                         detail={"approval_id": approval_id, "via": via, "decision": decision,
-                                 "action": final, "choice": chosen.id if chosen else None}))
+        applied = _apply(s, approval_id, user=user, decision=decision, via=via, reason=reason,
+                         choice=choice, now=now)
+    if isinstance(applied, tuple):
+        code, message, status = applied
+        if code == "already_decided" and not message:  # lost a race: read what the winner wrote
+            with ctx.db.session() as s:
+                fresh = s.get(Approval, approval_id)
+                message = _already(fresh) if fresh else f"No approval {approval_id}."
+                status = fresh.status if fresh else None
+        return refuse(code, message, status)
+    final = applied
 
     execution = _resume(ctx, approval_id)
     with ctx.db.session() as s:
@@ -453,6 +413,59 @@ def decide(
         message = f"Approved {final}: " + sb.result_line(execution.status, execution.detail).replace("*", "")
     return DecisionOutcome(ok=True, code="approved" if decision == "approve" else "rejected",
                            message=message, approval_id=approval_id, status=status, execution=execution)
+
+
+def _apply(
+    s: Session, approval_id: str, *, user: str, decision: str, via: str, reason: str | None,
+    choice: str | None, now: datetime,
+) -> str | tuple[OutcomeCode, str, str | None]:
+    """The decision inside one transaction: the final action's description, or a refusal."""
+    approval = s.get(Approval, approval_id)
+    if approval is None or approval.status in ALTERNATIVE_STATUSES:
+        return "unknown_approval", f"No approval {approval_id}: nothing was done.", None
+    incident = s.get(Incident, approval.incident_id)
+    assert incident is not None
+    if approval.status != "pending":
+        return "already_decided", _already(approval), approval.status
+    if incident.status in FINISHED_INCIDENT:
+        return ("incident_finished", f"Incident {incident.id} is {incident.status}: approval "
+                f"{approval_id} can no longer be decided, nothing was done.", approval.status)
+    chosen: Approval | None = None
+    if choice and decision == "approve":
+        chosen = _pick(_alternatives(s, approval), choice)
+        if chosen is None:
+            return "bad_input", f"choice: {choice!r} is not an alternative of {approval_id}", approval.status
+    original = describe(approval.action, approval.parameters or {})
+    values: dict[str, Any] = {
+        "status": "approved" if decision == "approve" else "rejected",
+        "decision": decision, "decided_by": user, "decided_at": now,
+    }
+    if decision == "reject":
+        values["result"] = f"rejected: {reason}" if reason else "rejected"
+    if chosen is not None:
+        values.update(action=chosen.action, parameters=dict(chosen.parameters or {}), rationale=chosen.rationale)
+    won = rows_changed(s.execute(
+        update(Approval).where(Approval.id == approval_id, Approval.status == "pending").values(**values)
+        .execution_options(synchronize_session=False)
+    ))
+    if not won:  # someone else decided between our read and our write
+        return "already_decided", "", None
+    for alt in _alternatives(s, approval):
+        alt.status = "chosen" if chosen is not None and alt.id == chosen.id else "not_chosen"
+    s.refresh(approval)
+    final = describe(approval.action, approval.parameters or {})
+    verb = "approved" if decision == "approve" else "rejected"
+    text = f"Approval {approval_id} {verb} by {user} via {via}: {final}"
+    if chosen is not None:
+        text += f" (chosen instead of {original})"
+    if reason:
+        text += f". Reason: {reason}"
+    incident_log.record(s, incident, at=now, actor=user, kind="approval", field="approval",
+                        old="pending", new=values["status"], text=text)
+    s.add(AuditEvent(at=now, actor=user, event="approval_decided",
+                     detail={"approval_id": approval_id, "via": via, "decision": decision,
+                             "action": final, "choice": chosen.id if chosen else None}))
+    return final
 
 
 def _already(a: Approval) -> str:

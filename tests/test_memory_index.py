@@ -104,6 +104,7 @@ def test_new_old_incident_and_deletion_are_picked_up(seeded: ToolContext) -> Non
 
     index = get_index(seeded)
     index.sync_incidents(seeded.db)
+    index.full_check_seconds = 0  # the periodic full id comparison (every 30 s by default) is due
     add_incident(seeded, title="Redis eviction storm", services=["cache"], at=T0 - timedelta(days=300))
     with seeded.db.session() as s:
         s.delete(s.get(Incident, "INC-2025-032"))
@@ -111,6 +112,13 @@ def test_new_old_incident_and_deletion_are_picked_up(seeded: ToolContext) -> Non
     assert (stats.added, stats.removed) == (1, 1)
     ids = [h.id for h in index.search("redis eviction", k=5)]
     assert ids[0] != "INC-2025-032" and "INC-2025-032" not in ids
+
+
+def test_old_timestamped_insert_is_found_by_count(seeded: ToolContext) -> None:
+    index = get_index(seeded)
+    index.sync_incidents(seeded.db)
+    add_incident(seeded, title="Redis eviction storm", services=["cache"], at=T0 - timedelta(days=300))
+    assert index.sync_incidents(seeded.db).added == 1
 
 
 def test_reindex_is_idempotent(seeded: ToolContext) -> None:
