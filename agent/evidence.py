@@ -70,10 +70,12 @@ TRAFFIC_LABELS = (
     "consumer",
 )
 _TRAFFIC_RE = re.compile(
-    r"\b(client(?:[_ -]?id)?|campaign|tenant|customer|partner|account|api[_-]?key|consumer|caller|"
-    r"user[_-]?agent)\b\s*[=:]?\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
+    r"(?<![a-z])(?:utm_)?(client(?:[_ -]?id)?|campaign(?:[_ -]?id)?|tenant(?:[_ -]?id)?|customer(?:[_ -]?id)?|"
+    r"partner(?:[_ -]?id)?|account(?:[_ -]?id)?|api[_-]?key(?:[_-]?id)?|consumer|caller|app[_-]?id|"
+    r"user[_-]?agent|source)\s*[=:]\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
     re.IGNORECASE,
 )
+THROTTLE_WORDS = ("rate limit", "ratelimit", "throttl", "quota", "too many requests", "429", "limit exceeded")
 _HOST_RE = re.compile(r"\b((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z])\b", re.IGNORECASE)
 _TABLE_RES = (
     re.compile(r"\btable\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE),
@@ -83,6 +85,13 @@ _TABLE_RES = (
     re.compile(r"\b(?:rows?|records?)\s+(?:in|of|from)\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE),
 )
 CERT_WORDS = ("certificate", "x509", "tls handshake", "ssl", "cert ", "certificate_verify_failed")
+DATA_DAMAGE_WORDS = (
+    " null", "zero", " 0.00", "missing", "mismatch", "negative", "wrong", "invalid", "stale", "orphan",
+    "duplicate", "corrupt", "checksum", "integrity", "inconsistent", "truncated",
+)
+CHANGE_WRITES_DATA = ("migration", "backfill", "import", "cleanup", "purge", "delete", "truncate", "script",
+                      "restore", "reindex", "rewrite", "bulk", "batch update", "data fix")
+_SNAKE_RE = re.compile(r"\b(?:in|into|from|on|table|relation)\s+[\"'`]?([a-z][a-z0-9]*_[a-z0-9_]+)\b")
 DATA_WORDS = (
     "corrupt",
     "checksum",
@@ -175,19 +184,54 @@ def _stem(w: str) -> str:
     return w[:-1] if w.endswith("s") and len(w) > 3 else w
 
 
-def mentions_service(text: str, service: str) -> float:
-    """How clearly a text names a service: 1.0 by full name, 0.7 by a distinctive part, else 0."""
+_WORD_SPLIT = re.compile(r"[^a-z0-9_.\-]+")
+
+
+def _norm_word(w: str) -> str:
+    """`redis-sessions-0` -> `redis-sessions`, `payments.` -> `payment` (instance suffixes, plurals)."""
+    w = w.strip(".-_")
+    w = re.sub(r"-\d+$", "", w)
+    return _stem(w)
+
+
+def mentions_service(text: str, service: str, services: Iterable[str] = ()) -> float:
+    """How clearly a text names a service: 1.0 by full name, 0.9 by a word variant (plural, instance
+    suffix), 0.7 by a distinctive part of a compound name (`smtp` for smtp-relay) unless that part is
+    itself another service's name. A service inside a longer name (`sessions` in `redis-sessions`)
+    does not count."""
     low = text.lower()
     name = service.lower()
-    if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", low):
+    if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-]|-\d)", low):
         return 1.0
-    toks = {_stem(t) for t in re.split(r"[^a-z0-9]+", low) if t}
+    toks = {_norm_word(t) for t in _WORD_SPLIT.split(low) if t}
+    toks |= {_norm_word(t) for t in re.split(r"[^a-z0-9\-]+", low) if t}
     if _stem(name) in toks:
         return 0.9
-    parts = [p for p in re.split(r"[-_.]", name) if len(p) >= 4 and p not in STOPWORDS]
-    if (len(parts) > 1 or (parts and parts[0] != name)) and any(_stem(p) in toks for p in parts):
+    others = {o.lower() for o in services if o.lower() != name}
+    parts = [p for p in re.split(r"[-_.]", name) if len(p) >= 4 and p not in STOPWORDS and p not in others]
+    if len(parts) >= 1 and "-" in name and any(_stem(p) in toks for p in parts):
         return 0.7
     return 0.0
+
+
+def key_links(key: str, services: Iterable[str]) -> dict[str, float]:
+    """Services named inside a compound key (flag keys, config keys): `search-ui-dark-mode` names
+    search-ui fully, and search only as part of the longer name (weaker)."""
+    segs = [x for x in re.split(r"[^a-z0-9]+", key.lower()) if x]
+    found: dict[str, tuple[int, int]] = {}
+    for svc in services:
+        ss = [x for x in re.split(r"[^a-z0-9]+", svc.lower()) if x]
+        if not ss:
+            continue
+        for i in range(len(segs) - len(ss) + 1):
+            if [_stem(x) for x in segs[i:i + len(ss)]] == [_stem(x) for x in ss]:
+                found[svc] = (i, i + len(ss))
+                break
+    out: dict[str, float] = {}
+    for svc, (i, j) in found.items():
+        inside = any(o != svc and oi <= i and j <= oj and (oj - oi) > (j - i) for o, (oi, oj) in found.items())
+        out[svc] = 0.5 if inside else 1.0
+    return out
 
 
 def _lvl(level: Any) -> str:
@@ -218,6 +262,7 @@ class Findings:
     flag_events: list[dict[str, Any]] = field(default_factory=list)
     similar: list[dict[str, Any]] = field(default_factory=list)
     dashboards: list[dict[str, Any]] = field(default_factory=list)
+    log_samples: list[dict[str, Any]] = field(default_factory=list)  # {service, text, lines}
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -257,14 +302,17 @@ class ServiceState:
     name: str
     score: float = 0.0
     onset: datetime | None = None
+    exact_onset: datetime | None = None  # from log first_seen / Sentry: to the second
     signals: list[Evidence] = field(default_factory=list)
     bad_patterns: list[BadPattern] = field(default_factory=list)
     anomalies: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, weight: float, at: datetime | None, ev: Evidence) -> None:
+    def add(self, weight: float, at: datetime | None, ev: Evidence, *, exact: bool = False) -> None:
         self.score += weight
         if at is not None and (self.onset is None or at < self.onset):
             self.onset = at
+        if exact and at is not None and (self.exact_onset is None or at < self.exact_onset):
+            self.exact_onset = at
         self.signals.append(ev)
 
     @property
@@ -364,7 +412,8 @@ def service_states(f: Findings, bads: list[BadPattern]) -> dict[str, ServiceStat
         s.add(
             b.weight,
             b.first_seen,
-            Evidence(
+            exact=True,
+            ev=Evidence(
                 tool="log_patterns",
                 weight=round(b.weight, 2),
                 ref=b.template[:200],
@@ -421,7 +470,8 @@ def service_states(f: Findings, bads: list[BadPattern]) -> dict[str, ServiceStat
         st(svc).add(
             w,
             first,
-            Evidence(
+            exact=True,
+            ev=Evidence(
                 tool="list_sentry_issues",
                 weight=w,
                 ref=str(iss.get("short_id") or iss.get("id") or ""),
@@ -472,18 +522,56 @@ def known_services(f: Findings, graph: Graph) -> set[str]:
 
 
 def time_factor(gap_minutes: float | None) -> float:
-    """Plausibility that a change `gap` minutes before the onset caused it."""
+    """Plausibility that a change `gap` minutes before the onset caused it.
+
+    Deploys, config and flag changes show their effect within minutes; a change that landed after the
+    trouble began cannot be its cause (a small tolerance covers metric scrape resolution).
+    """
     if gap_minutes is None:
         return 0.5
-    if gap_minutes < -1.5:
-        return 0.08  # landed after the trouble had begun
+    if gap_minutes < -0.75:
+        return 0.08
     if gap_minutes < 0:
-        return 0.7
-    if gap_minutes <= 30:
-        return 1.0 - gap_minutes / 150.0
-    if gap_minutes <= 240:
-        return 0.8 - 0.5 * (gap_minutes - 30) / 210.0
-    return 0.2
+        return 0.6
+    if gap_minutes <= 5:
+        return 1.0
+    if gap_minutes <= 20:
+        return 1.0 - 0.3 * (gap_minutes - 5) / 15
+    if gap_minutes <= 90:
+        return 0.7 - 0.35 * (gap_minutes - 20) / 70
+    return 0.25
+
+
+def norm_affected(state: ServiceState | None, max_aff: float) -> float:
+    """How affected a service is, relative to the worst hit (a clearly affected service counts at least half)."""
+    if state is None or state.affected <= 0:
+        return 0.0
+    rel = state.affected / (max_aff or 1.0)
+    return 0.5 + 0.5 * rel if state.affected >= 0.3 else rel
+
+
+def victims(states: dict[str, ServiceState], graph: Graph, services: set[str]) -> dict[str, list[str]]:
+    """Services whose trouble follows a dependency's earlier trouble (edge or named in their errors)."""
+    out: dict[str, list[str]] = {}
+    for s, st in states.items():
+        if st.onset is None or st.affected < 0.3:
+            continue
+        deps = set(graph.deps.get(s, set()))
+        text = _bad_text(st)
+        deps |= {d for d in services if d != s and d in states and mentions_service(text, d, services) >= 0.9}
+        causes = []
+        for d in sorted(deps):
+            dst = states.get(d)
+            if dst and dst.affected >= 0.4 and dst.onset and dst.onset < st.onset + timedelta(seconds=15):
+                causes.append(d)
+        if causes:
+            out[s] = causes
+    # Mutual "victims" (A before B and B before A within the tolerance) explain nothing.
+    for s, causes in list(out.items()):
+        out[s] = [d for d in causes if s not in out.get(d, [])]
+        if not out[s]:
+            del out[s]
+    return out
 
 
 def _change_ref(c: dict[str, Any]) -> tuple[SuspectKind, str] | None:
@@ -562,6 +650,9 @@ def change_candidates(
 ) -> list[Candidate]:
     out: list[Candidate] = []
     max_aff = max((s.affected for s in states.values()), default=0.0) or 1.0
+    hurt = victims(states, graph, services)
+    # Words a change shares with templates that only appeared after it (surged old noise does not count).
+    new_bad_text = " ".join(b.text for st in states.values() if st.affected >= 0.3 for b in st.bad_patterns if b.new)
     fallback_onset = f.incident_start()
     sentry_by_service: dict[str, list[dict[str, Any]]] = {}
     for iss in f.sentry:
@@ -581,26 +672,29 @@ def change_candidates(
             links[svc] = 1.0
             for caller in graph.callers.get(svc, set()):
                 links[caller] = max(links.get(caller, 0.0), 0.6)
+            # A change can overload or damage what it calls (N+1 queries, a migration).
+            dep_link = {"deploy": 0.55, "config": 0.4, "infra": 0.6}.get(kind, 0.4)
+            for dep in graph.deps.get(svc, set()):
+                links[dep] = max(links.get(dep, 0.0), dep_link)
         if kind == "flag" or not svc:
-            key_text = f"{refval} {c.get('note') or ''}"
+            for s, m in key_links(refval, services).items():
+                links[s] = max(links.get(s, 0.0), 0.9 * m)
             for s in services:
-                m = mentions_service(key_text, s)
+                m = mentions_service(str(c.get("note") or ""), s, services)
                 if m:
-                    links[s] = max(links.get(s, 0.0), 0.85 * m)
+                    links[s] = max(links.get(s, 0.0), 0.6 * m)
             for s, state in states.items():
                 if refval.lower() in _bad_text(state).lower():
                     links[s] = 1.0
                     reasons.append(f"{s} logs name {refval}")
         if kind == "infra" and c.get("note"):
             for s in services:
-                if mentions_service(str(c["note"]), s):
+                if mentions_service(str(c["note"]), s, services):
                     links[s] = max(links.get(s, 0.0), 0.9)
         best = 0.0
         best_svc: str | None = None
-        for s, strength in links.items():
-            stt = states.get(s)
-            aff = (stt.affected / max_aff) if stt else 0.0
-            val = strength * aff
+        for s, strength in sorted(links.items()):
+            val = strength * norm_affected(states.get(s), max_aff)
             if val > best:
                 best, best_svc = val, s
         if not links and kind in ("flag", "infra"):
@@ -608,15 +702,32 @@ def change_candidates(
             top = max(states.values(), key=lambda s: s.affected, default=None)
             if top is not None:
                 best, best_svc = 0.3 * top.affected / max_aff, top.name
+        upstream: list[str] = []
+        if best_svc in hurt:
+            # best_svc only suffers from an earlier failure: judge the change where the trouble began.
+            roots = [(links[u] * norm_affected(states.get(u), max_aff), u) for u in hurt[best_svc] if u in links]
+            if roots:
+                best, best_svc = max(roots)
+            else:
+                upstream = list(hurt[best_svc])
         onset = None
-        if best_svc and states.get(best_svc) and states[best_svc].onset:
-            onset = states[best_svc].onset
+        bstate = states.get(best_svc) if best_svc else None
+        if bstate is not None and bstate.onset:
+            onset = bstate.onset
         elif best_svc:
             onset = fallback_onset
         gap = _minutes(onset, at) if (onset and at) else None
         tf = time_factor(gap)
+        if (gap is not None and gap < 0 and at is not None and bstate is not None and bstate.exact_onset
+                and bstate.onset and bstate.exact_onset > at and _minutes(at, bstate.onset) <= 2.0):
+            # Only a metric change point (minute resolution, it can lead the real start) is earlier;
+            # the first error line came after the change.
+            tf = 0.9
+            gap = 0.0
         score = best * tf
         ev: list[Evidence] = []
+        if upstream:
+            score *= 0.45
         desc = _describe_change(c)
         timing = (
             f"{gap:.0f} min before"
@@ -639,9 +750,18 @@ def change_candidates(
                 ),
             )
         )
+        if upstream:
+            ev.append(
+                Evidence(
+                    tool="reasoning",
+                    weight=0.0,
+                    finding=f"ruled down: {best_svc}'s trouble follows {', '.join(upstream)}, which failed first "
+                    "and is not touched by this change",
+                )
+            )
         # Corroboration: Sentry release, shared words between change note and new errors, log naming.
         bonus = 0.0
-        if kind == "deploy" and svc:
+        if kind == "deploy" and svc and tf >= 0.5:
             for iss in sentry_by_service.get(svc, []):
                 if str(iss.get("release") or "") == refval:
                     bonus += 0.35
@@ -656,11 +776,10 @@ def change_candidates(
                     )
                     break
         note_words = words(f"{c.get('note') or ''} {c.get('key') or ''} {refval if kind == 'flag' else ''}")
-        if best_svc and note_words and tf > 0.2:
+        note_words -= {w for svc_name in services for w in words(svc_name.replace("-", " "))}
+        if best_svc and note_words and tf > 0.2 and best > 0.15:
             overlap = note_words & words(
-                _bad_text(states.get(best_svc))
-                + " "
-                + " ".join(f"{i.get('title', '')} {i.get('culprit', '')}" for i in sentry_by_service.get(best_svc, []))
+                new_bad_text + " " + " ".join(f"{i.get('title', '')} {i.get('culprit', '')}" for i in f.sentry)
             )
             if overlap:
                 b = min(0.25, 0.12 * len(overlap))
@@ -677,7 +796,7 @@ def change_candidates(
         for r in reasons:
             ev.append(Evidence(tool="log_patterns", finding=r, weight=0.05))
         score = score * (1.0 + bonus) + (bonus * 0.1 if score > 0.2 else 0.0)
-        if gap is not None and gap < -1.5:
+        if gap is not None and gap < -0.75:
             ev.append(
                 Evidence(
                     tool="recent_changes",
@@ -805,35 +924,49 @@ def _fix_for_change(c: dict[str, Any], kind: str, ref: str, svc: str | None, f: 
 def dependency_candidates(
     f: Findings, states: dict[str, ServiceState], graph: Graph, services: set[str]
 ) -> list[Candidate]:
-    """A dependency is blamed when callers' new errors name it, or it fails on its own first."""
+    """A dependency is blamed when callers' new errors name it failing, or it fails on its own first.
+
+    The deepest failing link wins: a dependency that is itself a victim of another one ranks lower, and
+    a caller whose trouble follows its dependency's is not blamed at all.
+    """
+    hurt = victims(states, graph, services)
     out: dict[str, Candidate] = {}
-    for caller, cst in states.items():
+    for caller, cst in sorted(states.items()):
         if cst.affected < 0.3:
             continue
+        caller_root = caller not in hurt
         texts: list[tuple[BadPattern | None, str]] = [(b, b.example or b.template) for b in cst.bad_patterns]
         texts += [
             (None, f"{i.get('title', '')} {i.get('culprit', '')}") for i in f.sentry if i.get("service") == caller
         ]
-        for dep in services:
+        for dep in sorted(services):
             if dep == caller:
                 continue
             mention = 0.0
             example = ""
             for b, text in texts:
-                m = mentions_service(text, dep)
-                if m and any(w in text.lower() for w in DEPENDENCY_FAIL_WORDS):
-                    m = min(1.0, m + 0.1)
-                weight = (b.weight if b else 0.5) * m
+                m = mentions_service(text, dep, services)
+                if not m:
+                    continue
+                failing = any(w in text.lower() for w in DEPENDENCY_FAIL_WORDS)
+                weight = min(1.0, (b.weight if b else 0.5) * m) * (1.0 if failing else 0.5)
                 if weight > mention:
                     mention, example = weight, text
             edge = dep in graph.deps.get(caller, set())
             dst = states.get(dep)
             own = dst.affected if dst else 0.0
-            earlier = bool(dst and dst.onset and cst.onset and dst.onset <= cst.onset)
             if mention == 0.0 and not (edge and own > 0.3):
                 continue
-            score = 0.45 * min(mention, 1.0) + (0.15 if edge else 0.0) + 0.35 * own * (1.0 if earlier else 0.6)
-            score *= 0.85
+            if dst is not None and own > 0.1:
+                earlier = bool(dst.onset and cst.onset and dst.onset <= cst.onset)
+                dep_root = dep not in hurt
+                score = 0.85 * (0.35 * mention + 0.15 * edge + 0.45 * own * (1.0 if earlier else 0.6))
+                score *= 1.0 if dep_root else 0.6
+            else:
+                earlier = False
+                dep_root = True
+                # No telemetry of its own (a third party): the callers' errors are all we have.
+                score = (0.45 + 0.45 * mention + 0.05 * edge) * (1.0 if caller_root else 0.6)
             ev = []
             if mention:
                 ev.append(
@@ -848,13 +981,14 @@ def dependency_candidates(
                 ev.append(
                     Evidence(tool="service_dependencies", ref=f"{caller}->{dep}", finding=f"{caller} depends on {dep}")
                 )
-            if dst and own > 0.1:
+            if dst is not None and own > 0.1:
                 ev.append(
                     Evidence(
                         tool="metric_anomalies",
                         weight=round(own, 2),
                         finding=f"{dep} is itself affected ({own:.2f})"
-                        + (", and its trouble started first" if earlier else ""),
+                        + (", and its trouble started first" if earlier else "")
+                        + ("" if dep_root else f"; but it follows {', '.join(hurt.get(dep, []))}"),
                     )
                 )
             else:
@@ -862,14 +996,15 @@ def dependency_candidates(
                     Evidence(
                         tool="metric_anomalies",
                         weight=0.0,
-                        finding=f"{dep} shows no anomaly of its own in our telemetry (external, or a symptom)",
+                        finding=f"{dep} has no telemetry here (a third party or unmonitored); "
+                        f"{caller} {'is the first service in trouble' if caller_root else 'is itself downstream'}",
                     )
                 )
             cand = out.get(dep)
             if cand is None or score > cand.score:
                 out[dep] = Candidate(
                     Suspect(kind="dependency", service=dep, ref=dep),
-                    score,
+                    score + (0.05 if cand is not None else 0.0),
                     f"{dep} is failing and {caller} suffers from it",
                     ev,
                     confirm=f"Check {dep}'s own health page/metrics and whether other callers of {dep} fail too.",
@@ -883,8 +1018,8 @@ def dependency_candidates(
                         undo=f"fail {dep} back",
                     ),
                 )
-            elif cand is not None:
-                cand.score = min(1.0, cand.score + 0.05)  # several callers blame the same dependency
+            else:
+                cand.score = min(cand.score + 0.05, max(cand.score, score) + 0.1)  # several callers agree
     return list(out.values())
 
 
@@ -968,7 +1103,32 @@ def _extract_hosts(text: str) -> list[str]:
     return hosts
 
 
-def signal_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Candidate]:
+def _tables(text: str) -> list[tuple[str, float]]:
+    """Table names a log line points at: explicit (`table orders`, `relation "x"`) or snake_case after in/from."""
+    out: list[tuple[str, float]] = []
+    for rx in _TABLE_RES:
+        for m in rx.finditer(text):
+            name = m.group(1).strip(".")
+            if "<" not in name and name.lower() not in STOPWORDS and not name.isdigit():
+                out.append((name, 1.0))
+    for m in _SNAKE_RE.finditer(text):
+        out.append((m.group(1), 0.7))
+    return out
+
+
+def traffic_sources(text: str) -> list[str]:
+    """Values that name who sends requests (client ids, campaigns, tenants, API keys) in one line."""
+    vals = []
+    for m in _TRAFFIC_RE.finditer(text):
+        val = m.group(2)
+        if "<" in val or val.lower() in STOPWORDS or val.isdigit() or len(val) < 3:
+            continue
+        vals.append(val)
+    return vals
+
+
+def signal_candidates(f: Findings, states: dict[str, ServiceState], changes: list[Candidate] | None = None
+                      ) -> list[Candidate]:
     """Certificates, damaged data and traffic sources, named in log text, alerts or labels."""
     out: dict[tuple[str, str, str], Candidate] = {}
 
@@ -977,9 +1137,9 @@ def signal_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Cand
         if k not in out or out[k].score < c.score:
             out[k] = c
 
-    alert_text = " ".join(f"{a.get('title', '')} {a.get('summary', '')}" for a in f.alerts)
-    for svc, st in states.items():
-        for b in st.bad_patterns:
+    for svc, st in sorted(states.items()):
+        new_bads = [b for b in st.bad_patterns if b.level in ("ERROR", "FATAL", "CRITICAL", "WARN", "WARNING")]
+        for b in new_bads:
             low = b.text.lower()
             if any(w in low for w in CERT_WORDS):
                 hosts = _extract_hosts(b.example) or _extract_hosts(b.template)
@@ -987,7 +1147,7 @@ def signal_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Cand
                     put(
                         Candidate(
                             Suspect(kind="certificate", service=None, ref=h),
-                            0.55 + 0.35 * min(1.0, b.weight),
+                            0.7 + 0.35 * min(1.0, b.weight) * (1.0 if b.new else 0.5),
                             f"TLS certificate for {h} failed",
                             [
                                 Evidence(
@@ -1008,115 +1168,156 @@ def signal_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Cand
                             ),
                         )
                     )
-            if any(w in low for w in DATA_WORDS):
-                table = None
-                for rx in _TABLE_RES:
-                    for src in (b.example, b.template):
-                        m = rx.search(src)
-                        if m and "<" not in m.group(1) and m.group(1).lower() not in STOPWORDS:
-                            table = m.group(1).strip(".")
-                            break
-                    if table:
-                        break
-                if table:
-                    put(
-                        Candidate(
-                            Suspect(kind="data", service=svc, ref=table),
-                            0.5 + 0.35 * min(1.0, b.weight),
-                            f"Data in {table} is damaged",
-                            [
-                                Evidence(
-                                    tool="log_patterns",
-                                    ref=b.template[:200],
-                                    finding=f"{svc} reports bad data in {table}: "
-                                    f'"{b.example[:160] or b.template[:160]}"',
-                                )
-                            ],
-                            confirm=f"Query {table} for the rows named in the errors; compare with the last backup.",
-                            rule_out=f"Rows in {table} are consistent.",
-                            fix=ProposedFix(
-                                action="restore_data",
-                                parameters={"ref": table},
-                                rationale=f"Restore {table} from the last good backup or snapshot.",
-                                risk="Writes since the snapshot need replaying.",
-                                undo="keep the damaged copy aside before restoring",
-                            ),
-                        )
+        # Damaged data: lines about bad values (NULL, zero, missing, corrupt) and the table they name.
+        damage = [
+            b for b in new_bads if b.new and any(w in f" {b.text.lower()}" for w in DATA_DAMAGE_WORDS + DATA_WORDS)
+        ]
+        if not damage:
+            continue
+        tables: dict[str, float] = {}
+        for b in new_bads:
+            for name, w in _tables(b.example) + _tables(b.template):
+                tables[name] = max(tables.get(name, 0.0), w * (1.0 if b in damage else 0.8))
+        strength = max(b.weight for b in damage)
+        writer = None
+        for ch in changes or []:
+            note = " ".join(e.finding for e in ch.evidence[:1]).lower()
+            if ch.score > 0.15 and any(w in note for w in CHANGE_WRITES_DATA):
+                writer = ch
+                break
+        for table, tw in sorted(tables.items(), key=lambda kv: -kv[1])[:2]:
+            score = (0.45 + 0.3 * min(1.0, strength)) * tw + (0.25 if writer else 0.0)
+            ev = [
+                Evidence(
+                    tool="log_patterns",
+                    ref=damage[0].template[:200],
+                    finding=f'{svc} reports bad data: "{damage[0].example[:160] or damage[0].template[:160]}"'
+                    f" (table {table})",
+                )
+            ]
+            if writer is not None:
+                ev.append(
+                    Evidence(
+                        tool="recent_changes",
+                        finding=f"{writer.suspect.kind} {writer.suspect.ref} wrote data shortly before; "
+                        "rolling it back will not repair rows already written",
                     )
-    # Traffic: a named source plus a request-rate jump or rate-limit errors.
-    rate_up = {}
-    for a in f.anomalies:
-        name = str(a.get("name") or "").lower()
-        if (
-            str(a.get("direction") or "up") == "up"
-            and any(
-                k in name
-                for k in (
-                    "requests",
-                    "rps",
-                    "qps",
-                    "traffic",
-                    "throughput",
-                    "requests_per",
-                    "_rate",
-                    "sessions",
-                    "inbound",
-                    "queue_depth",
-                    "queue_length",
+                )
+            put(
+                Candidate(
+                    Suspect(kind="data", service=None, ref=table),
+                    score,
+                    f"Data in {table} is damaged",
+                    ev,
+                    confirm=f"Query {table} for the rows named in the errors; compare with the last backup.",
+                    rule_out=f"Rows in {table} are consistent.",
+                    fix=ProposedFix(
+                        action="restore_data",
+                        parameters={"ref": table},
+                        rationale=f"Restore {table} from the last good backup or snapshot.",
+                        risk="Writes since the snapshot need replaying.",
+                        undo="keep the damaged copy aside before restoring",
+                    ),
                 )
             )
-            and "error" not in name
-            and "latency" not in name
-            and "seconds" not in name
-        ):
-            rate_up[str(a.get("service"))] = float(a.get("change_ratio") or 1.0)
-    sources: dict[tuple[str, str], tuple[float, str]] = {}
+    out.update({c.key(): c for c in traffic_candidates(f, states) if c.key() not in out})
+    return list(out.values())
+
+
+_RATE_WORDS = ("requests", "rps", "qps", "traffic", "requests_per", "sessions", "inbound", "visits", "calls_per",
+               "messages_in", "events_in")
+
+
+def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Candidate]:
+    """Who sends the load: a request-rate jump (ideally the first anomaly) plus a named source."""
+    out: list[Candidate] = []
+    surge: dict[str, tuple[float, bool]] = {}
+    for svc, st in states.items():
+        for a in st.anomalies:
+            name = str(a.get("name") or "").lower()
+            if str(a.get("direction") or "up") != "up" or not any(k in name for k in _RATE_WORDS):
+                continue
+            if any(k in name for k in ("error", "latency", "seconds", "duration", "fail", "retry", "5xx", "4xx")):
+                continue
+            ratio = float(a.get("change_ratio") or 1.0)
+            onset = parse_time(a.get("onset"))
+            others = [parse_time(o.get("onset")) for o in st.anomalies if o is not a]
+            first = onset is not None and all(o is None or onset <= o + timedelta(seconds=30) for o in others)
+            if st.exact_onset and onset and st.exact_onset < onset - timedelta(seconds=60):
+                first = False
+            if ratio >= 1.8 and (svc not in surge or ratio > surge[svc][0]):
+                surge[svc] = (ratio, first)
+    # Named sources: counts from sampled lines beat single examples.
+    tallies: dict[tuple[str, str], float] = {}
+    why: dict[tuple[str, str], str] = {}
+    for sample in f.log_samples:
+        svc = str(sample.get("service") or "")
+        lines = sample.get("lines") or []
+        counts: dict[str, int] = {}
+        for ln in lines:
+            for v in set(traffic_sources(str(ln.get("message") or ""))):
+                counts[v] = counts.get(v, 0) + 1
+        total = max(1, len(lines))
+        for v, n in counts.items():
+            share = n / total
+            if share >= 0.2:
+                k = (svc, v)
+                tallies[k] = max(tallies.get(k, 0.0), 0.5 + 0.5 * share)
+                why[k] = f"{v} appears in {n} of {total} sampled {svc} lines (search_logs)"
+    for svc, st in states.items():
+        for b in st.bad_patterns:
+            throttled = any(w in b.text.lower() for w in THROTTLE_WORDS)
+            for v in traffic_sources(b.example):
+                k = (svc, v)
+                w = (0.75 if throttled else 0.55) * (1.0 if b.new else 0.7)
+                if k not in tallies or tallies[k] < w:
+                    tallies[k] = max(tallies.get(k, 0.0), w)
+                    why.setdefault(k, f'{svc} logs "{b.example[:160]}"')
     for al in f.alerts:
         labels = al.get("labels") or {}
         if isinstance(labels, dict):
-            for k, v in labels.items():
-                if str(k).lower() in TRAFFIC_LABELS and v:
-                    svc = str(al.get("service") or "")
-                    sources[(svc, str(v))] = (0.8, f"alert '{al.get('title')}' labels {k}={v}")
-    for svc, st in states.items():
-        for b in st.bad_patterns:
-            for src in (b.example, b.template):
-                for m in _TRAFFIC_RE.finditer(src):
-                    val = m.group(2)
-                    if "<" in val or val.lower() in STOPWORDS or val.isdigit():
-                        continue
-                    prev = sources.get((svc, val))
-                    w = 0.5 + 0.4 * min(1.0, b.weight)
-                    if prev is None or prev[0] < w:
-                        sources[(svc, val)] = (w, f'{svc} logs "{src[:160]}"')
-                    break
-    for (svc, val), (w, why) in sources.items():
-        ratio = rate_up.get(svc, 0.0) or max(rate_up.values(), default=0.0)
-        strength = w * (0.6 + 0.4 * min(1.0, math.log(max(ratio, 1.0)) / 1.5)) if ratio else w * 0.6
-        ev = [Evidence(tool="log_patterns" if "logs" in why else "incident_details", finding=why)]
+            for k2, v in labels.items():
+                if str(k2).lower() in TRAFFIC_LABELS and v and str(k2).lower() != "source":
+                    k = (str(al.get("service") or ""), str(v))
+                    tallies[k] = max(tallies.get(k, 0.0), 0.8)
+                    why[k] = f"alert '{al.get('title')}' labels {k2}={v}"
+    for (svc, val), w in sorted(tallies.items()):
+        ratio, first = surge.get(svc, (0.0, False))
+        if not ratio and surge:
+            ratio, first = max(surge.values())
+            first = False
+        strength = w * (0.55 + (0.25 * min(1.0, math.log(max(ratio, 1.0)) / 1.2) if ratio else 0.0))
+        if first:
+            strength += 0.45
+        ev = [Evidence(tool="search_logs" if "search_logs" in why[(svc, val)] else "log_patterns",
+                       finding=why[(svc, val)])]
         if ratio:
             ev.append(
-                Evidence(tool="metric_anomalies", finding=f"request rate on {svc or 'the service'} rose {ratio:.1f}x")
+                Evidence(
+                    tool="metric_anomalies",
+                    finding=f"request rate on {svc} rose {ratio:.1f}x"
+                    + (", before any other symptom: the load came first" if first else ""),
+                )
             )
-        put(
+        params: dict[str, str | int] = {"service": svc, "source": val} if svc else {"service": val}
+        out.append(
             Candidate(
                 Suspect(kind="traffic", service=svc or None, ref=val),
                 strength,
                 f"Traffic surge from {val}",
                 ev,
-                confirm=f"Break down request rate by client; {val} should dominate the increase.",
+                confirm=f"Break down request rate by client/campaign; {val} should dominate the increase.",
                 rule_out=f"Traffic from {val} is at its usual level.",
                 fix=ProposedFix(
                     action="block_traffic",
-                    parameters={"service": svc, "source": val} if svc else {"service": val, "source": val},
+                    parameters=params,
                     rationale=f"Rate-limit or block {val} to protect other users.",
                     risk=f"{val} is refused until unblocked; tell them.",
                     undo=f"unblock {val}",
                 ),
             )
         )
-    _ = alert_text
-    return list(out.values())
+    return out
 
 
 def memory_boost(cands: list[Candidate], f: Findings) -> None:
@@ -1149,6 +1350,18 @@ def memory_boost(cands: list[Candidate], f: Findings) -> None:
                         finding=f"similar past incident {hit.get('id')}: {hit.get('root_cause') or hit.get('title')}",
                     )
                 )
+
+
+def load_first(cands: list[Candidate]) -> None:
+    """When more inbound requests were the first symptom, a change on that service explains less."""
+    loaded = {c.suspect.service for c in cands if c.suspect.kind == "traffic" and c.score >= 0.8
+              and any("the load came first" in e.finding for e in c.evidence)}
+    for c in cands:
+        if c.suspect.kind in ("deploy", "config") and c.suspect.service in loaded:
+            c.score *= 0.8
+            c.evidence.append(Evidence(tool="reasoning", weight=0.0,
+                                       finding="the first symptom was more inbound requests, which this change "
+                                       "does not send"))
 
 
 def discount_symptoms(cands: list[Candidate]) -> None:
@@ -1184,7 +1397,8 @@ def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
     cands = change_candidates(f, states, graph, services)
     cands += dependency_candidates(f, states, graph, services)
     cands += resource_candidates(f, states)
-    cands += signal_candidates(f, states)
+    cands += signal_candidates(f, states, [c for c in cands if c.suspect.kind in ("deploy", "config", "infra")])
+    load_first(cands)
     memory_boost(cands, f)
     discount_symptoms(cands)
     merged: dict[tuple[str, str, str], Candidate] = {}

@@ -24,7 +24,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from agent.evidence import Findings, build_report, parse_time
+from agent.evidence import _TRAFFIC_RE, Findings, bad_patterns, build_report, parse_time
 
 SUBMIT_TOOL = "submit_report"
 ACTION_TOOL = "request_action"
@@ -115,6 +115,9 @@ def findings_from(results: list[tuple[str, dict[str, Any], Any]], now: datetime)
             f.similar.extend(res.get("hits") or [])
         elif name == "list_dashboards":
             f.dashboards.extend(res.get("dashboards") or [])
+        elif name == "search_logs":
+            f.log_samples.append({"service": args.get("service"), "text": args.get("text"),
+                                  "lines": res.get("lines") or []})
     _dedupe(f)
     return f
 
@@ -182,6 +185,13 @@ class OfflineInvestigator:
                 "similar_incidents": {"text": self._query_text(f), "k": 5, **({"service": primary} if primary else {})},
             }
             return calls(*[(n, args3[n]) for n in phase3])
+        # Who sends the load? Sample the lines naming clients/campaigns and count them.
+        if "search_logs" in available and "search_logs" not in done:
+            probes = self._traffic_probes(f)
+            if probes:
+                pivot, _ = self._pivot(f, start)
+                return calls(*[("search_logs", {"service": svc, "text": key, "since": _iso(pivot),
+                                                "until": _iso(self.now), "limit": 500}) for svc, key in probes])
         # One retry of log_patterns with the contract's defaults if the first try was refused.
         lp = [r for r in results if r[0] == "log_patterns"]
         if lp and len(lp) == 1 and "error" in _content(lp[0][2]) and "log_patterns" in available:
@@ -210,6 +220,18 @@ class OfflineInvestigator:
                     return f"Action finished: {c.get('status')} ({c.get('detail', '')})."
                 return f"Action not run: {c.get('denied') or c.get('error') or c.get('value') or res}"
         return "Done."
+
+    @staticmethod
+    def _traffic_probes(f: Findings) -> list[tuple[str, str]]:
+        """(service, key text) for new or surged lines that name a client, campaign, tenant..."""
+        probes: list[tuple[str, str]] = []
+        for b in bad_patterns(f):
+            for m in _TRAFFIC_RE.finditer(b.example):
+                key = b.example[m.start(): m.start(2)].strip(" \"'")
+                probe = (b.service, key)
+                if key and probe not in probes:
+                    probes.append(probe)
+        return probes[:3]
 
     @staticmethod
     def _primary(f: Findings) -> str | None:

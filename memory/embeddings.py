@@ -41,9 +41,21 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
+_BULK_ERF = 1_000_000  # elements; above this scipy's fused erf pays for its ~0.3-1 s import
+
+
 def _erf(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """erf, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32 precision); numpy has none."""
+    """erf: numpy has none. Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32 precision) for
+    queries; scipy.special.erf (3x faster, same values to 1e-6) for bulk indexing when installed."""
     import numpy as np
+
+    if x.size > _BULK_ERF:
+        try:
+            from scipy.special import erf
+        except ImportError:
+            pass
+        else:
+            return erf(x).astype(np.float32, copy=False)  # type: ignore[no-any-return]
 
     sign = np.sign(x)
     a = np.abs(x)

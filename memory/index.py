@@ -45,7 +45,7 @@ Kind = Literal["incident", "runbook", "slack"]
 Mode = Literal["hybrid", "dense", "lexical"]
 
 # Hybrid scoring: cosine similarity blended with BM25 normalised by the best lexical score of the query.
-DENSE_WEIGHT = 0.6
+DENSE_WEIGHT = 0.5
 IDENT_WEIGHT = 3.0  # a query identifier counts this many times a plain word
 DENSE_CANDIDATES = 50
 EXCERPT_CHARS = 240
@@ -216,10 +216,66 @@ def is_identifier(token: str) -> bool:
     return bool(re.fullmatch(r"[A-Z]{2,}[A-Z0-9]*", token) and len(token) >= 3)  # OOM, TLS, DNS
 
 
+# Error identifiers and phrasings that name the same failure. Matched on lowercased text, each adds one
+# concept term (weighted like an identifier) to documents and queries alike, so "OOMKilled" finds
+# "MemoryError: Cannot allocate memory" and "EAI_AGAIN" finds "Temporary failure in name resolution":
+# the words differ, embeddings of such tokens are weak, the failure is the same.
+GLOSSARY: tuple[tuple[str, str], ...] = (
+    ("~oom", r"oomkill|out of memory|outofmemory|memoryerror|cannot allocate memory|oom\b|heap space"
+             r"|exit code 137|memory pressure|memory leak"),
+    ("~disk-full", r"no space left|enospc|disk full|disk (?:is |at )?(?:100|9\d)\s?%|disk watermark"
+                   r"|volume (?:is )?(?:at )?100\s?%|filled the volume|out of disk"),
+    ("~dns", r"eai_again|enotfound|unknownhostexception|gaierror|name resolution|nxdomain|dns\b|coredns"
+             r"|kube-dns|resolv"),
+    ("~rate-limit", r"\b429\b|too many requests|rate.?limit|throttl|quota|\b421\b|try again later"),
+    ("~bad-gateway", r"\b502\b|bad gateway"),
+    ("~unavailable", r"\b503\b|service unavailable|unhealthy|not ready|notready"),
+    ("~gateway-timeout", r"\b504\b|gateway timeout"),
+    ("~fd-limit", r"emfile|too many open files|file descriptor|nofile"),
+    ("~cert", r"x509|certificate|ssl|tls handshake|err_cert"),
+    ("~unauthorized", r"\b401\b|unauthori[sz]ed|invalid api key|api key (?:invalid|expired|revoked)"),
+    ("~forbidden", r"\b403\b|forbidden|accessdenied|access denied|permission denied"),
+    ("~conn-pool", r"pool (?:limit|exhaust|starv|size)|queuepool|hikaripool|connection is not available"
+                   r"|no connection available|acquir\w* a (?:database )?connection|pool_size|poolsize"),
+    ("~replica-lag", r"replica(?:tion)? (?:lag|delay)|read-only transaction|stale (?:data|reads)|old data"
+                     r"|failover|failed over|switched over"),
+    ("~lock", r"lock wait|table lock|access exclusive|metadata lock|deadlock|locked"),
+    ("~consumer-lag", r"consumer (?:group )?lag|\blag\b|rebalanc|behind by"),
+    ("~gc", r"\bgc\b|garbage collect|full gc|stop-the-world"),
+    ("~clock-skew", r"clock (?:skew|drift)|ntp|chrony|iat in the future|used before issued"),
+    ("~dst", r"daylight saving|\bdst\b|clock change|clocks changed|clock went back"),
+    ("~cache-miss", r"cache hit (?:rate|ratio)|cache miss|stampede|thundering herd|flushall|evict"),
+    ("~deploy", r"\bdeploy|\brelease|rolled out|rollout|new version"),
+    ("~config", r"\bconfig|configuration|helm values|settings change"),
+    ("~flag", r"feature flag|\bflag\b|experiment|cohort|rollout percentage|\bbeta\b"),
+    ("~traffic-surge", r"traffic (?:spike|surge)|\d+x normal|spike in|campaign|autoscaler (?:is )?(?:at )?max"),
+    ("~queue-backlog", r"backlog|queue depth|queue (?:is )?growing|oldest message|redeliver|dead letter|dlq"),
+    ("~thread-pool", r"thread pool|threads? busy|worker threads|workers? (?:all )?(?:busy|stuck|timing out)"
+                     r"|worker timeout|rejectedexecution|executor"),
+    ("~cpu-throttle", r"cpu throttl|cfs_throttled|throttled periods|cpu limit"),
+    ("~bad-data", r"backfill|data migration|migration script|wrong (?:balances|prices)|prices? (?:show )?"
+                  r"(?:as )?zero|duplicate (?:rows|orders)|restore[ds]? from (?:snapshot|backup)"),
+    ("~duplicate-run", r"ran twice|running twice|run twice|overlap|two instances|concurrent(?:ly)? run"),
+    ("~cdn", r"\bcdn\b|cloudfront|cache purge|purged|old (?:javascript|js|bundle)|stale (?:javascript|js)"),
+    ("~sso", r"\bsso\b|saml|oauth|invalid_grant|sign in with|identity provider|\bidp\b"),
+    ("~node", r"node (?:pool|image)|notready|evicted|kubelet|\bnodes?\b"),
+    ("~search-index", r"reindex|mapper_parsing|index alias|\bmapping\b|not findable|no results"),
+)
+_GLOSSARY = tuple((concept, re.compile(pattern)) for concept, pattern in GLOSSARY)
+
+
+def concepts(text: str) -> list[str]:
+    low = (text or "").lower()
+    return [concept for concept, rx in _GLOSSARY if rx.search(low)]
+
+
 def analyze(text: str) -> tuple[list[str], set[str]]:
-    """Terms for BM25 (stemmed words and identifier parts) and the identifiers kept whole."""
+    """Terms for BM25 (stemmed words, identifier parts, glossary concepts) and the identifiers kept whole."""
     terms: list[str] = []
     idents: set[str] = set()
+    for concept in concepts(text):
+        terms.append(concept)
+        idents.add(concept)
     for match in _TOKEN.finditer(text or ""):
         raw = match.group(0)
         if is_identifier(raw):
@@ -356,20 +412,32 @@ class _Mirror:
         self.collection = collection
         self.records: dict[str, MemoryRecord] = {}
         self.hashes: dict[str, str] = {}
+        # Vectors kept in process too: a lexical-only candidate gets its cosine without a second query.
+        self.vectors: dict[str, Any] = {}
         self.lexical = LexicalIndex()
 
     def load(self) -> None:
+        import numpy as np
+
         self.records.clear()
         self.hashes.clear()
+        self.vectors.clear()
         self.lexical = LexicalIndex()
-        got = self.collection.get(include=["documents", "metadatas"])
-        for rid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False):
+        got = self.collection.get(include=["documents", "metadatas", "embeddings"])
+        embeddings = got.get("embeddings")
+        if embeddings is None:
+            embeddings = [None] * len(got["ids"])
+        for rid, doc, meta, vec in zip(
+            got["ids"], got["documents"] or [], got["metadatas"] or [], embeddings, strict=False
+        ):
             rec = MemoryRecord.from_chroma(rid, doc or "", dict(meta or {}))
-            self._remember(rec, str((meta or {}).get("hash", "")))
+            self._remember(rec, str((meta or {}).get("hash", "")), None if vec is None else np.asarray(vec))
 
-    def _remember(self, rec: MemoryRecord, digest: str) -> None:
+    def _remember(self, rec: MemoryRecord, digest: str, vector: Any) -> None:
         self.records[rec.id] = rec
         self.hashes[rec.id] = digest
+        if vector is not None:
+            self.vectors[rec.id] = vector
         self.lexical.add(rec.id, rec.text)
 
     def upsert(self, records: Sequence[MemoryRecord], embedder: Embedder) -> None:
@@ -384,8 +452,10 @@ class _Mirror:
                 documents=[r.text for r in chunk],
                 metadatas=[r.to_metadata() for r in chunk],
             )
-        for rec in records:
-            self._remember(rec, rec.content_hash())
+        import numpy as np
+
+        for rec, vec in zip(records, vectors, strict=True):
+            self._remember(rec, rec.content_hash(), np.asarray(vec, dtype=np.float32))
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = [i for i in ids]
@@ -395,6 +465,7 @@ class _Mirror:
         for rid in ids:
             self.records.pop(rid, None)
             self.hashes.pop(rid, None)
+            self.vectors.pop(rid, None)
             self.lexical.remove(rid)
         return len(ids)
 
@@ -459,6 +530,7 @@ class MemoryIndex:
         # an insert carrying an old timestamp (counts equal, nothing newer than the watermark).
         self.full_check_seconds = 30.0
         self._last_full_check = float("-inf")
+        self._fingerprint: tuple[Any, ...] | None = None
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -506,6 +578,7 @@ class MemoryIndex:
         SharedSystemClient.clear_system_cache()
         self._client = None
         self._mirrors.clear()
+        self._fingerprint = None
         if self.chroma_path.exists():
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             target = self.chroma_path.with_name(f"chroma.corrupt-{stamp}")
@@ -570,6 +643,7 @@ class MemoryIndex:
         with self._lock:
             self._mirrors.clear()
             self._client = None
+            self._fingerprint = None
 
     # -- incidents -----------------------------------------------------------------------------------
 
@@ -580,7 +654,7 @@ class MemoryIndex:
         from sqlalchemy import func, select
         from sqlalchemy.orm import selectinload
 
-        from memory.models import Countermeasure, Incident, Remediation
+        from memory.models import Countermeasure, Incident, Remediation, TimelineEntry
 
         t0 = time.perf_counter()
         stats = SyncStats()
@@ -590,17 +664,33 @@ class MemoryIndex:
             watermark = max((r.updated_at for r in recs.values() if r.updated_at), default=None)
             last_cm = max((r.last_countermeasure_id for r in recs.values()), default=0)
             last_rem = max((r.last_remediation_id for r in recs.values()), default=0)
+            now = time.monotonic()
+            full = now - self._last_full_check >= self.full_check_seconds
             with db.session() as s:
-                total = s.scalar(select(func.count(Incident.id))) or 0
+                # One statement tells whether anything changed: every incident-log write adds a timeline
+                # entry, so its max id moves even when a fixed drill clock keeps updated_at still.
+                fingerprint = tuple(s.execute(select(
+                    select(func.count(Incident.id)).scalar_subquery(),
+                    select(func.max(Incident.updated_at)).scalar_subquery(),
+                    select(func.max(TimelineEntry.id)).scalar_subquery(),
+                    select(func.max(Countermeasure.id)).scalar_subquery(),
+                    select(func.max(Remediation.id)).scalar_subquery(),
+                )).one())
+                if not full and fingerprint == self._fingerprint and len(recs) == fingerprint[0]:
+                    stats.seconds = time.perf_counter() - t0
+                    return stats
+                total = int(fingerprint[0] or 0)
                 q = select(Incident.id)
                 if watermark is not None:
                     q = q.where(Incident.updated_at >= watermark)
                 candidates = set(s.scalars(q))
                 candidates |= set(s.scalars(select(Countermeasure.incident_id).where(Countermeasure.id > last_cm)))
                 candidates |= set(s.scalars(select(Remediation.incident_id).where(Remediation.id > last_rem)))
+                if self._fingerprint is not None and self._fingerprint[2] is not None:
+                    candidates |= set(s.scalars(
+                        select(TimelineEntry.incident_id).where(TimelineEntry.id > self._fingerprint[2])
+                    ))
                 gone: set[str] = set()
-                now = time.monotonic()
-                full = now - self._last_full_check >= self.full_check_seconds
                 if full or len(set(recs) | candidates) != total:
                     self._last_full_check = now
                     all_ids = set(s.scalars(select(Incident.id)))
@@ -623,6 +713,7 @@ class MemoryIndex:
                                 stats.added += 1
             mirror.upsert(changed, self.embedder)
             stats.removed = mirror.delete(gone)
+            self._fingerprint = fingerprint
         stats.seconds = time.perf_counter() - t0
         return stats
 
@@ -696,6 +787,7 @@ class MemoryIndex:
                     log.debug("delete %s: %s", name, exc)
                 self._mirrors.pop(name, None)
             self._docs_restored = False
+            self._fingerprint = None
             self.sync_incidents(db)
             docs = self._documents()
             incidents = len(self._mirror(INCIDENTS).records)
@@ -748,14 +840,7 @@ class MemoryIndex:
             if mode != "dense":
                 lexical = dict(mirror.lexical.search(text, allowed=allowed, limit=pool))
                 if mode == "hybrid":
-                    missing = [rid for rid in lexical if rid not in dense]
-                    if missing:
-                        res = mirror.collection.query(
-                            query_embeddings=[query_vec], n_results=len(missing), ids=missing,
-                            include=["distances"],
-                        )
-                        for rid, dist in zip(res["ids"][0], res["distances"][0], strict=False):
-                            dense[rid] = 1.0 - float(dist)
+                    self._fill_dense(mirror, query_vec, [rid for rid in lexical if rid not in dense], dense)
             best_lex = max(lexical.values(), default=0.0) or 1.0
             scored: list[tuple[float, str]] = []
             for rid in set(dense) | set(lexical):
@@ -785,6 +870,28 @@ class MemoryIndex:
                     )
                 )
             return hits
+
+
+    @staticmethod
+    def _fill_dense(mirror: _Mirror, query_vec: list[float], ids: list[str], dense: dict[str, float]) -> None:
+        """Cosine for candidates the ANN query did not return: from memory, else one query by id."""
+        import numpy as np
+
+        if not ids:
+            return
+        q = np.asarray(query_vec, dtype=np.float32)
+        unknown = []
+        for rid in ids:
+            vec = mirror.vectors.get(rid)
+            if vec is None:
+                unknown.append(rid)
+            else:
+                dense[rid] = float(np.dot(vec, q) / (np.linalg.norm(vec) * np.linalg.norm(q) or 1.0))
+        if unknown:
+            res = mirror.collection.query(query_embeddings=[query_vec], n_results=len(unknown), ids=unknown,
+                                          include=["distances"])
+            for rid, dist in zip(res["ids"][0], res["distances"][0], strict=False):
+                dense[rid] = 1.0 - float(dist)
 
 
 def get_index(ctx: ToolContext) -> MemoryIndex:

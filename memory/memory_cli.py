@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tools.context import ToolContext, default_context
+from tools.context import ToolContext
 
 app = typer.Typer(help="Searchable memory: past incidents, runbooks/FAQ, Slack threads.", no_args_is_help=True)
 
@@ -23,7 +23,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _ctx() -> ToolContext:
-    return default_context()
+    """Settings read now (not the process-wide cached ones): one command, one environment."""
+    from firebreak.settings import Settings
+
+    try:
+        return ToolContext(settings=Settings())
+    except ValueError as exc:  # pydantic ValidationError: a bad FIREBREAK_* variable
+        fail(f"settings: {exc}".splitlines()[0] + " " + " ".join(str(exc).splitlines()[1:3]))
 
 
 def _print_json(data: Any) -> None:
@@ -48,7 +54,7 @@ def _known_services(ctx: ToolContext) -> set[str]:
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="A Markdown file, a folder of them, or a Slack export (folder or .zip).")],
+    path: Annotated[Path, typer.Argument(help="A Markdown file or folder, or a Slack export (folder or .zip).")],
     as_json: JsonOpt = False,
 ) -> None:
     """Import runbooks/FAQ (split by heading) or Slack threads; re-importing a file replaces its sections."""
@@ -71,7 +77,8 @@ def import_(
     if as_json:
         _print_json(result)
     else:
-        parts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
+        label = {"runbook": "runbook/FAQ sections", "slack": "Slack threads"}
+        parts = ", ".join(f"{n} {label.get(k, k)}" for k, n in sorted(kinds.items())) or "nothing"
         sys.stdout.write(f"imported {parts} from {path} ({changed} new or changed)\n")
 
 

@@ -102,29 +102,41 @@ def _deliveries(total: int, batch: int, services: int, run: str) -> list[tuple[s
     return out
 
 
-async def _send(base: str, deliveries: list[tuple[str, bytes, dict[str, str]]], concurrency: int
+async def _send(port: int, deliveries: list[tuple[str, bytes, dict[str, str]]], concurrency: int
                 ) -> tuple[list[float], dict[int, int], float]:
-    import httpx
-
+    """Keep-alive HTTP/1.1 over raw asyncio streams: a client this thin leaves the CPU to the server."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    queue: asyncio.Queue[tuple[str, bytes, dict[str, str]]] = asyncio.Queue()
-    for d in deliveries:
-        queue.put_nowait(d)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        async def worker() -> None:
-            while not queue.empty():
-                path, body, headers = queue.get_nowait()
-                t0 = time.perf_counter()
-                r = await client.post(path, content=body, headers=headers)
-                latencies.append(time.perf_counter() - t0)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    requests = []
+    for path, body, headers in deliveries:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        requests.append(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}"
+                        f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    pending = list(reversed(requests))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return latencies, statuses, wall
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while pending:
+                request = pending.pop()
+                t0 = time.perf_counter()
+                writer.write(request)
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - t0)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, statuses, time.perf_counter() - started
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -169,9 +181,9 @@ def main() -> int:
             time.sleep(0.2)
 
         warmup = _deliveries(4 * args.batch, args.batch, args.services, "warmup")
-        asyncio.run(_send(base, warmup, 1))
+        asyncio.run(_send(port, warmup, 1))
         deliveries = _deliveries(args.alerts, args.batch, args.services, "storm")
-        latencies, statuses, wall = asyncio.run(_send(base, deliveries, args.concurrency))
+        latencies, statuses, wall = asyncio.run(_send(port, deliveries, args.concurrency))
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
     finally:
         server.terminate()

@@ -301,9 +301,9 @@ def build_message(ctx: ToolContext, s: Session, approval: Approval) -> sb.Approv
              for lk in (incident.links or []) if isinstance(lk, dict) and lk.get("url")]
     base = _public_url(ctx)
     if base and approval.investigation_id:
-        links.append(sb.Link(label="transcript", url=f"{base}/api/transcripts/{approval.investigation_id}"))
+        links.append(sb.Link(label="transcript", url=f"{base}/transcripts/{approval.investigation_id}"))
     if base:
-        links.append(sb.Link(label="incident", url=f"{base}/#/incidents/{incident.id}"))
+        links.append(sb.Link(label="incident page", url=f"{base}/incidents/{incident.id}"))
     return sb.ApprovalMessage(
         incident_id=incident.id, title=incident.title, severity=incident.severity, status=incident.status,
         impact=incident.user_impact or (report.user_impact if report else ""),
@@ -311,6 +311,8 @@ def build_message(ctx: ToolContext, s: Session, approval: Approval) -> sb.Approv
         hypotheses=hyps, fix=_fix_line(approval),
         alternatives=[_fix_line(a) for a in _alternatives(s, approval) if a.status == "alternative"],
         links=links, requested_at=approval.requested_at,
+        transcript_hint=(f"firebreak transcripts show {approval.investigation_id}"
+                         if approval.investigation_id and not base else ""),
     )
 
 
@@ -370,6 +372,7 @@ def decide(
     `choice` is the id (or 1-based number) of an alternative fix to approve instead of the proposal.
     """
     now = ctx.clock.now()
+    user = (user or "").strip()[:128]  # the audit and approval columns hold 128 characters
 
     def refuse(code: OutcomeCode, message: str, status: str | None = None) -> DecisionOutcome:
         with ctx.db.session() as s:
@@ -410,7 +413,7 @@ def decide(
     elif execution is None:
         message = f"Approved {final}; execution is {status}."
     else:
-        message = f"Approved {final}: " + sb.result_line(execution.status, execution.detail).replace("*", "")
+        message = f"Approved {final}. " + sb.result_line(execution.status, execution.detail, plain=True)
     return DecisionOutcome(ok=True, code="approved" if decision == "approve" else "rejected",
                            message=message, approval_id=approval_id, status=status, execution=execution)
 
@@ -491,15 +494,16 @@ def _resume(ctx: ToolContext, approval_id: str) -> ExecutionResult | None:
     calls the executor. Whatever it did, `execute_once` afterwards either runs the action (the run did
     not, or no investigator is installed) or returns the stored result: exactly once either way.
     """
-    resume: Callable[[ToolContext, str], object] | None
-    try:
-        from agent.investigator import resume
-    except ImportError:
-        resume = None
     with ctx.db.session() as s:
         a = s.get(Approval, approval_id)
         tied = (a is not None and a.investigation_id is not None and a.tool_call_id is not None
                 and s.get(Investigation, a.investigation_id) is not None)
+    resume: Callable[[ToolContext, str], object] | None = None
+    if tied:  # importing the agent (pydantic-ai) costs seconds: only when there is a run to resume
+        try:
+            from agent.investigator import resume
+        except ImportError:
+            resume = None
     if resume is not None and tied:
         try:
             resume(ctx, approval_id)

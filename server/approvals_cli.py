@@ -84,3 +84,25 @@ def reject_cmd(
 ) -> None:
     """Reject a proposed fix; nothing runs."""
     _decide(approval_id, name, "reject", reason, None)
+
+
+@app.command("updates")
+def updates_cmd(
+    post: Annotated[bool, typer.Option("--post", help="post the due reminders in their Slack threads")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Incidents with no update for FIREBREAK_UPDATE_MINUTES, with a drafted update (cron-friendly)."""
+    from server.updates import due_reminders, post_due_updates
+
+    ctx = _ctx()
+    rows = post_due_updates(ctx) if post else due_reminders(ctx)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no reminders posted" if post else "no update is due")
+        return
+    for r in rows:
+        typer.echo(f"{r.incident_id}  {r.status}  no update for {r.minutes_since} min"
+                   + ("  (posted in Slack)" if post else ""))
+        typer.echo("    " + r.draft.replace("\n", "\n    "))

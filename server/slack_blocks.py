@@ -65,6 +65,7 @@ class ApprovalMessage(BaseModel):
     alternatives: list[FixLine] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     requested_at: datetime
+    transcript_hint: str = ""  # a command to read the agent's transcript when no public URL is known
 
 
 class DecisionLine(BaseModel):
@@ -147,10 +148,11 @@ def _head_blocks(msg: ApprovalMessage) -> list[Block]:
                 line += "\n      " + " · ".join(link(lk.label, lk.url) for lk in h.links[:5])
             lines.append(line)
         blocks.append(_section("*Top hypotheses*\n" + "\n".join(lines)))
-    if msg.links:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": _cut(" · ".join(link(lk.label, lk.url) for lk in msg.links[:8]), 3000)}
-        ]})
+    refs = [link(lk.label, lk.url) for lk in msg.links[:8]]
+    if msg.transcript_hint:
+        refs.append(f"transcript: `{escape(msg.transcript_hint)}`")
+    if refs:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(" · ".join(refs), 3000)}]})
     return blocks
 
 
@@ -207,17 +209,20 @@ def decision_summary(d: DecisionLine) -> str:
     return text
 
 
-def result_line(status: str, result: str) -> str:
+def result_line(status: str, result: str, *, plain: bool = False) -> str:
+    """The execution outcome in one line: mrkdwn for Slack, or plain text for the CLI and web page."""
+    esc = (lambda x: x) if plain else escape
+    head = "Result:" if plain else "*Result:*"
     if status == "executed":
-        return f"*Result:* executed. {escape(result)}"
+        return f"{head} executed. {esc(result)}"
     if status == "manual":
-        return ("*Result:* approved, to be done by hand: no executor is configured for this action, "
+        return (f"{head} approved, to be done by hand: no executor is configured for this action, "
                 "nothing was run. Please carry it out and note it in the thread.")
     if status == "failed":
-        return f"*Result:* execution FAILED. {escape(result)}"
+        return f"{head} execution FAILED. {esc(result)}"
     if status == "executing":
-        return "*Result:* running…"
-    return f"*Result:* {escape(status)}" + (f". {escape(result)}" if result else "")
+        return f"{head} running…"
+    return f"{head} {esc(status)}" + (f". {esc(result)}" if result else "")
 
 
 def decided_message(msg: ApprovalMessage, d: DecisionLine) -> tuple[str, list[Block]]:

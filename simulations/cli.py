@@ -48,16 +48,14 @@ def print_result(result: Any) -> None:
         out.print(f"  [red]{d['triage_error']}[/red]", highlight=False)
     if d.get("incident"):
         out.print(f"  incident {d['incident']}: {d.get('summary') or ''}", highlight=False)
-    table = Table(title="Hypotheses", show_lines=False)
-    for col in ("#", "kind", "service", "ref", "confidence", "title"):
-        table.add_column(col)
+    if result.hypotheses:
+        out.print("  hypotheses (✓ = the culprit):")
     for i, h in enumerate(result.hypotheses, start=1):
         s = h.suspect
-        mark = " ✓" if result.rank == i else ""
-        table.add_row(f"{i}{mark}", str(s.get("kind")), str(s.get("service") or ""), str(s.get("ref")),
-                      f"{h.confidence:.2f}", h.title)
-    if result.hypotheses:
-        out.print(table)
+        mark = "✓" if result.rank == i else " "
+        where = f" ({s.get('service')})" if s.get("service") else ""
+        out.print(f"    {i} {mark} {s.get('kind')}: {s.get('ref')}{where}  {h.confidence:.2f}  {h.title}",
+                  highlight=False, markup=False)
     fix = result.proposed_fix
     fix_text = ", ".join(f"{k}={v}" for k, v in fix.items() if k != "action") if fix else ""
     out.print(f"  proposed fix: {fix['action'] + '(' + fix_text + ')' if fix else 'none'}", highlight=False)

@@ -126,12 +126,12 @@ class DrillEnv:
 
     def close(self) -> None:
         self.ctx.close()
-        _forget_database(self.settings)
+        forget_database(self.settings)
         if self.owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def _forget_database(settings: Settings) -> None:
+def forget_database(settings: Settings) -> None:
     """Dispose of the drill's engine so a temp data dir can be removed and nothing leaks across drills."""
     from firebreak import db as dbmod
 
@@ -263,23 +263,37 @@ def _apply_flag(ctx: ToolContext, change: ChangeSpec) -> bool:
     else:
         action, variant = "enable_flag", None
     try:
-        from tools.flags import get_flag_store
+        from tools.flags import FlagError, get_flag_store
     except ImportError:
-        path = ctx.settings.resolved_flags_file
-        data = json.loads(path.read_text()) if path.exists() else {"flags": {}}
-        flag = data["flags"].setdefault(change.flag, {"state": "ENABLED", "variants": {"on": True, "off": False},
-                                                      "defaultVariant": "off"})
-        if action == "disable_flag":
-            flag["state"] = "DISABLED"
-        else:
-            flag["state"] = "ENABLED"
-            if variant is not None:
-                flag["defaultVariant"] = variant
-        _write_flag_file(ctx, data["flags"])
+        _apply_flag_to_file(ctx, change.flag, action, variant)
         return False
     store = get_flag_store(ctx)
-    result = store.apply(action, change.flag, variant=variant, actor=change.author or "drill", at=change.at)
-    return bool(getattr(store, "records_changes", False)) and result is not None
+    if change.flag not in store.flags():
+        # A scenario may flip a flag it did not declare: it existed, as a plain on/off flag.
+        store.seed({**store.flags(), change.flag: dict(UNDECLARED_FLAG)})
+    try:
+        result = store.apply(action, change.flag, variant, actor=change.author or "drill", at=change.at,
+                             note=change.note, source="drill")
+    except FlagError as exc:
+        log.warning("flag change %s not applied: %s", change.flag, exc)
+        return False
+    return getattr(result, "change_id", None) is not None
+
+
+UNDECLARED_FLAG: dict[str, Any] = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+
+
+def _apply_flag_to_file(ctx: ToolContext, flag: str, action: str, variant: str | None) -> None:
+    path = ctx.settings.resolved_flags_file
+    data = json.loads(path.read_text()) if path.exists() else {"flags": {}}
+    definition = data["flags"].setdefault(flag, dict(UNDECLARED_FLAG))
+    if action == "disable_flag":
+        definition["state"] = "DISABLED"
+    else:
+        definition["state"] = "ENABLED"
+        if variant is not None:
+            definition["defaultVariant"] = variant
+    _write_flag_file(ctx, data["flags"])
 
 
 def write_dashboards(ctx: ToolContext, sc: Scenario) -> None:
@@ -360,6 +374,7 @@ class Progress:
     refused: list[str] = field(default_factory=list)
     triaged_at: datetime | None = None
     triage_error: str | None = None
+    triage_seconds: float = 0.0
     events: list[str] = field(default_factory=list)
 
 
@@ -385,6 +400,7 @@ def deliver(transport: Transport, deliveries: list[Delivery], progress: Progress
 def run_triage(ctx: ToolContext, progress: Progress) -> None:
     """Run the investigations that are due now (the worker's job in `firebreak serve`)."""
     progress.triaged_at = ctx.clock.now()
+    began = time.perf_counter()
     try:
         from agent.worker import run_due
     except ImportError as exc:
@@ -395,6 +411,8 @@ def run_triage(ctx: ToolContext, progress: Progress) -> None:
     except Exception as exc:  # a crash of the investigator is a failed drill, reported, not a traceback
         log.exception("investigation failed")
         progress.triage_error = f"investigation failed: {type(exc).__name__}: {exc}"
+    finally:
+        progress.triage_seconds += time.perf_counter() - began
 
 
 def play(
@@ -426,7 +444,7 @@ def play(
         if step.change is not None:
             record_change(env.ctx, step.change)
             if on_step:
-                on_step(_describe_change(step.change))
+                on_step(describe_change(step.change))
         elif step.notice is not None:
             notice = step.notice
             stamp = sent_at(step.at) if sent_at else step.at
@@ -434,7 +452,7 @@ def play(
             if ok and notice.status == "firing":
                 progress.alerts_delivered += 1
             if on_step:
-                on_step(_describe_alert(notice.alert.source, notice.alert.name, notice.alert.service,
+                on_step(describe_alert(notice.alert.source, notice.alert.name, notice.alert.service,
                                         notice.alert.severity, notice.alert.summary, notice.status))
             if (triage and triage_time is None and progress.triaged_at is None
                     and count_drill_incidents(env.ctx) > base_incidents):
@@ -444,7 +462,7 @@ def play(
         run_triage(env.ctx, progress)
 
 
-def _describe_change(c: ChangeSpec) -> str:
+def describe_change(c: ChangeSpec) -> str:
     if c.kind == "deploy":
         return f"deploy {c.service} {c.previous_version or '?'} -> {c.version}" + (f" ({c.note})" if c.note else "")
     if c.kind == "config":
@@ -454,7 +472,7 @@ def _describe_change(c: ChangeSpec) -> str:
     return f"infra {c.service or ''}: {c.note}".strip()
 
 
-def _describe_alert(source: str, name: str, service: str, severity: str | None, summary: str | None,
+def describe_alert(source: str, name: str, service: str, severity: str | None, summary: str | None,
                     status: str) -> str:
     word = "ALERT" if status == "firing" else "RESOLVED"
     sev = f" [{severity}]" if severity else ""
@@ -557,14 +575,25 @@ def run_drill(
         return _run_against_server(sc, server, started, on_step)
     env = make_env(sc, keep_dir)
     transport: Transport | None = None
+    marks = {"load": time.perf_counter() - started}
     try:
+        t = time.perf_counter()
         world = build_world(sc)
+        marks["generate"] = time.perf_counter() - t
+        t = time.perf_counter()
         counts = seed_world(env.ctx, sc, world)
+        marks["seed"] = time.perf_counter() - t
+        t = time.perf_counter()
         transport = InProcessTransport(env.ctx)
         progress = Progress()
         play(sc, world, env, transport, progress, on_step=on_step)
+        marks["intake"] = time.perf_counter() - t - progress.triage_seconds
+        marks["investigate"] = progress.triage_seconds
+        t = time.perf_counter()
         result = result_of(sc, env, progress, read_triage(env.ctx), started)
+        marks["score"] = time.perf_counter() - t
         result.details.update(counts)
+        result.details["timings"] = {k: round(v, 3) for k, v in marks.items()}
         result.details["data_dir"] = str(env.data_dir) if keep_dir else None
         return result
     finally:

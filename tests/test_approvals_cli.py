@@ -75,3 +75,15 @@ def test_reject_with_reason(env: ToolContext) -> None:
 def test_missing_as_is_a_usage_error(env: ToolContext) -> None:
     r = CliRunner().invoke(app, ["approvals", "approve", "apr-x"])
     assert r.exit_code == 2 and "--as" in r.output
+
+
+def test_updates_lists_due_reminders(env: ToolContext) -> None:
+    _pending(env)
+    r = CliRunner().invoke(app, ["approvals", "updates", "--json"])
+    assert r.exit_code == 0
+    # The CLI runs on the system clock, far after the test's fixed 2026-03-02 incident: it is due.
+    (row,) = json.loads(r.output)
+    assert row["status"] == "open" and "disable_flag(flag=checkout-new-pricing) is pending" in row["draft"]
+    assert row["minutes_since"] > 30
+    r = CliRunner().invoke(app, ["approvals", "updates", "--post"])
+    assert r.exit_code == 0 and "no reminders posted" in r.output  # Slack is not configured

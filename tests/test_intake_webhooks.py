@@ -207,7 +207,7 @@ def test_wrong_or_missing_credentials(ctx: ToolContext, fixtures_dir: Path) -> N
     assert c.post("/webhooks/alertmanager", content=body).status_code == 401
     assert c.post("/webhooks/alertmanager", content=body, headers=bearer("nope")).status_code == 401
     assert c.post("/webhooks/alertmanager", content=body,
-                  headers={"Authorization": "Bearer t\u00e9st".encode("latin-1")}).status_code == 401
+                  headers={b"Authorization": "Bearer t\u00e9st".encode("latin-1")}).status_code == 401
     sbody = fixture_bytes(fixtures_dir, "sentry-issue-created.docs.json")
     assert c.post("/webhooks/sentry", content=sbody).status_code == 401
     bad = sentry_headers(sbody, "issue", secret="other")

@@ -229,3 +229,29 @@ def test_other_interaction_types_are_acknowledged(client: TestClient, sctx: Tool
     r = client.post("/slack/interactions", content=body,
                     headers=sign(SECRET, body, int(sctx.clock.now().timestamp())))
     assert r.status_code == 200
+
+
+def test_public_url_links_transcript_and_incident(sctx: ToolContext, fake: FakeSlack,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIREBREAK_PUBLIC_URL", "https://firebreak.example/")
+    a = _approval(sctx)
+    body = _text(fake.calls("chat.postMessage")[0]["blocks"])
+    assert "https://firebreak.example/transcripts/inv-1|transcript" in body
+    assert f"https://firebreak.example/incidents/{a.incident_id}|incident page" in body
+
+
+def test_without_public_url_the_transcript_command_is_shown(sctx: ToolContext, fake: FakeSlack) -> None:
+    _approval(sctx)
+    assert "firebreak transcripts show inv-1" in _text(fake.calls("chat.postMessage")[0]["blocks"])
+
+
+def test_web_decision_updates_the_slack_message(sctx: ToolContext, fake: FakeSlack) -> None:
+    from server.approvals import decide
+
+    sctx.settings.approvers = [APPROVER, "carol"]
+    a = _approval(sctx)
+    out = decide(sctx, a.id, user="carol", decision="approve", via="web")
+    assert out.ok and out.execution is not None and out.execution.status == "executed"
+    (upd,) = fake.calls("chat.update")
+    shown = _text(upd["blocks"])
+    assert "by carol via web" in shown and "flag checkout-new-pricing" in shown and ACTION_APPROVE not in shown

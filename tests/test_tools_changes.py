@@ -136,3 +136,12 @@ def test_outputs_are_redacted(ctx: ToolContext) -> None:
     out = call_tool(ctx, "recent_changes", {})
     c = out["changes"][0]
     assert "oldpass1" not in str(c) and "newpass2" not in str(c) and "ops@example.com" not in c["note"]
+
+
+def test_secret_config_values_are_masked(ctx: ToolContext) -> None:
+    _record(ctx, [{"kind": "config", "service": "api", "key": "smtp.password", "from": "Winter2025",
+                   "to": "Spring2026", "at": T0.isoformat()}])
+    c = call_tool(ctx, "recent_changes", {})["changes"][0]
+    assert c["key"] == "smtp.password"
+    assert c["from_value"] == c["to_value"] == "[REDACTED:password]"
+

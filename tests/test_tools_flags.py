@@ -163,8 +163,8 @@ def test_actions_write_atomically_keep_history_and_record_changes(ctx: ToolConte
 
     events = call_tool(ctx, "flag_history", {"flag": "myBoolFlag"})["events"]
     assert [e["variant"] for e in events] == ["off", "on", "on"]  # newest first
-    assert events[0]["previous"] == {"state": "ENABLED", "variant": "on"}
-    assert events[-1]["previous"] == {"state": "ENABLED", "variant": "on"}
+    assert (events[0]["previous"], events[0]["previous_state"]) == ("on", "ENABLED")
+    assert (events[-1]["previous"], events[-1]["previous_state"]) == ("on", "ENABLED")
 
 
 def test_action_errors(ctx: ToolContext, example: Path) -> None:
@@ -218,7 +218,7 @@ def test_flag_history_from_webhooks_infers_previous(ctx: ToolContext) -> None:
                                       at=AT + timedelta(minutes=minute), author="alice"), source="webhook")
     out = call_tool(ctx, "flag_history", {})
     assert [e["variant"] for e in out["events"]] == ["on", "off"]
-    assert out["events"][0]["previous"] == {"state": None, "variant": "off"}
+    assert out["events"][0]["previous"] == "off" and out["events"][0]["previous_state"] is None
     assert out["events"][1]["previous"] is None
     recent = call_tool(ctx, "flag_history", {"since": (AT + timedelta(minutes=5)).isoformat()})
     assert len(recent["events"]) == 1 and recent["total"] == 1

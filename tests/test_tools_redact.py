@@ -183,6 +183,14 @@ def test_evidence_is_not_redacted(text: str) -> None:
     assert redact_text(text) == text
 
 
+def test_pairs_inside_values_and_more_key_names() -> None:
+    out = redact_text("GET /login?redirect=https://app/cb?token=abc123XYZ&x=1")
+    assert out == "GET /login?redirect=https://app/cb?token=[REDACTED:token]&x=1"
+    assert redact_text("SECRET_KEY=zzz9") == "SECRET_KEY=[REDACTED:api_key]"
+    assert redact_text("private_key: 'abc'") == "private_key: '[REDACTED:private_key]'"
+    assert redact_text("total_tokens=50 password=hunter2") == "total_tokens=50 password=[REDACTED:password]"
+
+
 def test_idempotent() -> None:
     for _, text, _ in SECRETS:
         once = redact_text(text)

@@ -166,3 +166,18 @@ def test_adapter_without_org_uses_legacy_paths() -> None:
     with pytest.raises(SentryAPIError):
         api.list_issues()
     api.close()
+
+
+@respx.mock
+def test_api_short_id_lookup(ctx: ToolContext) -> None:
+    _api_settings(ctx)
+    issue = _recorded("api-issue-retrieve.json")
+    respx.get(f"{API}/api/0/organizations/acme/shortids/MAILER-1F/").mock(return_value=httpx.Response(
+        200, json={"organizationSlug": "acme", "projectSlug": "mailer", "groupId": "4511", "group": issue,
+                   "shortId": "MAILER-1F"}))
+    respx.get(f"{API}/api/0/organizations/acme/issues/4511/").mock(return_value=httpx.Response(200, json=issue))
+    respx.get(f"{API}/api/0/organizations/acme/issues/4511/events/latest/").mock(
+        return_value=httpx.Response(200, json=_recorded("api-issue-event-latest.json")))
+    out = call_tool(ctx, "sentry_issue", {"issue_id": "MAILER-1F"})
+    assert out["id"] == "4511" and out["frames"][-1]["function"] == "schedule_retry"
+

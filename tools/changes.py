@@ -190,9 +190,18 @@ def _check_aware(value: datetime | None, field: str) -> datetime | None:
 
 
 def change_out(row: Change, around: datetime, relation: str = "other") -> ChangeOut:
+    """A row as tool output; the old and new values of a secret config key (`db.password`) are masked."""
+    from tools.redact import secret_key_kind
+
+    from_value, to_value = row.from_value, row.to_value
+    secret = secret_key_kind(row.key) if row.key and row.kind == "config" else None
+    if secret:
+        mark = f"[REDACTED:{secret}]"
+        from_value = None if from_value is None else mark
+        to_value = None if to_value is None else mark
     return ChangeOut(
         id=row.id, kind=row.kind, service=row.service, at=row.at, version=row.version,
-        previous_version=row.previous_version, key=row.key, from_value=row.from_value, to_value=row.to_value,
+        previous_version=row.previous_version, key=row.key, from_value=from_value, to_value=to_value,
         flag=row.flag, variant=row.variant, state=row.state, author=row.author, note=row.note or "",
         source=row.source, minutes_from_onset=round((row.at - around).total_seconds() / 60.0, 1),
         relation=relation,  # type: ignore[arg-type]

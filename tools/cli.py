@@ -191,16 +191,23 @@ def _build_command(spec: ToolSpec) -> Callable[..., None]:
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    from tools.redact import redact_text
+
+    typer.echo(f"error: {redact_text(' '.join(message.split()))}", err=True)
     raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------------------------------ output
 
 
+_ISO = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(?:Z|\+00:00)$")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, str) and (m := _ISO.match(value)):
+        return f"{m.group(1)} {m.group(2)}"  # UTC, seconds: what a person reads in a table
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"

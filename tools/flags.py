@@ -424,10 +424,6 @@ def get_flag_store(ctx: ToolContext) -> FlagStore:
     return ctx.resource("flag_store", lambda: FlagStore(ctx.settings.resolved_flags_file, ctx=ctx))
 
 
-def _store_or_error(ctx: ToolContext) -> FlagStore:
-    return get_flag_store(ctx)
-
-
 def _tool_error(exc: Exception) -> ToolError:
     if isinstance(exc, FlagFileError):
         return ToolError(f"{exc}; fix the file or FIREBREAK_FLAGS_FILE", status=503)
@@ -465,7 +461,7 @@ def list_flags(ctx: ToolContext, args: ListFlagsInput) -> ListFlagsOutput:
     Use it to see which flags exist before evaluating one, or to spot a flag related to a failing
     service (flag keys often name the service or feature). A recent flip shows in `flag_history`.
     """
-    store = _store_or_error(ctx)
+    store = get_flag_store(ctx)
     try:
         flags = store.flags()
     except FlagFileError as exc:
@@ -510,7 +506,7 @@ def evaluate_flag(ctx: ToolContext, args: EvaluateFlagInput) -> EvaluateFlagOutp
     fall into a targeting rule. `reason` is STATIC, TARGETING_MATCH, DEFAULT, DISABLED or ERROR.
     """
     try:
-        return EvaluateFlagOutput.model_validate(_store_or_error(ctx).evaluate(args.flag, args.context))
+        return EvaluateFlagOutput.model_validate(get_flag_store(ctx).evaluate(args.flag, args.context))
     except (FlagError, FlagFileError) as exc:
         raise _tool_error(exc) from None
 
@@ -527,7 +523,8 @@ class FlagEvent(BaseModel):
     author: str | None
     state: str | None
     variant: str | None
-    previous: dict[str, Any] | None = Field(description="state and default variant before this change, if known")
+    previous: str | None = Field(default=None, description="the variant served before this change, if known")
+    previous_state: str | None = Field(default=None, description="ENABLED/DISABLED before this change, if known")
     note: str = ""
     source: str = ""
 
@@ -565,7 +562,8 @@ def flag_history(ctx: ToolContext, args: FlagHistoryInput) -> FlagHistoryOutput:
         if args.since is None or row.at >= args.since:
             events.append(FlagEvent(
                 flag=flag, at=row.at, author=row.author, state=row.state, variant=row.variant,
-                previous=previous, note=row.note or "", source=row.source,
+                previous=(previous or {}).get("variant"), previous_state=(previous or {}).get("state"),
+                note=row.note or "", source=row.source,
             ))
     events.reverse()
     picked = events[: args.limit]

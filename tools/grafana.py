@@ -15,6 +15,7 @@ from tools.metric_store import Dashboard, Panel
 from tools.registry import ToolError
 
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _SERVICE = re.compile(r"""\b(?:service|job|app|service_name)\s*=~?\s*["']([^"']+)["']""")
 _PROMQL_WORDS = {
     "sum",
@@ -82,6 +83,7 @@ def panel_metric_and_service(expr: str) -> tuple[str | None, str | None]:
     service/job label. Label matchers and strings are skipped when looking for the metric name."""
     service_m = _SERVICE.search(expr)
     stripped = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"|'[^']*'", " ", expr)
+    stripped = _GROUPING.sub(" ", stripped)
     metric = None
     for m in _METRIC.finditer(stripped):
         word = m.group(0)

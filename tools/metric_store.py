@@ -72,14 +72,14 @@ class Panel(BaseModel):
     title: str
     service: str | None = None
     metric: str | None = None
-    url: str | None = Field(None, description="Link to the panel; built from the dashboard's when unset.")
+    url: str | None = Field(default=None, description="Link to the panel; built from the dashboard's when unset.")
 
 
 class Dashboard(BaseModel):
     uid: str = Field(min_length=1, max_length=200)
     title: str
     panels: list[Panel] = Field(default_factory=list)
-    url: str | None = Field(None, description="Link to the dashboard; `/dashboards/{uid}` when unset.")
+    url: str | None = Field(default=None, description="Link to the dashboard; `/dashboards/{uid}` when unset.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,35 +199,23 @@ class MetricStore:
     ) -> list[tuple[int, float]]:
         """Mean of all selected series per `step_ms` bucket (bucket start, value), oldest first.
 
-        At most `max_buckets` of the newest buckets are returned.
+        Buckets are aligned on multiples of the step since the epoch (as Prometheus and Grafana align
+        them), so a point keeps its own time at the native step. At most `max_buckets` of the newest
+        buckets are returned.
         """
         if not series_ids:
             return []
         marks = ",".join("?" * len(series_ids))
-        start = to_ms(since)
         rows = (
             self._conn()
             .execute(
-                f"SELECT (ts - ?) / ? AS b, AVG(value) FROM points WHERE series_id IN ({marks}) "
+                f"SELECT ts / ? AS b, AVG(value) FROM points WHERE series_id IN ({marks}) "
                 "AND ts >= ? AND ts <= ? GROUP BY b ORDER BY b DESC LIMIT ?",
-                [start, step_ms, *series_ids, start, to_ms(until), max_buckets],
+                [step_ms, *series_ids, to_ms(since), to_ms(until), max_buckets],
             )
             .fetchall()
         )
-        return [(start + b * step_ms, v) for b, v in reversed(rows)]
-
-    def count_buckets(self, series_ids: list[int], since: datetime, until: datetime, step_ms: int) -> int:
-        marks = ",".join("?" * len(series_ids))
-        start = to_ms(since)
-        (n,) = (
-            self._conn()
-            .execute(
-                f"SELECT COUNT(DISTINCT (ts - ?) / ?) FROM points WHERE series_id IN ({marks}) AND ts >= ? AND ts <= ?",
-                [start, step_ms, *series_ids, start, to_ms(until)],
-            )
-            .fetchone()
-        )
-        return int(n)
+        return [(b * step_ms, v) for b, v in reversed(rows)]
 
     def native_step_ms(self, series_id: int) -> int | None:
         """The median spacing of a series' last samples (its scrape interval)."""

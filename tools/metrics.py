@@ -43,8 +43,10 @@ def _zone(v: datetime | None, name: str) -> datetime | None:
 class QueryMetricInput(BaseModel):
     service: str = Field(description="Service name, e.g. 'checkout'.")
     name: str = Field(description="Metric name, e.g. 'http_requests_per_second'.")
-    since: datetime | None = Field(None, description="Start (ISO 8601 with zone). Default: one hour before until.")
-    until: datetime | None = Field(None, description="End (ISO 8601 with zone). Default: now.")
+    since: datetime | None = Field(
+        default=None, description="Start, ISO 8601 with zone; default: until - 1 h."
+    )
+    until: datetime | None = Field(default=None, description="End (ISO 8601 with zone). Default: now.")
     step_seconds: int | None = Field(
         None, ge=1, le=86_400, description="Bucket width; default: chosen to return at most 500 points."
     )
@@ -66,10 +68,12 @@ class QueryMetricOutput(BaseModel):
 
 
 class MetricAnomaliesInput(BaseModel):
-    service: str | None = Field(None, description="Only this service's series. Omit for all services.")
-    since: datetime | None = Field(None, description="Start (ISO 8601 with zone). Default: two hours before until.")
-    until: datetime | None = Field(None, description="End (ISO 8601 with zone). Default: now.")
-    limit: int = Field(20, ge=1, le=200, description="Most anomalies returned (earliest onset first).")
+    service: str | None = Field(default=None, description="Only this service's series. Omit for all services.")
+    since: datetime | None = Field(
+        default=None, description="Start, ISO 8601 with zone; default: until - 2 h."
+    )
+    until: datetime | None = Field(default=None, description="End (ISO 8601 with zone). Default: now.")
+    limit: int = Field(default=20, ge=1, le=200, description="Most anomalies returned (earliest onset first).")
 
     @field_validator("since", "until")
     @classmethod
@@ -99,7 +103,7 @@ class MetricAnomaliesOutput(BaseModel):
 
 
 class ListDashboardsInput(BaseModel):
-    service: str | None = Field(None, description="Only dashboards with a panel (or title) for this service.")
+    service: str | None = Field(default=None, description="Only dashboards with a panel (or title) for this service.")
 
 
 class PanelOut(BaseModel):
@@ -146,7 +150,7 @@ def noise_sigma(x: np.ndarray) -> float:
 def detect_change(values: Any, *, sigmas: float = DETECT_SIGMAS, run: int = 3) -> Change | None:
     """The first significant change of a series (step, drop, spike or ramp), or None.
 
-    Baseline = median of the first fifth (at least 8 points); detection = `run` consecutive points
+    Baseline = median of the first fifth (8 to 16 points); detection = `run` consecutive points
     beyond `sigmas` noise deviations; onset = best least-squares split "flat, then step or ramp"
     among the points up to the detection (prefix sums: O(n)).
     """
@@ -157,9 +161,11 @@ def detect_change(values: Any, *, sigmas: float = DETECT_SIGMAS, run: int = 3) -
     n = len(x)
     if n < 12:
         return None
-    m = max(8, n // 5)
+    m = max(8, min(n // 5, 16))  # 4 minutes at 15 s: drills move metrics from 6 minutes in
     base = float(np.median(x[:m]))
-    sigma = max(noise_sigma(x), 1e-3 * abs(base), 1e-12)
+    # The baseline's own noise matters most (a drop to a quiet level must not shrink it); the whole
+    # series' noise guards against a baseline that happens to be calm.
+    sigma = max(noise_sigma(x[:m]), noise_sigma(x), 1e-3 * abs(base), 1e-12)
     z = (x - base) / sigma
     hit = None
     for sign in (1, -1):
@@ -173,7 +179,7 @@ def detect_change(values: Any, *, sigmas: float = DETECT_SIGMAS, run: int = 3) -
     if hit is None:
         return None
     i, sign = hit
-    tau = _fit_onset(x, lo=max(m // 2, i - 240), i=i, hi=min(n, i + 6))
+    tau = _fit_onset(x, lo=max(m // 2, i - 240), i=i, hi=min(n, i + 20))
     before = float(np.median(x[max(0, tau - m) : tau]))
     post = sign * x[tau:]
     if len(post) >= 5:
@@ -185,7 +191,7 @@ def detect_change(values: Any, *, sigmas: float = DETECT_SIGMAS, run: int = 3) -
     score = abs(after - before) / sigma
     if score < sigmas or (before != 0 and abs(after - before) / abs(before) < MIN_RELATIVE_CHANGE):
         return None
-    return Change(tau, before, after, "up" if after > before else "down", round(score, 2))
+    return Change(tau, before, after, "up" if after > before else "down", round(min(score, 1e6), 2))
 
 
 def _fit_onset(x: np.ndarray, *, lo: int, i: int, hi: int) -> int:

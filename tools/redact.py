@@ -134,17 +134,9 @@ _RULES: list[_Rule] = [
         re.compile(r"(?i)(?P<pre>\b(?:set-)?cookie[\"']?\s*:\s*[\"']?)" + _NOT_DONE + r"[^\s\"'][^\r\n\"']*"),
         r"\g<pre>" + _m("cookie"),
     ),
-    # key=value / key: value pairs whose key names a secret (password=, DB_PASSWORD:, api_key=, ...).
-    (
-        "secret_pair",
-        re.compile(
-            r"(?i)(?P<pre>(?<![A-Za-z0-9])(?P<key>[A-Za-z0-9_.-]*?(?:password|passwd|pwd|passphrase|secret|"
-            r"token|api[_-]?key|apikey|access[_-]?key|account[_-]?key|private[_-]?key|signing[_-]?key|"
-            r"client[_-]?secret|credentials?|session[_-]?id))[\"']?\s*[:=]\s*)" + _NOT_DONE
-            + r"(?P<val>\"[^\"\r\n]+\"|'[^'\r\n]+'|[^\s,;&\"'}\])]+)"
-        ),
-        "",  # filled by _pair below
-    ),
+    # key=value / key: value pairs whose key names a secret (password=, DB_PASSWORD:, api_key=, ...):
+    # handled by _redact_pairs (a scan of every key, then a check of the key), see below.
+    ("secret_pair", re.compile(r"(?!)"), ""),
     (
         "email",
         re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
@@ -154,41 +146,144 @@ _RULES: list[_Rule] = [
 
 _PAIR_KINDS = (
     ("password", "password"), ("passwd", "password"), ("pwd", "password"), ("passphrase", "password"),
-    ("token", "token"), ("key", "api_key"), ("credential", "credentials"), ("session", "session"),
-    ("secret", "secret"),
+    ("token", "token"), ("key", "api_key"), ("private_key", "private_key"), ("private-key", "private_key"),
+    ("credential", "credentials"), ("session", "session"), ("secret", "secret"),
 )
 
 
 def _pair_kind(key: str) -> str:
+    """The marker for a secret named by `key`: the keyword ending last (longest on a tie) wins."""
     low = key.lower()
-    best = ("secret", -1)
+    best, rank = "secret", (-1, -1)
     for word, kind in _PAIR_KINDS:
         pos = low.rfind(word)
-        if pos > best[1]:
-            best = (kind, pos)
-    return best[0]
+        if pos >= 0 and (pos + len(word), len(word)) > rank:
+            best, rank = kind, (pos + len(word), len(word))
+    return best
 
 
-def _pair(m: re.Match[str]) -> str:
-    val = m.group("val")
-    quote = val[0] if val[0] in "\"'" else ""
-    return f"{m.group('pre')}{quote}{_m(_pair_kind(m.group('key')))}{quote}"
+_KEYWORDS = (
+    r"(?:password|passwd|pwd|passphrase|secret|secret[_-]?key|token|api[_-]?key|apikey|access[_-]?key|"
+    r"account[_-]?key|private[_-]?key|signing[_-]?key|client[_-]?secret|credentials?|session[_-]?id)"
+)
+# A key and its separator; only the key is checked, the value is matched afterwards, so a pair whose
+# key is harmless (`redirect=`) never hides a secret pair inside its value (`?token=`).
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]+)[\"']?\s*[:=]\s*")
+_PAIR_KEY = re.compile(r"(?i)" + _KEYWORDS + r"$")
+_PAIR_VALUE = re.compile(r"\"[^\"\r\n]+\"|'[^'\r\n]+'|[^\s,;&\"'}\])]+")
+_PAIR_HINTS = ("pass", "pwd", "secret", "token", "key", "credential", "session")
 
 
-_COMPILED: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
-    (pat, _pair if kind == "secret_pair" else repl) for kind, pat, repl in _RULES
+def _redact_pairs(s: str) -> str:
+    parts: list[str] = []
+    last = 0
+    for m in _PAIR.finditer(s):
+        if m.start() < last or not _PAIR_KEY.search(m.group(1)):
+            continue
+        v = _PAIR_VALUE.match(s, m.end())
+        if v is None:
+            continue
+        val = v.group(0)
+        quote = val[0] if val[0] in "\"'" else ""
+        if val[len(quote):].startswith("[REDACTED:"):
+            continue
+        parts.append(s[last : m.end()])
+        parts.append(f"{quote}{_m(_pair_kind(m.group(1)))}{quote}")
+        last = v.end()
+    if not parts:
+        return s
+    parts.append(s[last:])
+    return "".join(parts)
+
+
+# Substrings without which a rule cannot match: a C-speed `in` test spares the regex on most strings.
+# (hints, match the lower-cased text, also required)
+_HINTS: dict[str, tuple[tuple[str, ...], bool, str]] = {
+    "private_key": (("PRIVATE KEY",), False, ""),
+    "jwt": (("eyJ",), False, ""),
+    "url_password": (("://",), False, "@"),
+    "sentry_dsn": (("://",), False, "@"),
+    "slack_webhook": (("hooks.slack.com",), False, ""),
+    "discord_webhook": (("discord",), False, ""),
+    "anthropic_key": (("sk-ant-",), False, ""),
+    "openai_key": (("sk-",), False, ""),
+    "stripe_key": (("_live_", "_test_"), False, ""),
+    "stripe_webhook_secret": (("whsec_",), False, ""),
+    "slack_token": (("xox",), False, ""),
+    "slack_app_token": (("xapp-",), False, ""),
+    "github_token": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), False, ""),
+    "gitlab_token": (("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "gloas-"), False, ""),
+    "aws_access_key": (
+        ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"), False, ""),
+    "aws_secret_key": (("aws",), True, ""),
+    "gcp_api_key": (("AIza",), False, ""),
+    "gcp_oauth_token": (("ya29.",), False, ""),
+    "azure_storage_key": (("accountkey=",), True, ""),
+    "azure_sas": (("sig=",), False, ""),
+    "azure_client_secret": (("Q~",), False, ""),
+    "sendgrid_key": (("SG.",), False, ""),
+    "twilio_key": (("SK",), False, ""),
+    "mailgun_key": (("key-",), False, ""),
+    "npm_token": (("npm_",), False, ""),
+    "pypi_token": (("pypi-AgE",), False, ""),
+    "huggingface_token": (("hf_",), False, ""),
+    "shopify_token": (("shpat_", "shpca_", "shppa_", "shpss_"), False, ""),
+    "digitalocean_token": (("_v1_",), False, ""),
+    "sentry_token": (("sntrys_", "sntryu_"), False, ""),
+    "telegram_bot_token": ((":AA",), False, ""),
+    "authorization": (("authorization",), True, ""),
+    "bearer_token": (("earer",), False, ""),
+    "cookie": (("cookie",), True, ""),
+    "secret_pair": (_PAIR_HINTS, True, ""),
+    "email": (("@",), False, ""),
+}
+
+_Step = tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str], frozenset[str], str]
+
+
+def _hint_scanner(hints: set[str]) -> re.Pattern[str]:
+    # Longest first; a hint hidden inside a longer one found at the same place is restored by _IMPLIES.
+    return re.compile("|".join(re.escape(h) for h in sorted(hints, key=len, reverse=True)))
+
+
+_CASE_HINTS = {h for hints, lower, _ in _HINTS.values() if not lower for h in hints} | {"@", "://"}
+_LOWER_HINTS = {h for hints, lower, _ in _HINTS.values() if lower for h in hints}
+_SCAN_CASE = _hint_scanner(_CASE_HINTS)
+_SCAN_LOWER = _hint_scanner(_LOWER_HINTS)
+# Hex ids, hashes, UUIDs, numbers and timestamps: no rule can match them, skip every scan.
+_TRIVIAL = re.compile(r"[0-9a-fA-FTZ.:+\- ]*")
+# Each found literal also stands for the shorter hints it contains ("sk-ant-" is also "sk-").
+_IMPLIES: dict[str, frozenset[str]] = {
+    found: frozenset(h for h in _CASE_HINTS | _LOWER_HINTS if h in found) for found in _CASE_HINTS | _LOWER_HINTS
+}
+_STEPS: list[_Step] = [
+    (kind, pat, repl, frozenset(_HINTS[kind][0]), _HINTS[kind][2]) for kind, pat, repl in _RULES
 ]
+
+
+def _hints_in(s: str) -> set[str]:
+    found: set[str] = set()
+    if _TRIVIAL.fullmatch(s):
+        return found
+    for h in set(_SCAN_CASE.findall(s)) | set(_SCAN_LOWER.findall(s.lower())):
+        found |= _IMPLIES[h]
+    return found
 
 KINDS: tuple[str, ...] = tuple(kind for kind, _, _ in _RULES)
 
 # Dict keys whose string value is a secret as a whole, whatever it looks like ({"password": "hunter2"}).
 _SECRET_KEY = re.compile(
-    r"(?i)(?:^|[^a-z0-9])?(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|"
+    r"(?i)(?:^|[^a-z0-9])?(?:password|passwd|pwd|passphrase|secret|secret[_-]?key|token|api[_-]?key|apikey|access[_-]?key|"
     r"account[_-]?key|private[_-]?key|signing[_-]?key|client[_-]?secret|credentials?|authorization|cookie|"
     r"session[_-]?id)$"
 )
 # Keys that end like a secret but hold counts or metadata.
 _NOT_SECRET_KEY = re.compile(r"(?i)(?:^|_)(?:max|num|n|total|input|output|prompt|completion)_?tokens?$")
+
+
+def secret_key_kind(key: str) -> str | None:
+    """The marker kind when a field or config key names a secret (`db.password` -> "password"), else None."""
+    return _secret_key(key)
 
 
 def _secret_key(key: str) -> str | None:
@@ -202,23 +297,19 @@ def _secret_key(key: str) -> str | None:
     return _pair_kind(key)
 
 
-# The cheapest possible pre-check: every rule needs one of these characters or words.
-_MAYBE = re.compile(
-    r"[@=:]|-----BEGIN|Q~|\b(?:sk|rk|xox|xapp|gh|github|gl|AIza|ya29|SG|SK|key|npm|pypi|hf|shp|do|sntry|eyJ|"
-    r"whsec|[Bb]earer|" + _AWS_PREFIX + ")"
-)
-
-
 @lru_cache(maxsize=4096)
 def _redact_cached(s: str) -> str:
     return _redact(s)
 
 
 def _redact(s: str) -> str:
-    if not _MAYBE.search(s):
+    found = _hints_in(s)
+    if not found:
         return s
-    for pat, repl in _COMPILED:
-        s = pat.sub(repl, s)
+    for kind, pat, repl, hints, also in _STEPS:
+        if hints.isdisjoint(found) or (also and also not in found):
+            continue
+        s = _redact_pairs(s) if kind == "secret_pair" else pat.sub(repl, s)
     return s
 
 

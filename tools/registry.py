@@ -127,7 +127,8 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | BaseModel) -> 
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ToolError(f"{name}: {loc}: {err['msg']}", status=422, field=loc) from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ToolError(f"{name}: {loc}: {msg}" if loc else f"{name}: {msg}", status=422, field=loc or None) from None
     started = time.perf_counter()
     result = spec.fn(ctx, parsed)
     out = result.model_dump(mode="json")

@@ -314,6 +314,16 @@ class SentryAPI:
             raise SentryAPIError("Sentry API: event answer is not an object")
         return data
 
+    def resolve_short_id(self, short_id: str) -> str:
+        """`MAILER-1F` -> the numeric issue id (organization short-id lookup)."""
+        if not self.org:
+            raise SentryAPIError(f"looking up short id {short_id!r} needs FIREBREAK_SENTRY_ORG", status=400)
+        data = self._get(f"/api/0/organizations/{self.org}/shortids/{short_id}/")
+        group_id = data.get("groupId") if isinstance(data, dict) else None
+        if not group_id:
+            raise SentryAPIError(f"Sentry API: no issue with short id {short_id!r}", status=404)
+        return str(group_id)
+
     def list_issues(self, *, query: str = "is:unresolved", limit: int = 25) -> list[dict[str, Any]]:
         if not self.org:
             raise SentryAPIError("listing issues needs FIREBREAK_SENTRY_ORG", status=400)
@@ -442,6 +452,8 @@ def sentry_issue(ctx: ToolContext, args: SentryIssueInput) -> SentryIssueDetail:
     if api is not None:
         issue_id = local.id if local is not None else wanted
         try:
+            if not issue_id.isdigit():
+                issue_id = api.resolve_short_id(issue_id)
             remote = api.issue_detail(issue_id, service=local.service if local else None)
         except SentryAPIError as exc:
             if local is None:

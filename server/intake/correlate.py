@@ -9,7 +9,6 @@ long-running storm keeps feeding one incident instead of opening a new one every
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from memory.models import Incident
@@ -35,20 +34,55 @@ def last_activity(incident: Incident) -> datetime | None:
     return max(times) if times else None
 
 
+class Correlator:
+    """`pick_incident` for many alerts at once: open incidents indexed by service, rebuilt on change.
+
+    Valid within one transaction at one `now`: activity only moves forward while alerts are stored,
+    so an incident active when the index was built stays active.
+    """
+
+    def __init__(self, incidents: list[Incident], dependencies: dict[str, list[str]], now: datetime,
+                 window: timedelta) -> None:
+        self.incidents = incidents
+        self.dependencies = dependencies
+        self.since = now - window
+        self._index: dict[str, list[Incident]] | None = None
+        self._cache: dict[str, Incident | None] = {}
+
+    def invalidate(self) -> None:
+        """Call after an incident opens or its services change."""
+        self._index = None
+        self._cache.clear()
+
+    def _build(self) -> dict[str, list[Incident]]:
+        index: dict[str, list[Incident]] = {}
+        for incident in self.incidents:
+            at = last_activity(incident)
+            if incident.status != "open" or at is None or at < self.since:
+                continue
+            for service in set(incident.services or []):
+                index.setdefault(service, []).append(incident)
+        return index
+
+    def match(self, service: str) -> Incident | None:
+        if service in self._cache:
+            return self._cache[service]
+        if self._index is None:
+            self._index = self._build()
+        best: Incident | None = None
+        best_at: datetime | None = None
+        for name in related_services(service, self.dependencies):
+            for incident in self._index.get(name, ()):
+                at = last_activity(incident)
+                if at is not None and (best_at is None or at > best_at):
+                    best, best_at = incident, at
+        self._cache[service] = best
+        return best
+
+
 def pick_incident(
-    incidents: Iterable[Incident], service: str, dependencies: dict[str, list[str]], now: datetime,
+    incidents: list[Incident], service: str, dependencies: dict[str, list[str]], now: datetime,
     window: timedelta,
 ) -> Incident | None:
     """The open incident this service's alert joins, or None when a new one must open."""
-    related = related_services(service, dependencies)
-    best: Incident | None = None
-    best_at: datetime | None = None
-    for incident in incidents:
-        if incident.status != "open" or not related.intersection(incident.services or []):
-            continue
-        at = last_activity(incident)
-        if at is None or at < now - window:
-            continue
-        if best_at is None or at > best_at:
-            best, best_at = incident, at
-    return best
+    return Correlator(incidents, dependencies, now, window).match(service)

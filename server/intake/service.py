@@ -24,6 +24,7 @@ measured rate); a single delivery larger than the limit can never fit and is ans
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import threading
@@ -34,12 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text
-from sqlalchemy.orm import Session
+import pydantic_core
+from sqlalchemy import JSON, Dialect, Table, func, insert, select, text
+from sqlalchemy.orm import Session, load_only
 
 from memory.incident_log import add_link, open_incident, update_incident
 from memory.models import Alert, Incident, Investigation, TimelineEntry
-from server.intake.correlate import SEVERITY_RANK, incident_severity, last_activity, pick_incident
+from server.intake.correlate import SEVERITY_RANK, Correlator, incident_severity, last_activity
 from server.intake.errors import IntakeRefused
 from server.intake.models import IngestResult, NormalizedAlert
 from tools.context import ToolContext
@@ -52,6 +54,10 @@ STORM_TAG = "alert-storm"
 MAX_INCIDENT_SERVICES = 50
 _PG_LOCK_KEY = 0x46_49_52_45  # "FIRE": the intake's advisory lock
 _CHUNK = 500
+_INCIDENT_FIELDS = (
+    Incident.id, Incident.title, Incident.services, Incident.severity, Incident.status, Incident.tags,
+    Incident.started_at, Incident.detected_at, Incident.created_at, Incident.updated_at, Incident.source,
+)
 _ALERTS = cast(Table, Alert.__table__)
 _TIMELINE = cast(Table, TimelineEntry.__table__)
 _ALERT_COLUMNS = tuple(c.key for c in _ALERTS.columns if c.key != "id")
@@ -88,6 +94,38 @@ def ingest_alerts(ctx: ToolContext, alerts: list[NormalizedAlert]) -> IngestResu
     return result
 
 
+def _json_text(value: Any) -> str:
+    return pydantic_core.to_json(value).decode()
+
+
+@functools.cache
+def _sqlite_insert(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Any]]:
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    processors: list[Any] = []
+    for name in columns:
+        col_type = table.c[name].type
+        processors.append(_json_text if isinstance(col_type, JSON) else col_type.bind_processor(dialect))
+    return sql, processors
+
+
+def _bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """executemany; on SQLite straight to the driver with the columns' own bind processors.
+
+    SQLAlchemy's per-row parameter handling was half of a storm delivery's CPU; the values stored
+    are the same (JSON as compact text, datetimes through `UtcDateTime`).
+    """
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        session.execute(insert(table), rows)
+        return
+    columns = tuple(rows[0])
+    sql, processors = _sqlite_insert(table, columns, conn.dialect)
+    pairs = list(zip(columns, processors, strict=True))
+    params = [tuple(proc(row[name]) if proc is not None else row[name] for name, proc in pairs) for row in rows]
+    conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class _NewAlert:
     """An alert row to insert: a plain object (not ORM-instrumented), so storms stay cheap."""
@@ -122,7 +160,9 @@ class _Ingest:
         self.result = result
         self.settings = ctx.settings
         self.window = timedelta(minutes=ctx.settings.correlation_window_minutes)
-        self.open: list[Incident] = list(session.scalars(select(Incident).where(Incident.status == "open")))
+        # Only what correlation reads: a triage report can be large and is not needed here.
+        self.open: list[Incident] = list(session.scalars(
+            select(Incident).where(Incident.status == "open").options(load_only(*_INCIDENT_FIELDS))))
         self.by_id = {inc.id: inc for inc in self.open}
         self.opened_in_window = session.scalar(
             select(func.count()).select_from(Incident).where(
@@ -135,7 +175,7 @@ class _Ingest:
                 Investigation.incident_id.in_(open_ids[i:i + _CHUNK])).distinct()))
         self.opened: set[str] = set()
         self.new_rows: list[_NewAlert] = []  # bulk-inserted at the end
-        self._matches: dict[str, Incident | None] = {}
+        self.correlator = Correlator(self.open, self.settings.dependencies, now, self.window)
         self.timeline: list[dict[str, Any]] = []  # alert timeline entries, bulk-inserted at the end
 
     def run(self, alerts: list[NormalizedAlert]) -> None:
@@ -151,9 +191,9 @@ class _Ingest:
         # Bulk inserts: a storm delivery is hundreds of rows, the ORM unit of work would dominate.
         self.s.flush()
         if self.new_rows:
-            self.s.execute(insert(_ALERTS), [row.as_row() for row in self.new_rows])
+            _bulk_insert(self.s, _ALERTS, [row.as_row() for row in self.new_rows])
         if self.timeline:
-            self.s.execute(insert(_TIMELINE), self.timeline)
+            _bulk_insert(self.s, _TIMELINE, self.timeline)
 
     def _existing(self, alerts: list[NormalizedAlert]) -> dict[tuple[str, str], Alert]:
         wanted: dict[str, set[str]] = {}
@@ -240,11 +280,7 @@ class _Ingest:
         return self._open(alert, storm=True)
 
     def _match(self, service: str) -> Incident | None:
-        """Cached per delivery; the cache is dropped whenever an incident opens or gains a service."""
-        if service not in self._matches:
-            self._matches[service] = pick_incident(
-                self.open, service, self.settings.dependencies, self.now, self.window)
-        return self._matches[service]
+        return self.correlator.match(service)
 
     def _open(self, alert: NormalizedAlert, *, storm: bool) -> Incident:
         if storm:
@@ -263,7 +299,7 @@ class _Ingest:
         for link in alert.links[:5]:
             add_link(self.s, incident, kind=link.kind, url=link.url, label=link.label, at=self.now, actor=ACTOR)
         self.open.append(incident)
-        self._matches.clear()
+        self.correlator.invalidate()
         self.by_id[incident.id] = incident
         self.opened.add(incident.id)
         self.opened_in_window += 1
@@ -274,7 +310,7 @@ class _Ingest:
         services = list(incident.services or [])
         if alert.service not in services and len(services) < MAX_INCIDENT_SERVICES:
             update_incident(self.s, incident, {"services": [*services, alert.service]}, at=self.now, actor=ACTOR)
-            self._matches.clear()
+            self.correlator.invalidate()
         if alert.started_at < (incident.started_at or alert.started_at) and STORM_TAG not in (incident.tags or []):
             update_incident(self.s, incident, {"started_at": alert.started_at}, at=self.now, actor=ACTOR)
         self._raise_severity(incident, alert)

@@ -1,0 +1,117 @@
+"""A whole drill through the real intake and investigator; the truth never reaches either."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from firebreak.cli import app
+from firebreak.clock import FixedClock
+from firebreak.settings import Settings
+from memory.models import Alert, Change, Incident, Investigation
+from simulations.runner import run_drill
+from tools.context import ToolContext
+
+TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
+SPEC_KEYS = {"scenario", "investigator", "rank", "hit_at_1", "hit_at_3", "mitigation_ok", "severity_ok",
+             "alerts_delivered", "incidents_opened", "hypotheses", "proposed_fix", "tool_calls", "wall_seconds"}
+SECRETS_OF_THE_DRILL = (b"TRUTH-ROOT-CAUSE-MARKER", b"SECRET-DEBRIEF-MARKER", b"tiny-deploy", b"Tiny drill for tests")
+
+
+def test_drill_end_to_end_and_truth_stays_out(settings: Settings, tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    world.mkdir()
+    result = run_drill(TINY, keep_dir=world)
+    out = result.spec_json()
+    assert set(out) == SPEC_KEYS
+    assert out["scenario"] == "tiny-deploy"
+    assert out["alerts_delivered"] == 3 and out["incidents_opened"] >= 1
+    assert result.details["refused"] == []
+    assert result.details["triaged_at"] == "2026-03-02T08:10:00+00:00"  # when the first incident opened
+    assert isinstance(out["hypotheses"], list) and out["wall_seconds"] > 0
+    for h in out["hypotheses"]:
+        assert set(h) == {"title", "suspect", "confidence"}
+
+    # Nothing the investigator could read holds the truth, the debrief, the scenario's id or title.
+    files = [p for p in world.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for secret in SECRETS_OF_THE_DRILL:
+            assert secret not in data, f"{secret!r} leaked into {path}"
+
+    ctx = ToolContext(settings=Settings(data_dir=world, _env_file=None),  # type: ignore[call-arg]
+                      clock=FixedClock(result_clock()))
+    with ctx.db.session() as s:
+        investigations = list(s.scalars(select(Investigation)))
+        assert investigations
+        for inv in investigations:
+            text = json.dumps([inv.messages, inv.tool_calls, inv.report], default=str).encode()
+            assert not any(secret in text for secret in SECRETS_OF_THE_DRILL)
+        history = s.get(Incident, "INC-2025-900")
+        assert history is not None and history.status == "resolved" and history.source == "history"
+        assert history.root_cause == "long migration holding a lock" and history.countermeasures
+        changes = list(s.scalars(select(Change).order_by(Change.at)))
+        assert [(c.kind, c.version or c.flag) for c in changes] == [("deploy", "1.1.0"), ("flag", "web-banner")]
+        assert changes[0].previous_version == "1.0.0" and changes[0].source == "drill"
+        alerts = list(s.scalars(select(Alert)))
+        assert {a.source for a in alerts} == {"alertmanager", "sentry", "grafana"}
+        assert any(a.source == "alertmanager" and a.status == "resolved" for a in alerts)
+    flags = json.loads(Path(ctx.settings.resolved_flags_file).read_text())["flags"]
+    assert flags["web-banner"]["defaultVariant"] == "on"
+    ctx.close()
+
+
+def result_clock():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+
+
+def test_cli_run_json_and_readable(settings: Settings) -> None:
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("firebreak-drill-*"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["drill", "run", str(TINY), "--json"])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(obj) == SPEC_KEYS
+    res = runner.invoke(app, ["drill", "run", str(TINY)])
+    assert res.exit_code == 0 and "Drill tiny-deploy" in res.stdout and "rank" in res.stdout
+    assert set(Path(tempfile.gettempdir()).glob("firebreak-drill-*")) == before  # temp worlds removed
+
+
+def test_cli_bench_aggregate_and_bad_files(settings: Settings, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    (lib / "nested").mkdir(parents=True)
+    shutil.copy(TINY, lib / "a.yaml")
+    (lib / "nested" / "b.yaml").write_text(TINY.read_text().replace("id: tiny-deploy", "id: tiny-two"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["drill", "bench", str(lib), "--json"])
+    assert res.exit_code == 0, res.output
+    agg = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(agg) == {"scenarios", "hit_at_1", "hit_at_3", "mitigation_ok", "median_wall_seconds", "results"}
+    assert agg["scenarios"] == 2 and [r["scenario"] for r in agg["results"]] == ["tiny-deploy", "tiny-two"]
+    assert all(0.0 <= agg[k] <= 1.0 for k in ("hit_at_1", "hit_at_3", "mitigation_ok"))
+
+    bad = lib / "c.yaml"
+    bad.write_text(TINY.read_text().replace("severity: critical", "sevrity: critical"))
+    res = runner.invoke(app, ["drill", "bench", str(lib), "--json"])
+    assert res.exit_code == 2
+    assert f"{bad}: timeline[4].alert.sevrity: unknown field" in res.output
+    res = runner.invoke(app, ["drill", "run", str(bad)])
+    assert res.exit_code == 2 and "timeline[4].alert.sevrity: unknown field" in res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_shared_scenarios_run(settings: Settings, shared_dir: Path) -> None:
+    for f in sorted((shared_dir / "scenarios").glob("*.yaml")):
+        out = run_drill(f).spec_json()
+        assert out["alerts_delivered"] >= 2 and out["incidents_opened"] >= 1 and out["hypotheses"]
