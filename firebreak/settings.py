@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     update_minutes: int = 30
     session_secret: SecretStr | None = None
+    public_url: str | None = None
+    action_timeout_seconds: float = 120.0
+    message_templates_dir: Path | None = None
 
     # Intake and correlation.
     correlation_window_minutes: int = 10

@@ -139,6 +139,15 @@ async def _send(port: int, deliveries: list[tuple[str, bytes, dict[str, str]]], 
     return latencies, statuses, time.perf_counter() - started
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux), to tell the server's cost from a busy machine's noise."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -183,7 +192,9 @@ def main() -> int:
         warmup = _deliveries(4 * args.batch, args.batch, args.services, "warmup")
         asyncio.run(_send(port, warmup, 1))
         deliveries = _deliveries(args.alerts, args.batch, args.services, "storm")
+        cpu0 = _cpu_seconds(server.pid)
         latencies, statuses, wall = asyncio.run(_send(port, deliveries, args.concurrency))
+        cpu = _cpu_seconds(server.pid) - cpu0
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
     finally:
         server.terminate()
@@ -207,6 +218,9 @@ def main() -> int:
     print(f"throughput        {rate:,.0f} alerts/s   (target >= 2,000)")
     print(f"latency/delivery  p50 {p50:.1f} ms   p95 {p95:.1f} ms   p99 {p99:.1f} ms   max "
           f"{max(latencies) * 1000:.1f} ms   (target p99 < 100 ms)")
+    print(f"server CPU        {cpu:.2f} s = {cpu / len(deliveries) * 1000:.1f} ms per delivery, "
+          f"{args.alerts / cpu:,.0f} alerts per CPU-second; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     print(f"stored            {stored} of {sent} sent (lost {lost}); without incident {unassigned}")
     print(f"incidents         {incidents}   investigations {investigations}")
     print(f"refused (metrics) {refused or 'none'}")
