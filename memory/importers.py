@@ -199,7 +199,13 @@ def slack_records(folder: Path, *, services: Iterable[str] = ()) -> list[MemoryR
                     or m.get("user")
                     or "someone"
                 )
-                body = _clean_slack_text(str(m.get("text", "")), users, channels).strip()
+                raw = str(m.get("text", ""))
+                for att in m.get("attachments") or []:  # alert bots put their content in attachments
+                    if isinstance(att, dict):
+                        extra = att.get("text") or att.get("fallback") or att.get("title") or ""
+                        if extra and extra not in raw:
+                            raw = f"{raw}\n{extra}" if raw else str(extra)
+                body = _clean_slack_text(raw, users, channels).strip()
                 if body:
                     lines.append(f"{who}: {body}")
             if not lines:

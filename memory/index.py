@@ -440,22 +440,23 @@ class _Mirror:
             self.vectors[rec.id] = vector
         self.lexical.add(rec.id, rec.text)
 
-    def upsert(self, records: Sequence[MemoryRecord], embedder: Embedder) -> None:
-        if not records:
-            return
-        vectors = embedder.embed([r.text for r in records])
-        for start in range(0, len(records), 1000):
-            chunk = records[start : start + 1000]
+    def upsert(self, records: Sequence[MemoryRecord], embedder: Embedder, chunk_size: int = 256) -> None:
+        """Embed and write in chunks: a long first indexing keeps what it did if it is interrupted."""
+        import numpy as np
+
+        for start in range(0, len(records), chunk_size):
+            chunk = records[start : start + chunk_size]
+            vectors = embedder.embed([r.text for r in chunk])
             self.collection.upsert(
                 ids=[r.id for r in chunk],
-                embeddings=vectors[start : start + len(chunk)],
+                embeddings=vectors,
                 documents=[r.text for r in chunk],
                 metadatas=[r.to_metadata() for r in chunk],
             )
-        import numpy as np
-
-        for rec, vec in zip(records, vectors, strict=True):
-            self._remember(rec, rec.content_hash(), np.asarray(vec, dtype=np.float32))
+            for rec, vec in zip(chunk, vectors, strict=True):
+                self._remember(rec, rec.content_hash(), np.asarray(vec, dtype=np.float32))
+            if len(records) > chunk_size:
+                log.info("memory index: %d/%d embedded", min(start + chunk_size, len(records)), len(records))
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = [i for i in ids]
@@ -471,8 +472,10 @@ class _Mirror:
 
 
 def _matches(rec: MemoryRecord, service: str | None, since: datetime | None, kinds: set[str] | None,
-             exclude: set[str]) -> bool:
+             exclude: set[str], include_open: bool = True) -> bool:
     if rec.id in exclude or (kinds is not None and rec.kind not in kinds):
+        return False
+    if not include_open and rec.kind == "incident" and rec.status == "open" and not rec.root_cause:
         return False
     if service is not None and service.strip().lower() not in {s.lower() for s in rec.services}:
         return False
@@ -661,9 +664,6 @@ class MemoryIndex:
         with self._lock:
             mirror = self._fresh(INCIDENTS)
             recs = mirror.records
-            watermark = max((r.updated_at for r in recs.values() if r.updated_at), default=None)
-            last_cm = max((r.last_countermeasure_id for r in recs.values()), default=0)
-            last_rem = max((r.last_remediation_id for r in recs.values()), default=0)
             now = time.monotonic()
             full = now - self._last_full_check >= self.full_check_seconds
             with db.session() as s:
@@ -680,6 +680,9 @@ class MemoryIndex:
                     stats.seconds = time.perf_counter() - t0
                     return stats
                 total = int(fingerprint[0] or 0)
+                watermark = max((r.updated_at for r in recs.values() if r.updated_at), default=None)
+                last_cm = max((r.last_countermeasure_id for r in recs.values()), default=0)
+                last_rem = max((r.last_remediation_id for r in recs.values()), default=0)
                 q = select(Incident.id)
                 if watermark is not None:
                     q = q.where(Incident.updated_at >= watermark)
@@ -811,8 +814,13 @@ class MemoryIndex:
         kinds: set[str] | None = None,
         exclude: Iterable[str] = (),
         mode: Mode = "hybrid",
+        include_open: bool = True,
     ) -> list[Hit]:
-        """Top `k` records for `text`: dense (chroma) and lexical (BM25 + identifiers) candidates, fused."""
+        """Top `k` records for `text`: dense (chroma) and lexical (BM25 + identifiers) candidates, fused.
+
+        `include_open=False` leaves out open incidents with no root cause yet (the one being triaged,
+        or a sibling of it): nothing to learn from them.
+        """
         if not text.strip():
             raise ValueError("text: must not be empty")
         excluded = set(exclude)
@@ -822,11 +830,12 @@ class MemoryIndex:
 
             def allowed(rid: str) -> bool:
                 rec = recs.get(rid)
-                return rec is not None and _matches(rec, service, since, kinds, excluded)
+                return rec is not None and _matches(rec, service, since, kinds, excluded, include_open)
 
             pool = max(DENSE_CANDIDATES, k * 4)
             dense: dict[str, float] = {}
             lexical: dict[str, float] = {}
+            query_vec: list[float] | None = None
             if mode != "lexical" and recs:
                 query_vec = self.embedder.embed([text])[0]
                 n = min(pool + len(excluded), len(recs))
@@ -839,7 +848,7 @@ class MemoryIndex:
                         dense[rid] = 1.0 - float(dist)
             if mode != "dense":
                 lexical = dict(mirror.lexical.search(text, allowed=allowed, limit=pool))
-                if mode == "hybrid":
+                if mode == "hybrid" and query_vec is not None:
                     self._fill_dense(mirror, query_vec, [rid for rid in lexical if rid not in dense], dense)
             best_lex = max(lexical.values(), default=0.0) or 1.0
             scored: list[tuple[float, str]] = []
@@ -897,3 +906,8 @@ class MemoryIndex:
 def get_index(ctx: ToolContext) -> MemoryIndex:
     """The context's memory index, opened once (its data dir, its Chroma server)."""
     return ctx.resource("memory.index", lambda: MemoryIndex(ctx.settings))
+
+
+def sync_incidents(ctx: ToolContext) -> SyncStats:
+    """Bring the context's index up to the incident log now (the drill runner calls it after history)."""
+    return get_index(ctx).sync_incidents(ctx.db)

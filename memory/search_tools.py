@@ -23,6 +23,8 @@ class SimilarIncidentsInput(BaseModel):
     k: int = Field(default=5, ge=1, le=20)
     exclude_ids: list[str] = Field(default_factory=list, max_length=50,
                                    description="incident ids to leave out, e.g. the incident being triaged")
+    include_open: bool = Field(default=False, description="also return open incidents that have no root cause "
+                               "yet (normally the incident being triaged itself)")
 
 
 class IncidentHit(BaseModel):
@@ -80,14 +82,15 @@ def similar_incidents(ctx: ToolContext, args: SimilarIncidentsInput) -> SimilarI
 
     Use early in a triage with the symptoms, the error types, the suspect versions or flags and the
     service. Each hit gives the past root cause and the countermeasures that were taken, with a score
-    (0..1) and the identifiers that matched exactly. Pass the current incident in `exclude_ids`.
+    (0..1) and the identifiers that matched exactly. Open incidents without a root cause (such as the
+    one being triaged) are left out unless `include_open` is set.
     """
     try:
         index = get_index(ctx)
         index.sync_incidents(ctx.db)
         hits = index.search(
             args.text, collection="incidents", k=args.k + 1, service=args.service, since=args.since,
-            exclude=args.exclude_ids,
+            exclude=args.exclude_ids, include_open=args.include_open,
         )
     except (MemoryError_, EmbeddingError) as exc:
         raise _unavailable(exc) from exc

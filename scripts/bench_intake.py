@@ -5,7 +5,7 @@ a fresh data dir, posts `--alerts` alerts in deliveries of `--batch`, `--concurr
 signed as the vendors sign them (Alertmanager: bearer token; Grafana: timestamped HMAC), then counts
 the rows in the state database. Prints throughput, per-delivery latency percentiles and losses.
 
-    python scripts/bench_intake.py                      # 20,000 alerts, batches of 100, 4 senders
+    python scripts/bench_intake.py                      # 20,000 alerts, batches of 100, 2 senders
     python scripts/bench_intake.py --alerts 50000 --batch 200 --concurrency 8
 
 Targets (issue 3): >= 2,000 alerts/s, p99 < 100 ms per delivery, zero alerts lost. Exit status 1
@@ -157,7 +157,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--services", type=int, default=40)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

@@ -15,7 +15,9 @@ Usage: python scripts/bench_memory.py [--incidents 10000] [--queries 300] [--dat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -28,8 +30,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scripts.eval_memory import DEFAULT_DATA, DEFAULT_HELDOUT, load  # noqa: E402
+from eval_memory import DEFAULT_DATA, DEFAULT_HELDOUT, load  # noqa: E402
 
 SERVICES = [
     "api", "checkout", "payments", "orders", "mailer", "notifier", "search", "catalog", "billing", "auth",
@@ -248,10 +251,8 @@ def main() -> int:
         percentile([s - e for s, e in zip(search_ms, embed_ms, strict=True)], 0.95), 1)
     report["target_p95_ms"] = 50
     report["pass"] = report["similar_incidents_ms"]["p95"] < 50
-    try:
-        report["load_average"] = [round(x, 2) for x in __import__("os").getloadavg()]
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        report["load_average"] = [round(x, 2) for x in os.getloadavg()]
     ctx.close()
     if not args.no_cold:
         report["cold"] = cold_start()

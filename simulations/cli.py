@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from simulations.scenario import ScenarioError, find_scenarios, load_scenario
 
@@ -41,7 +40,7 @@ def print_result(result: Any) -> None:
               f"{result.wall_seconds:.2f} s wall")
     out.print(f"  {d.get('log_lines', 0):,} log lines, {d.get('metric_points', 0):,} metric points, "
               f"{result.alerts_delivered} alerts delivered, {result.incidents_opened} incident(s) opened, "
-              f"triage at {d.get('triaged_at') or 'never'}", highlight=False)
+              f"triage at {d.get('triaged_at') or ('the server' if d.get('server') else 'never')}", highlight=False)
     for line in d.get("refused") or []:
         out.print(f"  [yellow]refused:[/yellow] {line}", highlight=False)
     if d.get("triage_error"):
@@ -76,13 +75,14 @@ def run_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each timeline step.")] = False,
 ) -> None:
     """Run one scenario with the configured investigator and score it against its truth."""
-    from simulations.runner import DrillSetupError, run_drill
+    from simulations.runner import DrillSetupError, preload, run_drill
 
     _quiet_logs()
     try:
         load_scenario(file)
     except ScenarioError as exc:
         raise _fail(str(exc), 2) from None
+    preload()
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     try:
@@ -94,7 +94,7 @@ def run_cmd(
         logging.getLogger("firebreak.drill").debug("drill failed", exc_info=True)
         raise _fail(f"{file}: the drill could not run: {type(exc).__name__}: {exc}", 1) from None
     if as_json:
-        print(json.dumps(result.spec_json()))
+        print(json.dumps(result.spec_json(), separators=(',', ':')))
     else:
         print_result(result)
         if keep is not None:
@@ -126,7 +126,7 @@ def bench_dir(directory: Path, progress: bool = True) -> dict[str, Any]:
     """Run every scenario below a folder; files that do not follow the format stop it before any runs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from simulations.runner import failed_result, run_drill
+    from simulations.runner import failed_result, preload, run_drill
 
     files = find_scenarios(directory)
     problems = []
@@ -138,6 +138,7 @@ def bench_dir(directory: Path, progress: bool = True) -> dict[str, Any]:
             problems.append(str(exc))
     if problems:
         raise InvalidScenarios("\n".join(problems))
+    preload()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=not progress, transient=False) as bar:
@@ -167,17 +168,16 @@ def bench_cmd(
     except InvalidScenarios as exc:
         raise _fail(str(exc), 2) from None
     if as_json:
-        print(json.dumps(agg))
+        print(json.dumps(agg, separators=(',', ':')))
         return
-    table = Table(title=f"Drill bench: {directory}")
-    for col in ("scenario", "rank", "hit@1", "hit@3", "fix", "severity", "alerts", "incidents", "tools", "wall s"):
-        table.add_column(col)
+    width = max([len(r["scenario"]) for r in agg["results"]] + [8])
+    out.print(f"{'scenario':<{width}}  rank  hit@1  hit@3  fix   severity  alerts  incidents  tools  wall s",
+              highlight=False)
     for r in agg["results"]:
-        table.add_row(r["scenario"], str(r["rank"] if r["rank"] is not None else "–"), _yes(r["hit_at_1"]),
-                      _yes(r["hit_at_3"]), _yes(r["mitigation_ok"]), _yes(r["severity_ok"]),
-                      str(r["alerts_delivered"]), str(r["incidents_opened"]), str(r["tool_calls"]),
-                      f"{r['wall_seconds']:.2f}")
-    out.print(table)
+        rank = str(r["rank"]) if r["rank"] is not None else "–"
+        out.print(f"{r['scenario']:<{width}}  {rank:<4}  {_yes(r['hit_at_1']):<5}  {_yes(r['hit_at_3']):<5}  "
+                  f"{_yes(r['mitigation_ok']):<4}  {_yes(r['severity_ok']):<8}  {r['alerts_delivered']:<6}  "
+                  f"{r['incidents_opened']:<9}  {r['tool_calls']:<5}  {r['wall_seconds']:.2f}", highlight=False)
     out.print(f"scenarios {agg['scenarios']}  hit@1 {agg['hit_at_1']:.2f}  hit@3 {agg['hit_at_3']:.2f}  "
               f"right fix {agg['mitigation_ok']:.2f}  median wall {agg['median_wall_seconds']:.2f} s",
               highlight=False)

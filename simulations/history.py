@@ -120,5 +120,7 @@ def print_history(h: History, console: Console) -> None:
         console.print(table)
     if h.not_lately:
         console.print(f"Not practised in the last {h.days} days: {', '.join(h.not_lately)}", highlight=False)
-    else:
+    elif h.people:
         console.print(f"Everyone has practised in the last {h.days} days.")
+    else:
+        console.print("No on-call people known yet: set FIREBREAK_APPROVERS or add web users.")

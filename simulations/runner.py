@@ -215,23 +215,7 @@ def write_history(ctx: ToolContext, history: list[HistoryIncident]) -> None:
                 il.add_remediation(s, inc, what=h.remediation, owner="team", due=None, at=ended,
                                    actor="drill-history")
             il.set_status(s, inc, "resolved", at=ended, actor="drill-history")
-    _index_memory(ctx)
-
-
-def _index_memory(ctx: ToolContext) -> None:
-    """Let the memory index pick the history up now if it exposes a way to; otherwise it rebuilds lazily."""
-    try:
-        from memory import index as memindex
-    except ImportError:
-        return
-    for name in ("sync_incidents", "index_incidents", "reindex_incidents"):
-        fn: Callable[..., Any] | None = getattr(memindex, name, None)
-        if callable(fn):
-            try:
-                fn(ctx)
-            except Exception as exc:  # the drill still runs; similar_incidents rebuilds from the log
-                log.warning("memory index of the drill history failed: %s", exc)
-            return
+    # The memory index picks these up itself: `similar_incidents` syncs from the incident log.
 
 
 def seed_flags(ctx: ToolContext, sc: Scenario) -> None:
@@ -375,7 +359,6 @@ class Progress:
     triaged_at: datetime | None = None
     triage_error: str | None = None
     triage_seconds: float = 0.0
-    events: list[str] = field(default_factory=list)
 
 
 def count_drill_incidents(ctx: ToolContext) -> int:
@@ -424,7 +407,6 @@ def play(
     *,
     sent_at: Callable[[datetime], datetime] | None = None,
     on_step: Callable[[str], None] | None = None,
-    wait_until: Callable[[datetime], None] | None = None,
     triage: bool = True,
 ) -> None:
     """Walk the timeline: record changes, deliver alerts at their time, triage at `triage_at`."""
@@ -438,8 +420,6 @@ def play(
 
     for step in world.steps:
         maybe_triage_before(step.at)
-        if wait_until is not None:
-            wait_until(step.at)
         env.clock.set(step.at)
         if step.change is not None:
             record_change(env.ctx, step.change)
@@ -548,8 +528,36 @@ def result_of(sc: Scenario, env: DrillEnv, progress: Progress, triage: Triage, s
                  "severity": (report or {}).get("severity"), "summary": (report or {}).get("summary"),
                  "refused": progress.refused, "triage_error": progress.triage_error,
                  "triaged_at": progress.triaged_at.isoformat() if progress.triaged_at else None,
-                 "events": progress.events, "title": sc.title},
+                 "title": sc.title},
     )
+
+
+def preload() -> None:
+    """Import the intake, the app and the investigator once, before any drill's clock starts.
+
+    A drill's `wall_seconds` measures the drill (file to score), not the one-time cost of importing
+    the libraries into a fresh process; scripts/bench_drill.py reports the fresh-process time too.
+    """
+    import importlib
+
+    names = ["fastapi.testclient", "server.app", "agent.worker", "tools.log_store", "tools.metric_store"]
+    try:
+        from server.app import ROUTER_MODULES
+
+        names += list(ROUTER_MODULES)
+    except ImportError:
+        pass
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+    try:
+        from tools.registry import load_tools
+
+        load_tools()
+    except Exception as exc:  # the drill itself will report what is missing
+        log.debug("preload skipped: %s", exc)
 
 
 def failed_result(sc: Scenario, error: str) -> DrillResult:
@@ -632,6 +640,7 @@ def _run_against_server(sc: Scenario, server: str, started: float,
         triage = _wait_for_report(ctx, before, timeout=max(60.0, base.max_wall_seconds + 30))
         result = result_of(sc, env, progress, triage, started)
         result.details.update(counts)
+        result.details["server"] = server
         return result
     finally:
         transport.close()

@@ -40,8 +40,14 @@ def _prefixed(prefix: str, lo: int, hi: int) -> Column:
 
 
 def _hex(width: int, prefix: str = "") -> Column:
-    top = 16**width
-    return lambda rng, n: [f"{prefix}{v:0{width}x}" for v in rng.integers(0, top, n, dtype=np.int64).tolist()]
+    """Random hex of `width` digits, built from 8-digit chunks (int64 cannot hold 16 hex digits)."""
+    chunks = (width + 7) // 8
+
+    def column(rng: Rng, n: int) -> list[str]:
+        parts = rng.integers(0, 2**32, (n, chunks), dtype=np.int64).tolist()
+        return [prefix + "".join(f"{c:08x}" for c in row)[:width] for row in parts]
+
+    return column
 
 
 def _choice(options: Sequence[str]) -> Column:

@@ -27,8 +27,9 @@ START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 def incident_id(ctx: ToolContext) -> str:
     ctx.clock.set(START + timedelta(minutes=45))  # type: ignore[attr-defined]
     with ctx.db.session() as s:
-        inc = open_incident(s, title="Mailer memory high", services=["mailer"], severity="major",
-                            at=ctx.clock.now(), actor="test")
+        inc = open_incident(
+            s, title="Mailer memory high", services=["mailer"], severity="major", at=ctx.clock.now(), actor="test"
+        )
         return inc.id
 
 
@@ -59,8 +60,9 @@ def _inv(ctx: ToolContext, inv_id: str) -> Investigation:
 
 def _approval(ctx: ToolContext, inv_id: str) -> Approval:
     with ctx.db.session() as s:
-        row = s.scalars(select(Approval).where(Approval.investigation_id == inv_id,
-                                               Approval.tool_call_id.is_not(None))).one()
+        row = s.scalars(
+            select(Approval).where(Approval.investigation_id == inv_id, Approval.tool_call_id.is_not(None))
+        ).one()
         return row
 
 
@@ -74,8 +76,9 @@ def _approve(ctx: ToolContext, approval_id: str, decision: str = "approve") -> N
         a.decided_at = ctx.clock.now()
 
 
-def test_offline_run_stops_on_the_approval_with_a_full_transcript(ctx: ToolContext, world: World,
-                                                                  incident_id: str) -> None:
+def test_offline_run_stops_on_the_approval_with_a_full_transcript(
+    ctx: ToolContext, world: World, incident_id: str
+) -> None:
     inv_id = queue_investigation(ctx, incident_id)
     report = investigate(ctx, inv_id)
     top = report.hypotheses[0]
@@ -91,7 +94,9 @@ def test_offline_run_stops_on_the_approval_with_a_full_transcript(ctx: ToolConte
     assert row.status == "awaiting_approval"
     names = [c["name"] for c in row.tool_calls]
     assert names[0] == "incident_details"
-    assert {"recent_changes", "metric_anomalies", "log_patterns", "list_sentry_issues", "similar_incidents"} <= set(names)
+    assert {"recent_changes", "metric_anomalies", "log_patterns", "list_sentry_issues", "similar_incidents"} <= set(
+        names
+    )
     assert names[-1] == "submit_report"
     assert all(isinstance(c["duration_ms"], float) for c in row.tool_calls)
     assert row.messages and row.usage["requests"] >= 4 and row.wall_seconds is not None
@@ -112,8 +117,9 @@ def test_offline_run_stops_on_the_approval_with_a_full_transcript(ctx: ToolConte
     assert investigate(ctx, inv_id) == TriageReport.model_validate(row.report)
 
 
-def test_resume_after_approval_executes_once_and_closes_the_transcript(ctx: ToolContext, world: World,
-                                                                      incident_id: str) -> None:
+def test_resume_after_approval_executes_once_and_closes_the_transcript(
+    ctx: ToolContext, world: World, incident_id: str
+) -> None:
     inv_id = queue_investigation(ctx, incident_id)
     investigate(ctx, inv_id)
     appr = _approval(ctx, inv_id)
@@ -172,8 +178,9 @@ def test_decide_through_the_approval_flow(ctx: ToolContext, world: World, incide
         assert a is not None and a.status in ("executed", "manual", "failed")
 
 
-def test_missing_tools_and_broken_backends_still_give_a_report(ctx: ToolContext, world: World,
-                                                               incident_id: str) -> None:
+def test_missing_tools_and_broken_backends_still_give_a_report(
+    ctx: ToolContext, world: World, incident_id: str
+) -> None:
     world.broken |= {"log_patterns", "list_sentry_issues"}
     report = investigate(ctx, queue_investigation(ctx, incident_id))
     assert report.hypotheses and report.hypotheses[0].suspect.ref == "4.6.2"
@@ -226,11 +233,21 @@ def _llm_report(incident_id: str) -> dict[str, Any]:
         "severity_reason": "bulk mail stopped",
         "user_impact": "Campaign mails are delayed; nothing is lost.",
         "symptoms": ["memory rising", "throughput zero"],
-        "hypotheses": [{"title": "retry loop in 4.6.2", "confidence": 0.8,
-                        "suspect": {"kind": "deploy", "service": "mailer", "ref": "4.6.2"},
-                        "evidence": [{"tool": "recent_changes", "finding": "deploy 2 min before errors"}]}],
-        "proposed_fix": {"action": "rollback", "parameters": {"service": "mailer", "to": "4.6.1"},
-                         "rationale": "undo 4.6.2", "risk": "low", "undo": "redeploy 4.6.2"},
+        "hypotheses": [
+            {
+                "title": "retry loop in 4.6.2",
+                "confidence": 0.8,
+                "suspect": {"kind": "deploy", "service": "mailer", "ref": "4.6.2"},
+                "evidence": [{"tool": "recent_changes", "finding": "deploy 2 min before errors"}],
+            }
+        ],
+        "proposed_fix": {
+            "action": "rollback",
+            "parameters": {"service": "mailer", "to": "4.6.1"},
+            "rationale": "undo 4.6.2",
+            "risk": "low",
+            "undo": "redeploy 4.6.2",
+        },
     }
 
 
@@ -240,8 +257,12 @@ def _scripted(incident_id: str, *, submit: bool = True, request: bool = True) ->
         if "incident_details" not in done:
             return {"tool_calls": [{"name": "incident_details", "arguments": {"incident_id": incident_id}}]}
         if "recent_changes" not in done:
-            return {"tool_calls": [{"name": "recent_changes", "arguments": {"since": "2026-03-02T07:00:00Z"}},
-                                   {"name": "metric_anomalies", "arguments": {}}]}
+            return {
+                "tool_calls": [
+                    {"name": "recent_changes", "arguments": {"since": "2026-03-02T07:00:00Z"}},
+                    {"name": "metric_anomalies", "arguments": {}},
+                ]
+            }
         if submit and "submit_report" not in done:
             return {"tool_calls": [{"name": "submit_report", "arguments": {"report": _llm_report(incident_id)}}]}
         if request and "request_action" not in done:
@@ -276,8 +297,9 @@ def test_llm_run_against_a_fake_openai_server(ctx: ToolContext, world: World, in
     assert _approval(ctx, inv_id).status == "pending"
 
 
-def test_llm_that_forgets_to_request_the_action_is_asked_again(ctx: ToolContext, world: World,
-                                                               incident_id: str) -> None:
+def test_llm_that_forgets_to_request_the_action_is_asked_again(
+    ctx: ToolContext, world: World, incident_id: str
+) -> None:
     asked: list[int] = []
 
     def respond(req: dict[str, Any]) -> dict[str, Any]:
@@ -295,10 +317,12 @@ def test_llm_that_forgets_to_request_the_action_is_asked_again(ctx: ToolContext,
 
 
 @pytest.mark.parametrize("failure", ["http_error", "no_report", "budget"])
-def test_llm_failures_fall_back_to_the_offline_report(ctx: ToolContext, world: World, incident_id: str,
-                                                      failure: str) -> None:
+def test_llm_failures_fall_back_to_the_offline_report(
+    ctx: ToolContext, world: World, incident_id: str, failure: str
+) -> None:
     responder: Callable[[dict[str, Any]], Any]
     if failure == "http_error":
+
         def responder(req: dict[str, Any]) -> Any:
             return (400, {"error": {"message": "model overloaded", "type": "invalid_request_error"}})
     elif failure == "no_report":
@@ -350,8 +374,9 @@ def test_llm_resume_after_approval(ctx: ToolContext, world: World, incident_id: 
     assert action and action[0]["result"]["status"] in ("executed", "manual", "failed")
 
 
-def test_function_model_stands_in_for_an_llm(ctx: ToolContext, world: World, incident_id: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_function_model_stands_in_for_an_llm(
+    ctx: ToolContext, world: World, incident_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """pydantic-ai's FunctionModel drives the LLM path without HTTP (same tools, same checks)."""
     from pydantic_ai.messages import ModelResponse, ToolCallPart
     from pydantic_ai.models.function import FunctionModel

@@ -81,6 +81,15 @@ def test_steps_changes_and_alerts_in_order() -> None:
     assert notices[-1].started_at == sc.start + timedelta(minutes=10)
 
 
+def test_every_named_placeholder_generates() -> None:
+    from simulations.values import _BY_NAME
+
+    for name in list(_BY_NAME) + ["order_id", "x_ms", "peer_ip", "unknown"]:
+        values = column_for(name)(stream_rng(2, name), 5)
+        assert len(values) == 5 and all(isinstance(v, str) and v for v in values), name
+    assert all(len(v) == 32 for v in column_for("trace_id")(stream_rng(1, "t"), 10))
+
+
 def test_placeholders_by_name() -> None:
     rng = stream_rng(1, "x")
     assert split_template("a {x} b {y}") == (["a ", " b ", ""], ["x", "y"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 
 
 @pytest.fixture
-def team(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def team(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The team's state database, where practice runs and answers are kept."""
     team_dir = tmp_path / "team"
     monkeypatch.setenv("FIREBREAK_DATA_DIR", str(team_dir))
@@ -66,7 +67,7 @@ def test_practice_round_trip(team: Path, tmp_path: Path) -> None:
                     with p_ctx.db.session() as s:
                         n = len(list(s.scalars(select(Alert))))
                     p_ctx.close()
-                except Exception:
+                except Exception:  # the world is still being built
                     n = 0
                 if n >= 3:
                     break
@@ -117,3 +118,25 @@ def test_cli_answer_and_history_without_a_drill(team: Path) -> None:
     assert res.exit_code == 2 and "kind:ref" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["drill", "history"])
     assert res.exit_code == 0 and "Not practised in the last 30 days: alice, bob" in res.output
+
+
+def test_practice_alerts_reach_slack_and_unanswered_runs_close(
+    team: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_slack import FakeSlack
+
+    with FakeSlack() as slack:
+        monkeypatch.setenv("FIREBREAK_SLACK_BOT_TOKEN", slack.token)
+        monkeypatch.setenv("FIREBREAK_SLACK_CHANNEL", "C0PRACTICE")
+        monkeypatch.setenv("FIREBREAK_SLACK_API_URL", slack.api_url)
+        get_settings.cache_clear()
+        result = practise(TINY, speed=1200, data_dir=tmp_path / "p", timeout=3, console=Console(quiet=True))
+        texts = [c.get("text", "") for c in slack.calls("chat.postMessage")]
+    assert result is None
+    assert any("WorkerJobsStalled" in t for t in texts) and any("RESOLVED" in t for t in texts)
+    assert all(t.startswith("[practice drill, alice]") for t in texts)
+    ctx = ToolContext(settings=get_settings())
+    with ctx.db.session() as s:
+        [run] = list(s.scalars(select(DrillRun)))
+        assert run.finished_at is not None and run.result["status"] == "abandoned"
+    ctx.close()

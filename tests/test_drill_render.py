@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from firebreak.settings import Settings
 from server.intake.normalize import normalize_alertmanager, normalize_grafana, normalize_sentry
@@ -21,8 +22,9 @@ SECRETS = Secrets("sentry-secret", "grafana-secret", "hook-token")
 
 @pytest.fixture
 def intake_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, sentry_client_secret="sentry-secret", grafana_hmac_secret="grafana-secret",
-                    webhook_token="hook-token", _env_file=None)  # type: ignore[arg-type,call-arg]
+    return Settings(data_dir=tmp_path, sentry_client_secret=SecretStr("sentry-secret"),
+                    grafana_hmac_secret=SecretStr("grafana-secret"), webhook_token=SecretStr("hook-token"),
+                    _env_file=None)  # type: ignore[call-arg]
 
 
 def _notices() -> list[AlertNotice]:

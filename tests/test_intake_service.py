@@ -178,3 +178,38 @@ def test_concurrent_deliveries_open_one_incident(ctx: ToolContext, clock: FixedC
 def test_empty_delivery_is_a_no_op(ctx: ToolContext) -> None:
     assert ingest_alerts(ctx, []).received == 0
     assert _incidents(ctx) == []
+
+
+def test_ingest_on_each_storage_backend(storage_ctx: ToolContext, clock: FixedClock) -> None:
+    """The same intake on SQLite and PostgreSQL (bulk inserts, advisory lock, varchar limits)."""
+    ctx = storage_ctx
+    now = clock.now()
+    long_fp = "x" * 500
+    res = ingest_alerts(ctx, [alert("checkout", f"s{i}", now, severity="critical", raw={"n": i, "nul": "\x00"})
+                              for i in range(50)] + [alert("checkout", long_fp, now)])
+    assert res.created == 51 and len(res.incidents_opened) == 1
+    again = ingest_alerts(ctx, [alert("checkout", "s1", now, status="resolved")])
+    assert again.resolved == 1
+    errors: list[BaseException] = []
+
+    def deliver(n: int) -> None:
+        try:
+            ingest_alerts(ctx, [alert("payments", f"p{n}-{i}", now) for i in range(10)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Alert)) == 91
+        rows = {a.fingerprint: a for a in s.scalars(select(Alert))}
+        assert rows["s3"].raw == {"n": 3, "nul": "\x00"} and rows["s3"].started_at == now
+        assert rows["s1"].status == "resolved" and rows["s1"].ended_at == now
+        assert len(max(rows, key=len)) <= 200
+        assert s.scalar(select(func.count()).select_from(Incident)) == 2
+        entries = s.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.kind == "alert"))
+        assert (entries or 0) >= 91

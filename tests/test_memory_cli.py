@@ -35,16 +35,16 @@ def test_import_search_reindex(env: Settings, ctx: ToolContext) -> None:
     code, out, _ = run("import", str(DATA / "runbooks"))
     assert code == 0 and out.startswith("imported 5 runbook/FAQ sections from")
     code, out, _ = run("import", str(DATA / "slack"), "--json")
-    assert code == 0 and json.loads(out)["by_kind"] == {"slack": 3}
+    assert code == 0 and json.loads(out)["by_kind"] == {"slack": 4}
     code, out, _ = run("search", "mailer OOMKilled after deploy")
     assert code == 0 and "INC-2025-031" in out and "countermeasures: rolled back to 4.4.9" in out
     code, out, _ = run("search", "MemoryError", "--docs", "--k", "2", "--json")
     hits = json.loads(out)["hits"]
     assert code == 0 and len(hits) == 2 and hits[0]["kind"] == "runbook"
     code, out, _ = run("reindex", "--json")
-    assert code == 0 and json.loads(out)["incidents"] == 1 and json.loads(out)["documents"] == 8
+    assert code == 0 and json.loads(out)["incidents"] == 1 and json.loads(out)["documents"] == 9
     code, out, _ = run("reindex")
-    assert code == 0 and out.startswith("reindexed 1 incidents and 8 documents")
+    assert code == 0 and out.startswith("reindexed 1 incidents and 9 documents")
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,8 @@ def test_slack_threads_across_days() -> None:
     assert thread.started_at is not None and thread.started_at.year == 2025
     assert "slack:incidents:1762250000.000300" in recs  # a lone message is its own thread
     assert recs["slack:deploys:1762240000.000100"].text.endswith("ci: deployed checkout 8.3.0 to production")
+    alert = recs["slack:deploys:1762416000.000100"]  # a bot message whose content is in attachments
+    assert "grafana: Mailer memory above 90% of its limit" in alert.text
 
 
 def test_collect_folder_and_zip(tmp_path: Path) -> None:

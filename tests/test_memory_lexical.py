@@ -52,3 +52,17 @@ def test_excerpt_prefers_the_matching_line() -> None:
     long = "Title\n" + "filler " * 100 + "MemoryError here " + "tail " * 100
     ex = excerpt(long, "MemoryError", limit=80)
     assert "MemoryError" in ex and len(ex) <= 82
+
+
+def test_glossary_joins_names_of_the_same_failure() -> None:
+    from memory.index import concepts
+
+    assert "~oom" in concepts("pods OOMKilled") and "~oom" in concepts("MemoryError: Cannot allocate memory")
+    assert "~dns" in concepts("getaddrinfo EAI_AGAIN") and "~dns" in concepts("UnknownHostException: api.x.io")
+    assert "~disk-full" in concepts("No space left on device") and "~disk-full" in concepts("ENOSPC")
+    assert "~rate-limit" in concepts("HTTP 429 Too Many Requests")
+    assert concepts("the weather is nice") == []
+    idx = LexicalIndex()
+    idx.add("oom", "worker killed: MemoryError: Cannot allocate memory")
+    idx.add("other", "worker killed by a bad deploy")
+    assert idx.search("pods OOMKilled")[0][0] == "oom"

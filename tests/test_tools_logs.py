@@ -230,3 +230,18 @@ def test_count_is_a_lower_bound_beyond_the_scan_cap(world: ToolContext) -> None:
     assert (total, exact) == (100, False)
     out = call_tool(world, "search_logs", {"service": "api", "limit": 1})
     assert out["total_exact"] is True and out["truncated"] is True
+
+
+def test_threads_share_one_store(world: ToolContext) -> None:
+    """The server's request threads and its worker thread use one context: one connection per thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def search(i: int) -> int:
+        return int(call_tool(world, "search_logs", {"service": "api", "since": START.isoformat(), "limit": 1})["total"])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(search, i) for i in range(16)]
+        get_log_store(world).ingest(LogLine(START, "api", "INFO", f"late {i}") for i in range(100))
+        totals = [f.result() for f in futures]
+    assert all(t in range(270, 371) for t in totals)
+    assert search(0) == 370

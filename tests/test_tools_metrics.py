@@ -158,6 +158,11 @@ def test_metric_anomalies_finds_each_shape_earliest_first(world: ToolContext) ->
     assert got[("mailer", "errors_per_second")]["change_ratio"] == pytest.approx(3, rel=0.1)
     assert got[("api", "http_requests_per_second")]["change_ratio"] == pytest.approx(0.1, rel=0.2)
     assert got[("api", "latency_p99_seconds")]["after"] == pytest.approx(1.0, rel=0.15)  # the spike's peak
+    spike = got[("api", "latency_p99_seconds")]
+    assert spike["recovered_at"] is not None
+    recovered = datetime.fromisoformat(spike["recovered_at"])
+    assert abs(recovered - (START + 110 * STEP)) <= 2 * STEP  # 20 samples after its onset
+    assert got[("mailer", "errors_per_second")]["recovered_at"] is None
     assert got[("mailer", "process_resident_memory_bytes")]["after"] == pytest.approx(2.0e9, rel=0.1)
     assert out["series_checked"] == 6 and not out["truncated"]
 

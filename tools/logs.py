@@ -40,9 +40,7 @@ class SearchLogsInput(BaseModel):
     level: str | None = Field(default=None, description="Exact level: TRACE, DEBUG, INFO, WARN, ERROR or FATAL.")
     text: str | None = Field(default=None, description="Substring to find in the message (case-insensitive).")
     regex: bool = Field(default=False, description="Treat `text` as a Python/RE2-style regular expression.")
-    since: datetime | None = Field(
-        default=None, description="Start, ISO 8601 with zone; default: until - 1 h."
-    )
+    since: datetime | None = Field(default=None, description="Start, ISO 8601 with zone; default: until - 1 h.")
     until: datetime | None = Field(default=None, description="End (ISO 8601 with zone). Default: now.")
     limit: int = Field(default=50, ge=1, le=500, description="Most lines returned, newest first.")
 
@@ -178,13 +176,13 @@ def search_logs(ctx: ToolContext, args: SearchLogsInput) -> SearchLogsOutput:
     since, until = _range(ctx, args.since, args.until)
     _check_regex(args.text, args.regex)
     if ctx.settings.loki_url:
-        from tools.loki import build_logql
+        from tools.loki import SERVICE_LABEL, build_logql
 
         client = _loki(ctx)
         query = build_logql(service=args.service, level=args.level, text=args.text, regex=args.regex)
         got = client.query_range(query, start=since, end=until, limit=args.limit + 1, direction="backward")
         if not got and args.service:
-            known = client.label_values("service", start=since, end=until)
+            known = client.label_values(SERVICE_LABEL, start=since, end=until)
             if args.service not in known:
                 raise _unknown_service(args.service, known)
         return SearchLogsOutput(
@@ -335,7 +333,7 @@ def log_patterns(ctx: ToolContext, args: LogPatternsInput) -> LogPatternsOutput:
     since = pivot - timedelta(minutes=args.before_minutes)
     until = pivot + timedelta(minutes=args.after_minutes)
     if ctx.settings.loki_url:
-        from tools.loki import build_logql
+        from tools.loki import SERVICE_LABEL, build_logql
 
         client = _loki(ctx)
         query = build_logql(service=args.service, level=args.level, text=None)
@@ -346,7 +344,7 @@ def log_patterns(ctx: ToolContext, args: LogPatternsInput) -> LogPatternsOutput:
             loki_capped = loki_capped or len(got) >= LOKI_PATTERN_LINES
             rows.extend((to_us(ln.ts), ln.service, ln.level, ln.message) for ln in got)
         if not rows and args.service:
-            known = client.label_values("service", start=since, end=until)
+            known = client.label_values(SERVICE_LABEL, start=since, end=until)
             if args.service not in known:
                 raise _unknown_service(args.service, known)
         patterns, n_before, n_after, capped = mine_patterns(sorted(rows), to_us(pivot))

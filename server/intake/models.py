@@ -6,9 +6,10 @@ Kept separate from the vendor parsers so drills and tests can build alerts direc
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 AlertStatus = Literal["firing", "resolved"]
 AlertSeverity = Literal["critical", "error", "warning", "info"]
@@ -26,7 +27,7 @@ class NormalizedAlert(BaseModel):
     """One alert, whatever sent it. `(source, fingerprint)` identifies it across re-sends."""
 
     source: str = Field(min_length=1, max_length=32)
-    fingerprint: str = Field(min_length=1, max_length=200)
+    fingerprint: str = Field(min_length=1)
     status: AlertStatus = "firing"
     service: str = Field(min_length=1, max_length=200)
     severity: AlertSeverity = "warning"
@@ -37,6 +38,17 @@ class NormalizedAlert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     links: list[AlertLink] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        """The column holds 200 characters; a longer identity is kept as its hash."""
+        value = value.replace("\x00", "")
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) <= 200:
+            return value
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class IngestResult(BaseModel):
