@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RESULT_CHARS = 20_000
 OFFLINE_REQUEST_LIMIT = 25
+_SCHEMAS: dict[str, dict[str, Any]] = {}  # input JSON schemas, computed once per tool
 
 
 class InvestigationError(RuntimeError):
@@ -117,8 +118,11 @@ def _query_tool(spec: ToolSpec, rec: RunRecorder) -> Tool[ToolContext]:
         rec.add(spec.name, rc.tool_call_id, kwargs, result, started)
         return result
 
+    schema = _SCHEMAS.get(spec.name)
+    if schema is None:
+        schema = _SCHEMAS[spec.name] = spec.input_schema()
     return Tool.from_schema(
-        run, name=spec.name, description=spec.description or spec.name, json_schema=spec.input_schema(), takes_ctx=True
+        run, name=spec.name, description=spec.description or spec.name, json_schema=schema, takes_ctx=True
     )
 
 

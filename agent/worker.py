@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -42,8 +43,17 @@ def warm_up(ctx: ToolContext) -> float:
 
     started = time.perf_counter()
     try:
-        import agent.investigator  # noqa: F401 - pydantic-ai and the tool registry
+        import importlib
+
+        from agent.investigator import RunRecorder, build_tools
+        from agent.offline import OfflineInvestigator
         from tools.registry import call_tool, load_tools
+
+        build_tools(RunRecorder("warm-up"))  # tool schemas, cached for every later run
+        OfflineInvestigator("warm-up", ctx.clock.now()).model()
+        for mod in ("server.approvals", "server.slack", "agent.messages"):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(mod)
 
         tools = load_tools()
         if "similar_incidents" in tools:

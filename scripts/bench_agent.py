@@ -38,8 +38,11 @@ SERVICES = {
 
 
 def _fill(template: str, rnd: random.Random) -> str:
-    return (template.replace("{n}", str(rnd.randint(1, 500))).replace("{ms}", str(rnd.randint(5, 400)))
-            .replace("{id}", f"{rnd.getrandbits(32):08x}"))
+    return (
+        template.replace("{n}", str(rnd.randint(1, 500)))
+        .replace("{ms}", str(rnd.randint(5, 400)))
+        .replace("{id}", f"{rnd.getrandbits(32):08x}")
+    )
 
 
 def build_world(ctx: Any, n_lines: int) -> str:
@@ -61,8 +64,14 @@ def build_world(ctx: Any, n_lines: int) -> str:
             lines.append(LogLine(ts, svc, level, _fill(rnd.choice(templates), rnd)))
     for i in range(n_lines - len(lines)):  # the incident: retries from minute 12
         ts = START + timedelta(minutes=12) + timedelta(seconds=(minutes - 13) * 60 * i / 6000)
-        lines.append(LogLine(ts, "mailer", "ERROR",
-                             f"retry attempt {rnd.randint(6, 90)} for job j{rnd.getrandbits(24):06x}: smtp timeout"))
+        lines.append(
+            LogLine(
+                ts,
+                "mailer",
+                "ERROR",
+                f"retry attempt {rnd.randint(6, 90)} for job j{rnd.getrandbits(24):06x}: smtp timeout",
+            )
+        )
     lines.sort(key=lambda ln: ln.ts)
     get_log_store(ctx).ingest(lines)
     points = []
@@ -74,18 +83,61 @@ def build_world(ctx: Any, n_lines: int) -> str:
             points.append(MetricPoint(ts, svc, "http_request_error_ratio", 0.002 * rnd.uniform(0.7, 1.3)))
     get_metric_store(ctx).ingest(points)
     with ctx.db.session() as s:
-        record_change(s, ChangeIn.model_validate({"kind": "deploy", "service": "mailer", "version": "4.6.2",
-                                                  "previous_version": "4.6.1", "note": "retry policy rewrite",
-                                                  "at": START + timedelta(minutes=10)}), source="bench")
-        record_change(s, ChangeIn.model_validate({"kind": "deploy", "service": "api", "version": "2.31.1",
-                                                  "previous_version": "2.31.0", "note": "copy changes",
-                                                  "at": START + timedelta(minutes=14)}), source="bench")
-        inc = open_incident(s, title="Mailer memory high", services=["mailer"], severity="major",
-                            at=ctx.clock.now(), actor="bench", source="bench")
-        s.add(Alert(source="grafana", fingerprint="bench-1", status="firing", service="mailer", severity="critical",
-                    title="MailerMemoryHigh", summary="Mailer memory above 90%", started_at=START + timedelta(minutes=41),
-                    labels={}, links=[], raw={}, received_at=ctx.clock.now(), last_received_at=ctx.clock.now(),
-                    incident_id=inc.id))
+        record_change(
+            s,
+            ChangeIn.model_validate(
+                {
+                    "kind": "deploy",
+                    "service": "mailer",
+                    "version": "4.6.2",
+                    "previous_version": "4.6.1",
+                    "note": "retry policy rewrite",
+                    "at": START + timedelta(minutes=10),
+                }
+            ),
+            source="bench",
+        )
+        record_change(
+            s,
+            ChangeIn.model_validate(
+                {
+                    "kind": "deploy",
+                    "service": "api",
+                    "version": "2.31.1",
+                    "previous_version": "2.31.0",
+                    "note": "copy changes",
+                    "at": START + timedelta(minutes=14),
+                }
+            ),
+            source="bench",
+        )
+        inc = open_incident(
+            s,
+            title="Mailer memory high",
+            services=["mailer"],
+            severity="major",
+            at=ctx.clock.now(),
+            actor="bench",
+            source="bench",
+        )
+        s.add(
+            Alert(
+                source="grafana",
+                fingerprint="bench-1",
+                status="firing",
+                service="mailer",
+                severity="critical",
+                title="MailerMemoryHigh",
+                summary="Mailer memory above 90%",
+                started_at=START + timedelta(minutes=41),
+                labels={},
+                links=[],
+                raw={},
+                received_at=ctx.clock.now(),
+                last_received_at=ctx.clock.now(),
+                incident_id=inc.id,
+            )
+        )
         return inc.id
 
 
@@ -120,23 +172,38 @@ def bench_wall(n_lines: int, runs: int, *, cold: bool = False) -> dict[str, Any]
                 tool_calls = len(inv.tool_calls or [])
         ctx.close()
     top = (report.get("hypotheses") or [{}])[0].get("suspect")
-    return {"log_lines": n_lines, "seed_seconds": round(seed_s, 2), "warm_up_seconds": round(warm_s, 2),
-            "cold": cold, "runs": runs,
-            "wall_seconds_first": round(walls[0], 3), "wall_seconds_median": round(statistics.median(walls), 3),
-            "wall_seconds_max": round(max(walls), 3), "tool_calls": tool_calls, "top_suspect": top,
-            "proposed_fix": report.get("proposed_fix")}
+    return {
+        "log_lines": n_lines,
+        "seed_seconds": round(seed_s, 2),
+        "warm_up_seconds": round(warm_s, 2),
+        "cold": cold,
+        "runs": runs,
+        "wall_seconds_first": round(walls[0], 3),
+        "wall_seconds_median": round(statistics.median(walls), 3),
+        "wall_seconds_max": round(max(walls), 3),
+        "tool_calls": tool_calls,
+        "top_suspect": top,
+        "proposed_fix": report.get("proposed_fix"),
+    }
 
 
 def bench_drills(directory: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "firebreak.cli", "drill", "bench", directory, "--json"],
-                          capture_output=True, text=True, cwd=str(ROOT), check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firebreak.cli", "drill", "bench", directory, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        check=False,
+    )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip()[-500:]}
     data = json.loads(proc.stdout)
-    misses = [{"scenario": r.get("scenario"), "rank": r.get("rank")} for r in data.get("results", [])
-              if r.get("rank") != 1]
+    misses = [
+        {"scenario": r.get("scenario"), "rank": r.get("rank")} for r in data.get("results", []) if r.get("rank") != 1
+    ]
     return {k: data.get(k) for k in ("scenarios", "hit_at_1", "hit_at_3", "mitigation_ok", "median_wall_seconds")} | {
-        "misses": misses}
+        "misses": misses
+    }
 
 
 def main() -> None:

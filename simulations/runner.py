@@ -540,7 +540,8 @@ def preload() -> None:
     """
     import importlib
 
-    names = ["fastapi.testclient", "server.app", "agent.worker", "tools.log_store", "tools.metric_store"]
+    names = ["fastapi.testclient", "server.app", "agent.worker", "agent.investigator", "tools.log_store",
+             "tools.metric_store"]
     try:
         from server.app import ROUTER_MODULES
 
