@@ -12,13 +12,16 @@ needs this: two deliveries about one service must not both open an incident.
 Storms: every alert is stored (one row per `(source, fingerprint)`, re-sends update it). New
 incidents are bounded: once `STORM_INCIDENT_LIMIT` incidents were opened by intake within one
 correlation window, alerts that match no open incident join a single "alert storm" incident
-instead of opening more. Each incident gets exactly one queued investigation.
+instead of opening more. Each incident gets exactly one investigation, queued when intake opens it
+(or when an incident opened by hand first receives an alert); later alerts never queue another.
 
 Back-pressure (`IntakeQueue`, used by the webhooks): deliveries are stored in arrival order by one
 writer thread. `firebreak_intake_queue_depth` counts alerts parsed and waiting to be stored. A
-delivery that would take the depth past `settings.intake_queue_limit` (default 50,000 alerts, about
-15-25 s of work at the measured intake rate) is answered 429 with `Retry-After` (seconds, from the
-measured rate); a single delivery larger than the limit can never fit and is answered 413.
+delivery that would take the depth past `settings.intake_queue_limit` (FIREBREAK_INTAKE_QUEUE_LIMIT,
+default 50,000 alerts: about 8 s of work at the ~6,500 alerts per CPU-second measured by
+scripts/bench_intake.py) is answered 429 with `Retry-After` (seconds, from the measured rate); a
+single delivery larger than the limit can never fit and is answered 413. The backlog is per
+process (one `IntakeQueue` per ToolContext). A database that stays locked gives 503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any, cast
 
 import pydantic_core
 from sqlalchemy import JSON, Dialect, Table, func, insert, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, load_only
 
 from memory.incident_log import add_link, open_incident, update_incident
@@ -406,7 +410,12 @@ class IntakeQueue:
             self._release(len(alerts))
             raise IntakeRefused(503, "intake is shutting down; retry", "shutting_down",
                                 headers={"Retry-After": "5"}) from None
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except OperationalError as exc:  # the database stayed locked or went away: the sender retries
+            log.error("intake could not store a delivery: %s", exc)
+            raise IntakeRefused(503, "the state database is busy or unavailable; retry", "database",
+                                headers={"Retry-After": str(self.retry_after() + 4)}) from None
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
