@@ -494,7 +494,7 @@ def _investigate(
                     history=outcome.messages,
                     prompt="Now call request_action with the proposed fix from your report.",
                 )
-            report = _finish(rec.report, ctx, now, investigator=name, fallback=False)
+            report = _finish(rec.report, ctx, now, investigator=name, fallback=False, incident_id=incident_id)
             return report, outcome, rec, None
         except Exception as exc:  # noqa: BLE001 - any model failure falls back to the offline investigator
             fallback_reason = _reason(exc)
@@ -507,7 +507,9 @@ def _investigate(
     if rec.report is None:
         raise InvestigationError("offline investigator produced no report")
     rec.tool_calls = [{**c, "phase": "failed-llm"} for c in prior_calls] + rec.tool_calls
-    report = _finish(rec.report, ctx, now, investigator="offline", fallback=fallback_reason is not None)
+    report = _finish(
+        rec.report, ctx, now, investigator="offline", fallback=fallback_reason is not None, incident_id=incident_id
+    )
     if fallback_reason:
         report.notes.append(f"fallback to the offline investigator: {fallback_reason}")
     return report, outcome, rec, fallback_reason
@@ -521,7 +523,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _finish(
-    report: TriageReport, ctx: ToolContext, now: datetime, *, investigator: str, fallback: bool
+    report: TriageReport, ctx: ToolContext, now: datetime, *, investigator: str, fallback: bool, incident_id: str
 ) -> TriageReport:
     report = report.model_copy(deep=True)
     report.next_update_due = now + timedelta(minutes=ctx.settings.update_minutes)
@@ -529,7 +531,34 @@ def _finish(
     report.fallback = fallback
     if report.proposed_fix is None and report.hypotheses and report.hypotheses[0].fix is not None:
         report.proposed_fix = report.hypotheses[0].fix
+    if not report.internal_update or not report.customer_message:
+        _fill_messages(ctx, report, now, incident_id)
     return report
+
+
+def _fill_messages(ctx: ToolContext, report: TriageReport, now: datetime, incident_id: str) -> None:
+    """A model may leave the messages out; draft them from the templates like the offline path does."""
+    from agent.evidence import Findings, render_messages
+
+    incident: dict[str, Any] = {}
+    with ctx.db.session() as s:
+        inv = s.get(Incident, incident_id)
+        if inv is not None:
+            incident = {
+                "id": inv.id,
+                "title": inv.title,
+                "services": list(inv.services or []),
+                "status": inv.status,
+                "started_at": inv.started_at.isoformat() if inv.started_at else None,
+            }
+    internal, customer = render_messages(
+        report,
+        Findings(now=now, incident=incident),
+        str(incident.get("id", "")),
+        str(incident.get("title", "incident")),
+    )
+    report.internal_update = report.internal_update or internal
+    report.customer_message = report.customer_message or customer
 
 
 def resume(ctx: ToolContext, approval_id: str) -> str:

@@ -16,6 +16,7 @@ from tools.context import ToolContext, default_context
 # Each module exposes `router` (an APIRouter). Order matters only for the web page ("/") last.
 ROUTER_MODULES = (
     "server.health",
+    "server.observability",
     "server.webhooks",
     "server.api_incidents",
     "server.api_tools",

@@ -16,7 +16,9 @@ def require_api_token(request: Request, ctx: ToolContext = Depends(get_ctx)) -> 
         raise HTTPException(401, detail="API disabled: set FIREBREAK_API_TOKEN to enable /api/*")
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token.get_secret_value()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), token.get_secret_value().encode()
+    ):
         # The web page's signed-in session is accepted too (set by server.web).
         session_user = getattr(request.state, "web_user", None)
         if session_user:

@@ -290,6 +290,7 @@ def test_llm_run_against_a_fake_openai_server(ctx: ToolContext, world: World, in
         assert "untrusted" in json.dumps(fake.requests[0]["messages"])
     assert report.investigator == "openai:fake-model" and not report.fallback
     assert report.summary.startswith("mailer 4.6.2")
+    assert report.customer_message and report.internal_update  # drafted from the templates
     assert report.proposed_fix is not None and report.proposed_fix.flat()["to"] == "4.6.1"
     row = _inv(ctx, inv_id)
     assert row.status == "awaiting_approval" and row.model == "openai:fake-model"

@@ -108,6 +108,23 @@ def test_window_closes_and_closed_incidents_are_not_reused(ctx: ToolContext, clo
     assert len(_incidents(ctx)) == 3
 
 
+def test_mitigated_incident_keeps_its_alerts(ctx: ToolContext, clock: FixedClock) -> None:
+    now = clock.now()
+    inc_id = ingest_alerts(ctx, [alert("api", "r", now)]).incidents_opened[0]
+    with ctx.db.session() as s:
+        set_status(s, s.get(Incident, inc_id), "mitigated", at=now, actor="test")  # type: ignore[arg-type]
+    clock.advance(timedelta(minutes=30))
+    repeat = ingest_alerts(ctx, [alert("api", "r", now)])  # a repeat notification after the fix
+    assert repeat.incidents_opened == [] and repeat.incidents_updated == [inc_id]
+    other = ingest_alerts(ctx, [alert("api", "new", clock.now())])  # a new alert opens a new incident
+    assert len(other.incidents_opened) == 1
+    with ctx.db.session() as s:
+        set_status(s, s.get(Incident, inc_id), "resolved", at=clock.now(), actor="test")  # type: ignore[arg-type]
+    clock.advance(timedelta(minutes=1))
+    after = ingest_alerts(ctx, [alert("api", "r", now)])
+    assert after.incidents_opened == [] and after.incidents_updated == other.incidents_opened
+
+
 def test_investigation_queued_once_with_group_wait(ctx: ToolContext, clock: FixedClock) -> None:
     ctx.settings.group_wait_seconds = 30
     now = clock.now()

@@ -72,7 +72,10 @@ class ChangeIn(BaseModel):
             return None
         if value.tzinfo is None:
             raise ValueError("timestamp has no timezone (use e.g. 2026-03-02T08:00:00Z)")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp is out of range once converted to UTC") from None
 
     @field_validator("state")
     @classmethod

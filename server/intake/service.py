@@ -178,6 +178,7 @@ class _Ingest:
             self.investigated.update(session.scalars(select(Investigation.incident_id).where(
                 Investigation.incident_id.in_(open_ids[i:i + _CHUNK])).distinct()))
         self.opened: set[str] = set()
+        self.closed: set[str] = set()  # incidents known to be resolved (or gone)
         self.new_rows: list[_NewAlert] = []  # bulk-inserted at the end
         self.correlator = Correlator(self.open, self.settings.dependencies, now, self.window)
         self.timeline: list[dict[str, Any]] = []  # alert timeline entries, bulk-inserted at the end
@@ -242,7 +243,7 @@ class _Ingest:
         row.receive_count = (row.receive_count or 0) + 1
         row.service, row.severity, row.title, row.summary = alert.service, alert.severity, alert.title, alert.summary
         row.labels, row.links, row.raw = alert.labels, [lk.model_dump() for lk in alert.links], alert.raw
-        incident = self.by_id.get(row.incident_id) if row.incident_id else None
+        incident = self._incident_of(row.incident_id)
         if alert.status == "resolved":
             if was == "resolved":
                 self.result.updated += 1
@@ -268,6 +269,23 @@ class _Ingest:
                 self._touch(incident)
 
     # --- incidents ---
+
+    def _incident_of(self, incident_id: str | None) -> Incident | None:
+        """The incident an alert already belongs to, while it is open or mitigated.
+
+        A mitigated incident keeps its alerts (repeat notifications, a relapse) rather than a new
+        incident opening for the same problem; a resolved one does not.
+        """
+        if incident_id is None:
+            return None
+        incident = self.by_id.get(incident_id)
+        if incident is None and incident_id not in self.closed:
+            found = self.s.get(Incident, incident_id)
+            if found is not None and found.status == "mitigated":
+                self.by_id[incident_id] = incident = found
+            else:
+                self.closed.add(incident_id)
+        return incident
 
     def _place(self, alert: NormalizedAlert) -> Incident:
         """The open incident a firing alert joins; opens one (or the storm incident) when none fits."""
