@@ -669,7 +669,9 @@ def change_candidates(
             own_state = states.get(svc)
             for caller in graph.callers.get(svc, set()):
                 # Callers count when the changed service is itself hurt, or the callers' errors name it.
-                if (own_state is not None and own_state.affected >= 0.3) or (
+                if caller in states and _named_failing(states[caller], svc, services):
+                    links[caller] = max(links.get(caller, 0.0), 0.9)  # the callers blame this very service
+                elif (own_state is not None and own_state.affected >= 0.3) or (
                     caller in states and mentions_service(_bad_text(states[caller]), svc, services) >= 0.7
                 ):
                     links[caller] = max(links.get(caller, 0.0), 0.6)
@@ -698,11 +700,15 @@ def change_candidates(
             val = strength * norm_affected(states.get(s), max_aff)
             if val > best:
                 best, best_svc = val, s
-        if not links and kind in ("flag", "infra"):
-            # Nothing names it: weakly tied to the worst-hit service.
-            top = max(states.values(), key=lambda s: s.affected, default=None)
-            if top is not None:
-                best, best_svc = 0.3 * top.affected / max_aff, top.name
+        if not links and kind in ("flag", "infra") and at is not None:
+            # Nothing names it: tie it to the first service in trouble, by timing alone (weakly).
+            roots = [st for st in states.values() if st.affected >= 0.3 and st.onset and st.name not in hurt]
+            first = min(roots, key=lambda st: st.onset or at, default=None)
+            if first is not None and first.onset is not None:
+                g = _minutes(first.onset, at)
+                strength = 0.6 if 0 <= g <= 5 else 0.4 if 0 <= g <= 15 else 0.25
+                best, best_svc = strength * norm_affected(first, max_aff), first.name
+                reasons.append(f"no service is named by it; {first.name}'s trouble began {g:.0f} min after it")
         upstream: list[str] = []
         if best_svc in hurt:
             # best_svc only suffers from an earlier failure: judge the change where the trouble began.
@@ -931,6 +937,7 @@ def dependency_candidates(
     a caller whose trouble follows its dependency's is not blamed at all.
     """
     hurt = victims(states, graph, services)
+    changed = {str(c.get("service")) for c in f.changes if c.get("service")}
     out: dict[str, Candidate] = {}
     for caller, cst in sorted(states.items()):
         if cst.affected < 0.3:
@@ -970,6 +977,8 @@ def dependency_candidates(
                 # No telemetry of its own (a third party): the callers' errors are all we have.
                 base = 0.5 if named_failing else 0.25
                 score = (base + 0.45 * mention + 0.05 * edge) * (1.0 if caller_root else 0.6)
+                if dep in changed:
+                    score *= 0.7  # ours, and it just changed: the change is the better suspect
             ev = []
             if mention:
                 ev.append(

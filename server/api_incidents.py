@@ -26,6 +26,7 @@ from memory.models import (
     TimelineEntry,
 )
 from server.app import get_ctx
+from server.approvals import ALTERNATIVE_STATUSES
 from server.auth import require_api_token
 from tools.context import ToolContext
 
@@ -68,6 +69,7 @@ class ApprovalOut(_Orm):
     executed_at: datetime | None
     result: str | None
     investigation_id: str | None
+    alternatives: list[ApprovalOut] = Field(default_factory=list)
 
 
 class TimelineOut(_Orm):
@@ -228,7 +230,14 @@ def get_incident(
             select(TimelineEntry).where(TimelineEntry.incident_id == inc.id)
             .order_by(TimelineEntry.id.desc()).limit(timeline_limit)))
         timeline_rows.reverse()
-        approvals = s.scalars(select(Approval).where(Approval.incident_id == inc.id).order_by(Approval.requested_at))
+        all_approvals = list(s.scalars(
+            select(Approval).where(Approval.incident_id == inc.id).order_by(Approval.requested_at, Approval.id)))
+        alternatives = [a for a in all_approvals if a.status in ALTERNATIVE_STATUSES]
+        approvals = [
+            ApprovalOut.model_validate(a).model_copy(update={"alternatives": [
+                ApprovalOut.model_validate(x) for x in alternatives if x.investigation_id == a.investigation_id]})
+            for a in all_approvals if a.status not in ALTERNATIVE_STATUSES
+        ]
         investigations = s.scalars(
             select(Investigation).where(Investigation.incident_id == inc.id).order_by(Investigation.queued_at))
         countermeasures = s.scalars(
@@ -247,7 +256,7 @@ def get_incident(
             alert_count=alert_count,
             alerts=_alerts(s, inc.id, alerts_limit, raw=include_raw),
             alerts_truncated=alert_count > alerts_limit,
-            approvals=[ApprovalOut.model_validate(a) for a in approvals],
+            approvals=approvals,
             timeline=[TimelineOut.model_validate(t) for t in timeline_rows],
             timeline_count=timeline_count,
             timeline_truncated=timeline_count > len(timeline_rows),

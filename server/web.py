@@ -265,20 +265,9 @@ def _report_of(incident: Incident, investigations: list[Investigation]) -> dict[
 
 
 def _approvals_of(s: Any, incident_id: str) -> list[dict[str, Any]]:
-    """Approvals with their alternative fixes, as the approvals engine presents them when installed."""
-    try:
-        from server.approvals import approvals_for_incident
-    except ImportError:
-        rows = s.scalars(
-            select(Approval).where(Approval.incident_id == incident_id, Approval.status != "alternative")
-            .order_by(Approval.requested_at, Approval.id)
-        )
-        return [
-            {c: getattr(a, c) for c in ("id", "action", "parameters", "rationale", "status", "requested_at",
-                                        "decided_by", "decision", "decided_at", "executed_at", "result")}
-            | {"alternatives": []}
-            for a in rows
-        ]
+    """Approvals with their alternative fixes nested, as the approvals engine presents them."""
+    from server.approvals import approvals_for_incident
+
     return approvals_for_incident(s, incident_id)
 
 
