@@ -10,7 +10,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
 
 from agent.transcripts import TranscriptError, export_reviewed, get_transcript, list_transcripts, review_transcript
 from tools.context import ToolContext, default_context
@@ -53,21 +52,17 @@ def list_cmd(
     if as_json:
         _print_json({"transcripts": [r.model_dump(mode="json") for r in rows]})
         return
-    table = Table("incident", "status", "model", "tools", "wall s", "top suspect", "fix", "review")
-    table.columns.insert(0, Column("id", no_wrap=True, min_width=16))
+    if not rows:
+        out.print("no agent runs yet", highlight=False)
+        return
+    # One block per run (reads at any terminal width; ids stay whole for `show`).
     for r in rows:
-        table.add_row(
-            r.id,
-            r.incident_id,
-            r.status,
-            r.model + (" (fallback)" if r.fallback else ""),
-            str(r.tool_calls),
-            f"{r.wall_seconds:.2f}" if r.wall_seconds is not None else "-",
-            escape(r.top_suspect or "-"),
-            escape(r.proposed_fix or "-"),
-            r.review_verdict or "-",
-        )
-    out.print(table)
+        wall = f"{r.wall_seconds:.2f}s" if r.wall_seconds is not None else "-"
+        model = r.model + (" (fallback)" if r.fallback else "")
+        out.print(f"[bold]{r.id}[/bold]  {r.incident_id}  {r.status}  {escape(model)}  {wall}  "
+                  f"{r.tool_calls} tool calls  review: {r.review_verdict or '-'}", highlight=False, soft_wrap=True)
+        out.print(f"    suspect: {escape(r.top_suspect or '-')}   fix: {escape(r.proposed_fix or '-')}",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("show")

@@ -62,20 +62,43 @@ _TRAFFIC_RE = re.compile(
 )
 THROTTLE_WORDS = ("rate limit", "ratelimit", "throttl", "quota", "too many requests", "429", "limit exceeded")
 _HOST_RE = re.compile(r"\b((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z])\b", re.IGNORECASE)
+# (pattern, how sure the match is a table name)
 _TABLE_RES = (
-    re.compile(r"\btable\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE),
-    re.compile(r"\brelation\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE),
-    re.compile(r"[\"'`]?([A-Za-z_][\w.]*)[\"'`]?\s+table\b", re.IGNORECASE),
-    re.compile(r"\b(?:dataset|data set|collection)\s+[\"'`]?([A-Za-z_][\w.\-]*)", re.IGNORECASE),
-    re.compile(r"\b(?:rows?|records?)\s+(?:in|of|from)\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE),
+    (re.compile(r"\btable\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE), 1.0),
+    (re.compile(r"\brelation\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE), 1.0),
+    (re.compile(r"\b(?:dataset|data set|collection)\s+[\"'`]?([A-Za-z_][\w.\-]*)", re.IGNORECASE), 1.0),
+    (re.compile(r"[\"'`]?([A-Za-z_][\w.]*)[\"'`]?\s+table\b", re.IGNORECASE), 0.6),
+    (re.compile(r"\b(?:rows?|records?)\s+(?:in|of|from)\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE), 0.8),
 )
 CERT_WORDS = ("certificate", "x509", "tls handshake", "ssl", "cert ", "certificate_verify_failed")
 DATA_DAMAGE_WORDS = (
-    " null", "zero", " 0.00", "missing", "mismatch", "negative", "wrong", "invalid", "stale", "orphan",
-    "duplicate", "corrupt", "checksum", "integrity", "inconsistent", "truncated",
+    " null",
+    "zero",
+    " 0.00",
+    "duplicate key",
+    "corrupt",
+    "checksum",
+    "integrity",
+    "inconsistent",
+    "constraint",
 )
-CHANGE_WRITES_DATA = ("migration", "backfill", "import", "cleanup", "purge", "delete", "truncate", "script",
-                      "restore", "reindex", "rewrite", "bulk", "batch update", "data fix")
+WEAK_DAMAGE_WORDS = ("missing", "mismatch", "negative", "wrong", "invalid", "stale", "orphan", "truncated")
+CHANGE_WRITES_DATA = (
+    "migration",
+    "backfill",
+    "import",
+    "cleanup",
+    "purge",
+    "delete",
+    "truncate",
+    "script",
+    "restore",
+    "reindex",
+    "rewrite",
+    "bulk",
+    "batch update",
+    "data fix",
+)
 _SNAKE_RE = re.compile(r"\b(?:in|into|from|on|table|relation)\s+[\"'`]?([a-z][a-z0-9]*_[a-z0-9_]+)\b")
 DATA_WORDS = (
     "corrupt",
@@ -119,7 +142,11 @@ RESOURCE_METRIC_WORDS: dict[str, tuple[str, ...]] = {
     "cpu": ("cpu",),
 }
 DEPENDENCY_FAIL_WORDS = (
-    "429", "too many requests", "throttl", "rate limit", "quota",
+    "429",
+    "too many requests",
+    "throttl",
+    "rate limit",
+    "quota",
     "timed out",
     "timeout",
     "refused",
@@ -210,7 +237,7 @@ def key_links(key: str, services: Iterable[str]) -> dict[str, float]:
         if not ss:
             continue
         for i in range(len(segs) - len(ss) + 1):
-            if [_stem(x) for x in segs[i:i + len(ss)]] == [_stem(x) for x in ss]:
+            if [_stem(x) for x in segs[i : i + len(ss)]] == [_stem(x) for x in ss]:
                 found[svc] = (i, i + len(ss))
                 break
     out: dict[str, float] = {}
@@ -617,7 +644,7 @@ def _flag_fix(c: dict[str, Any], f: Findings) -> ProposedFix:
     for e in f.flag_events:
         if e.get("flag") == flag and e.get("previous"):
             previous = str(e["previous"])
-    on_words = {"on", "true", "enabled", "yes", "1", "new", "v2"}
+    on_words = {"on", "true", "enabled", "yes", "1"}
     if variant and variant not in on_words and previous and previous.lower() not in (variant,):
         return ProposedFix(
             action="set_flag_variant",
@@ -702,8 +729,8 @@ def change_candidates(
                 best, best_svc = val, s
         if not links and kind in ("flag", "infra") and at is not None:
             # Nothing names it: tie it to the first service in trouble, by timing alone (weakly).
-            roots = [st for st in states.values() if st.affected >= 0.3 and st.onset and st.name not in hurt]
-            first = min(roots, key=lambda st: st.onset or at, default=None)
+            starters = [st for st in states.values() if st.affected >= 0.3 and st.onset and st.name not in hurt]
+            first = min(starters, key=lambda st: st.onset or at, default=None)
             if first is not None and first.onset is not None:
                 g = _minutes(first.onset, at)
                 strength = 0.6 if 0 <= g <= 5 else 0.4 if 0 <= g <= 15 else 0.25
@@ -725,8 +752,16 @@ def change_candidates(
             onset = fallback_onset
         gap = _minutes(onset, at) if (onset and at) else None
         tf = time_factor(gap)
-        if (gap is not None and gap < 0 and at is not None and bstate is not None and bstate.exact_onset
-                and bstate.onset and bstate.exact_onset > at and _minutes(at, bstate.onset) <= 2.0):
+        if (
+            gap is not None
+            and gap < 0
+            and at is not None
+            and bstate is not None
+            and bstate.exact_onset
+            and bstate.onset
+            and bstate.exact_onset > at
+            and _minutes(at, bstate.onset) <= 2.0
+        ):
             # Only a metric change point (minute resolution, it can lead the real start) is earlier;
             # the first error line came after the change.
             tf = 0.9
@@ -1118,11 +1153,11 @@ def _extract_hosts(text: str) -> list[str]:
 def _tables(text: str) -> list[tuple[str, float]]:
     """Table names a log line points at: explicit (`table orders`, `relation "x"`) or snake_case after in/from."""
     out: list[tuple[str, float]] = []
-    for rx in _TABLE_RES:
+    for rx, sure in _TABLE_RES:
         for m in rx.finditer(text):
             name = m.group(1).strip(".")
             if "<" not in name and name.lower() not in STOPWORDS and not name.isdigit():
-                out.append((name, 1.0))
+                out.append((name, sure))
     for m in _SNAKE_RE.finditer(text):
         out.append((m.group(1), 0.7))
     return out
@@ -1138,7 +1173,7 @@ def traffic_pairs(text: str) -> list[tuple[str, str]]:
     out = []
     for m in _TRAFFIC_RE.finditer(text):
         val = m.group(2)
-        masked = "<" in text[m.end(2): m.end(2) + 2]  # `client-<NUM>`: a template, not a value
+        masked = "<" in text[m.end(2) : m.end(2) + 2]  # `client-<NUM>`: a template, not a value
         if masked or "<" in val or val.lower() in STOPWORDS or val.isdigit() or len(val) < 3:
             continue
         out.append((m.group(1).lower(), val))
@@ -1150,8 +1185,9 @@ def _own_demand(key: str) -> bool:
     return "campaign" in key or key in ("promotion", "promo", "launch")
 
 
-def signal_candidates(f: Findings, states: dict[str, ServiceState], changes: list[Candidate] | None = None
-                      ) -> list[Candidate]:
+def signal_candidates(
+    f: Findings, states: dict[str, ServiceState], changes: list[Candidate] | None = None
+) -> list[Candidate]:
     """Certificates, damaged data and traffic sources, named in log text, alerts or labels."""
     out: dict[tuple[str, str, str], Candidate] = {}
 
@@ -1193,10 +1229,13 @@ def signal_candidates(f: Findings, states: dict[str, ServiceState], changes: lis
                     )
         # Damaged data: lines about bad values (NULL, zero, missing, corrupt) and the table they name.
         damage = [
-            b for b in new_bads if b.new and any(w in f" {b.text.lower()}" for w in DATA_DAMAGE_WORDS + DATA_WORDS)
+            b
+            for b in new_bads
+            if b.new and any(w in f" {b.text.lower()}" for w in DATA_DAMAGE_WORDS + DATA_WORDS + WEAK_DAMAGE_WORDS)
         ]
         if not damage:
             continue
+        strong = any(any(w in f" {b.text.lower()}" for w in DATA_DAMAGE_WORDS + DATA_WORDS) for b in damage)
         tables: dict[str, float] = {}
         for b in new_bads:
             for name, w in _tables(b.example) + _tables(b.template):
@@ -1209,7 +1248,7 @@ def signal_candidates(f: Findings, states: dict[str, ServiceState], changes: lis
                 writer = ch
                 break
         for table, tw in sorted(tables.items(), key=lambda kv: -kv[1])[:2]:
-            score = (0.45 + 0.3 * min(1.0, strength)) * tw + (0.25 if writer else 0.0)
+            score = (0.45 + 0.3 * min(1.0, strength)) * tw * (1.0 if strong else 0.8) + (0.25 if writer else 0.0)
             ev = [
                 Evidence(
                     tool="log_patterns",
@@ -1247,8 +1286,19 @@ def signal_candidates(f: Findings, states: dict[str, ServiceState], changes: lis
     return list(out.values())
 
 
-_RATE_WORDS = ("requests", "rps", "qps", "traffic", "requests_per", "sessions", "inbound", "visits", "calls_per",
-               "messages_in", "events_in")
+_RATE_WORDS = (
+    "requests",
+    "rps",
+    "qps",
+    "traffic",
+    "requests_per",
+    "sessions",
+    "inbound",
+    "visits",
+    "calls_per",
+    "messages_in",
+    "events_in",
+)
 
 
 def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Candidate]:
@@ -1277,10 +1327,13 @@ def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Can
         svc = str(sample.get("service") or "")
         lines = sample.get("lines") or []
         counts: dict[str, int] = {}
+        carrying = 0  # lines that name any source: the share is among those
         for ln in lines:
-            for v in set(traffic_sources(str(ln.get("message") or ""))):
+            vals = set(traffic_sources(str(ln.get("message") or "")))
+            carrying += bool(vals)
+            for v in vals:
                 counts[v] = counts.get(v, 0) + 1
-        total = max(1, len(lines))
+        total = max(1, carrying)
         for v, n in counts.items():
             share = n / total
             if share >= 0.2:
@@ -1319,8 +1372,11 @@ def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Can
         strength = w * (0.55 + (0.25 * min(1.0, math.log(max(ratio, 1.0)) / 1.2) if ratio else 0.0))
         if first:
             strength += 0.45
-        ev = [Evidence(tool="search_logs" if "search_logs" in why[(svc, val)] else "log_patterns",
-                       finding=why[(svc, val)])]
+        ev = [
+            Evidence(
+                tool="search_logs" if "search_logs" in why[(svc, val)] else "log_patterns", finding=why[(svc, val)]
+            )
+        ]
         if ratio:
             ev.append(
                 Evidence(
@@ -1402,24 +1458,44 @@ def resource_explains_dependency(cands: list[Candidate]) -> None:
         dep = next((c for c in cands if c.suspect.kind == "dependency" and c.suspect.service == svc), None)
         if dep is None:
             continue
-        change = max((c.score for c in cands if c.suspect.kind in ("deploy", "config", "flag", "infra")
-                      and c.suspect.service == svc), default=0.0)
+        change = max(
+            (
+                c.score
+                for c in cands
+                if c.suspect.kind in ("deploy", "config", "flag", "infra") and c.suspect.service == svc
+            ),
+            default=0.0,
+        )
         if change < dep.score and r.score < dep.score + 0.05:
             r.score = dep.score + 0.05
-            r.evidence.append(Evidence(tool="reasoning", weight=0.0,
-                                       finding=f"{svc} fails its callers because it ran out of {r.suspect.ref}"))
+            r.evidence.append(
+                Evidence(
+                    tool="reasoning",
+                    weight=0.0,
+                    finding=f"{svc} fails its callers because it ran out of {r.suspect.ref}",
+                )
+            )
 
 
 def load_first(cands: list[Candidate]) -> None:
     """When more inbound requests were the first symptom, a change on that service explains less."""
-    loaded = {c.suspect.service for c in cands if c.suspect.kind == "traffic" and c.score >= 0.8
-              and any("the load came first" in e.finding for e in c.evidence)}
+    loaded = {
+        c.suspect.service
+        for c in cands
+        if c.suspect.kind == "traffic"
+        and c.score >= 0.8
+        and any("the load came first" in e.finding for e in c.evidence)
+    }
     for c in cands:
         if c.suspect.kind in ("deploy", "config") and c.suspect.service in loaded:
             c.score *= 0.8
-            c.evidence.append(Evidence(tool="reasoning", weight=0.0,
-                                       finding="the first symptom was more inbound requests, which this change "
-                                       "does not send"))
+            c.evidence.append(
+                Evidence(
+                    tool="reasoning",
+                    weight=0.0,
+                    finding="the first symptom was more inbound requests, which this change does not send",
+                )
+            )
 
 
 def discount_symptoms(cands: list[Candidate]) -> None:

@@ -387,8 +387,9 @@ def investigate(ctx: ToolContext, investigation_id: str) -> TriageReport:
                 inv.wall_seconds = round(time.perf_counter() - wall0, 3)
         raise
     calls = _approval_calls(outcome.output)
-    fix_call = calls[0] if calls and report.proposed_fix is not None else None
+    fix_call = calls[0] if calls else None
     if fix_call is not None:
+        # What a person approves is exactly what the paused tool call will run.
         report.proposed_fix = _fix_from_args(fix_call.args_as_dict())
     elif report.proposed_fix is not None:
         report.notes.append("the proposed fix was not submitted for approval")

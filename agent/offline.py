@@ -118,8 +118,9 @@ def findings_from(results: list[tuple[str, dict[str, Any], Any]], now: datetime)
         elif name == "list_dashboards":
             f.dashboards.extend(res.get("dashboards") or [])
         elif name == "search_logs":
-            f.log_samples.append({"service": args.get("service"), "text": args.get("text"),
-                                  "lines": res.get("lines") or []})
+            f.log_samples.append(
+                {"service": args.get("service"), "text": args.get("text"), "lines": res.get("lines") or []}
+            )
     _dedupe(f)
     return f
 
@@ -184,23 +185,55 @@ class OfflineInvestigator:
             pivot, after = self._pivot(f, start)
             pairs: list[tuple[str, dict[str, Any]]] = []
             if "log_patterns" in phase3:
-                pairs += [("log_patterns", {"pivot": _iso(pivot), "before_minutes": 30, "after_minutes": after,
-                                            "level": level, "limit": 50}) for level in PATTERN_LEVELS]
+                pairs += [
+                    (
+                        "log_patterns",
+                        {
+                            "pivot": _iso(pivot),
+                            "before_minutes": 30,
+                            "after_minutes": after,
+                            "level": level,
+                            "limit": 50,
+                        },
+                    )
+                    for level in PATTERN_LEVELS
+                ]
             if "similar_incidents" in phase3:
-                pairs.append(("similar_incidents", {"text": self._query_text(f), "k": 5,
-                                                    **({"service": primary} if primary else {})}))
+                pairs.append(
+                    (
+                        "similar_incidents",
+                        {"text": self._query_text(f), "k": 5, **({"service": primary} if primary else {})},
+                    )
+                )
             return calls(*pairs)
         # Who sends the load? Sample the lines naming clients/campaigns and count them.
         if "search_logs" in available and "search_logs" not in done:
             probes = self._traffic_probes(f)
             if probes:
                 pivot, _ = self._pivot(f, start)
-                return calls(*[("search_logs", {"service": svc, "text": key, "since": _iso(pivot),
-                                                "until": _iso(self.now), "limit": 500}) for svc, key in probes])
+                return calls(
+                    *[
+                        (
+                            "search_logs",
+                            {
+                                "service": svc,
+                                **({"text": key} if key else {}),
+                                "since": _iso(pivot),
+                                "until": _iso(self.now),
+                                "limit": 500,
+                            },
+                        )
+                        for svc, key in probes
+                    ]
+                )
         # One retry of log_patterns with the contract's defaults if the first try was refused.
         lp = [r for r in results if r[0] == "log_patterns"]
-        if lp and len(lp) <= len(PATTERN_LEVELS) and all("error" in _content(r[2]) for r in lp) \
-                and "log_patterns" in available:
+        if (
+            lp
+            and len(lp) <= len(PATTERN_LEVELS)
+            and all("error" in _content(r[2]) for r in lp)
+            and "log_patterns" in available
+        ):
             pivot, after = self._pivot(f, start)
             return calls(("log_patterns", {"pivot": _iso(pivot), "after_minutes": min(after, 60)}))
         report = build_report(f, update_minutes=self.update_minutes)
@@ -228,15 +261,31 @@ class OfflineInvestigator:
         return "Done."
 
     @staticmethod
-    def _traffic_probes(f: Findings) -> list[tuple[str, str]]:
-        """(service, key text) for new or surged lines that name a client, campaign, tenant..."""
-        probes: list[tuple[str, str]] = []
+    def _traffic_probes(f: Findings) -> list[tuple[str, str | None]]:
+        """(service, key text) for new or surged lines that name a client, campaign, tenant...; and
+        (service, None) for a service whose request rate jumped with no such line: sample its logs."""
+        probes: list[tuple[str, str | None]] = []
         for b in bad_patterns(f):
             for m in _TRAFFIC_RE.finditer(b.example):
-                key = b.example[m.start(): m.start(2)].strip(" \"'")
-                probe = (b.service, key)
+                key = b.example[m.start() : m.start(2)].strip(" \"'")
+                probe: tuple[str, str | None] = (b.service, key)
                 if key and probe not in probes:
                     probes.append(probe)
+        probed = {svc for svc, _ in probes}
+        for a in f.anomalies:
+            name = str(a.get("name") or "").lower()
+            svc = str(a.get("service") or "")
+            if (
+                svc
+                and svc not in probed
+                and str(a.get("direction")) == "up"
+                and "request" in name
+                and "error" not in name
+                and "second" not in name.replace("per_second", "")
+                and float(a.get("change_ratio") or 0) >= 1.8
+            ):
+                probes.append((svc, None))
+                probed.add(svc)
         return probes[:3]
 
     @staticmethod

@@ -288,3 +288,44 @@ def test_name_matching_rules() -> None:
     assert key_links("checkout-new-pricing", {"checkout", "pricing"}) == {"checkout": 1.0, "pricing": 1.0}
     assert traffic_sources("GET /x?utm_source=email&utm_campaign=spring-sale 200") == ["spring-sale"]
     assert traffic_sources("client_id=client-<NUM> rejected") == []
+
+
+def test_a_flag_named_after_no_service_is_tied_by_timing() -> None:
+    w = base("Orders failing", "orders")
+    w.flag(30, "fast-path-experiment", variant="on")  # after the onset: not the cause
+    w.flag(9, "new-tax-engine", variant="on")
+    w.anomaly(10, "orders", "http_request_error_ratio", 0.001, 0.3)
+    w.pattern("orders", "ERROR", "tax computation failed for order <*>: missing rate table", 0, 400, first=10)
+    w.alert(12, "orders", "OrdersErrors")
+    assert top(findings(w)) == ("flag", None, "new-tax-engine")
+
+
+def test_deploy_on_a_quiet_dependency_that_callers_blame() -> None:
+    w = base("Logins failing", "web")
+    w.edges = [{"service": "web", "depends_on": "tokens"}, {"service": "app", "depends_on": "tokens"}]
+    w.deploy(10, "tokens", "2.0.0", "1.9.4", "signing key rotation")
+    w.anomaly(11, "web", "login_error_ratio", 0.001, 0.5)
+    w.pattern("web", "ERROR", "login failed: tokens answered 500 for user <*>", 0, 500, first=11)
+    w.pattern("app", "ERROR", "refresh failed: tokens answered 500", 0, 200, first=11.2)
+    w.alert(13, "web", "LoginErrors")
+    f = findings(w)
+    assert top(f) == ("deploy", "tokens", "2.0.0")
+    fix = build_report(f, update_minutes=30).proposed_fix
+    assert fix is not None and fix.flat() == {"action": "rollback", "service": "tokens", "to": "1.9.4"}
+
+
+def test_traffic_named_only_in_sampled_info_lines() -> None:
+    from agent.offline import OfflineInvestigator
+
+    w = base("Feed slow", "feed")
+    w.deploy(5, "feed", "2.9.1", "2.9.0", "ranking tweak")
+    w.anomaly(20, "feed", "http_requests_per_second", 60, 700)
+    w.anomaly(21, "feed", "http_request_p95_seconds", 0.1, 2.0)
+    w.pattern("feed", "WARN", "worker pool saturated, <*> requests queued", 0, 60, first=22)
+    f = findings(w)
+    assert OfflineInvestigator._traffic_probes(f) == [("feed", None)]  # sample the service's own lines
+    lines = [{"message": "GET /feed/1 200 9ms client=feedbot-3"}] * 400
+    lines += [{"message": f"GET /feed/2 200 9ms client=app-{i}"} for i in range(60)]
+    lines += [{"message": "GET /health 200 1ms"}] * 40
+    f.log_samples = [{"service": "feed", "text": None, "lines": lines}]
+    assert top(f) == ("traffic", "feed", "feedbot-3")
