@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -498,13 +497,9 @@ def _resume(ctx: ToolContext, approval_id: str) -> ExecutionResult | None:
         a = s.get(Approval, approval_id)
         tied = (a is not None and a.investigation_id is not None and a.tool_call_id is not None
                 and s.get(Investigation, a.investigation_id) is not None)
-    resume: Callable[[ToolContext, str], object] | None = None
     if tied:  # importing the agent (pydantic-ai) costs seconds: only when there is a run to resume
-        try:
-            from agent.investigator import resume
-        except ImportError:
-            resume = None
-    if resume is not None and tied:
+        from agent.investigator import resume
+
         try:
             resume(ctx, approval_id)
         except Exception:

@@ -50,9 +50,9 @@ def test_every_change_is_a_timeline_entry_with_old_and_new(storage_ctx: ToolCont
         entries = s.scalars(select(TimelineEntry).where(TimelineEntry.incident_id == inc_id)
                             .order_by(TimelineEntry.id)).all()
         fields = [(e.actor, e.field, e.old_value, e.new_value) for e in entries if e.field]
-        inc = s.get(Incident, inc_id)
-        assert inc is not None
-        assert inc.mitigated_at == T0 + timedelta(minutes=30) and inc.resolved_at == T0 + timedelta(minutes=30)
+        got = s.get(Incident, inc_id)
+        assert got is not None
+        assert got.mitigated_at == T0 + timedelta(minutes=30) and got.resolved_at == T0 + timedelta(minutes=30)
     assert ("alice", "severity", "minor", "major") in fields
     assert ("alice", "root_cause", "", "retry loop") in fields
     assert ("bob", "status", "open", "resolved") in fields
