@@ -83,9 +83,11 @@ def run_due(ctx: ToolContext) -> list[str]:
 class InvestigationWorker:
     """A daemon thread polling `run_due`; `stop()` waits for the current investigation to end."""
 
-    def __init__(self, ctx: ToolContext, *, interval: float = 1.0) -> None:
+    def __init__(self, ctx: ToolContext, *, interval: float = 1.0, updates_every: float = 60.0) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.updates_every = updates_every
+        self._next_updates = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -103,7 +105,21 @@ class InvestigationWorker:
                 run_due(self.ctx)
             except Exception:  # noqa: BLE001 - keep polling; the database may be briefly locked
                 log.exception("investigation worker iteration failed")
+            self._post_updates()
             self._stop.wait(self.interval)
+
+    def _post_updates(self) -> None:
+        """About once a minute, remind incident threads that are owed an update (every 20-30 minutes)."""
+        now = time.monotonic()
+        if now < self._next_updates:
+            return
+        self._next_updates = now + self.updates_every
+        try:
+            from server.updates import post_due_updates
+
+            post_due_updates(self.ctx)
+        except Exception:  # noqa: BLE001 - Slack being down must not stop investigations
+            log.exception("posting due incident updates failed")
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
