@@ -216,7 +216,7 @@ def main() -> int:
         if i % 3 == 1:
             kw["service"] = rnd.choice(SERVICES)
         if i % 5 == 2:
-            kw["since"] = datetime(2021, 1, 1, tzinfo=UTC)
+            kw["since"] = datetime(2019, 2, 1, tzinfo=UTC)  # about half of the synthetic incidents
         calls.append(kw)
     emb = index.embedder
     for kw in calls[:5]:  # warm-up
