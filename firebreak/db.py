@@ -85,6 +85,14 @@ def get_database(settings: Settings) -> Database:
         return db
 
 
+def forget_database(settings: Settings) -> None:
+    """Dispose of one cached engine (a drill's temp data dir is about to be removed)."""
+    with _lock:
+        db = _databases.pop(settings.resolved_database_url, None)
+    if db is not None:
+        db.dispose()
+
+
 def reset_databases() -> None:
     """Forget cached engines (tests switch data dirs)."""
     with _lock:

@@ -565,8 +565,8 @@ class MemoryIndex:
         self._mirrors: dict[str, _Mirror] = {}
         self._docs_restored = False
         self.rebuilt_from_scratch = False
-        # Besides the cheap checks, compare all ids now and then: catches a deletion that coincides with
-        # an insert carrying an old timestamp (counts equal, nothing newer than the watermark).
+        # Besides the cheap checks, look at everything now and then: catches writes that bypass the
+        # incident log (no timeline entry) and a deletion that coincides with an insert (counts equal).
         self.full_check_seconds = 30.0
         self._last_full_check = float("-inf")
         self._fingerprint: tuple[Any, ...] | None = None
@@ -703,11 +703,11 @@ class MemoryIndex:
             now = time.monotonic()
             full = now - self._last_full_check >= self.full_check_seconds
             with db.session() as s:
-                # One statement tells whether anything changed: every incident-log write adds a timeline
-                # entry, so its max id moves even when a fixed drill clock keeps updated_at still.
+                # One statement of primary-key lookups tells whether anything changed: every incident-log
+                # write adds a timeline entry, so its max id moves even when a fixed drill clock keeps
+                # updated_at still. Writes that bypass the log are caught by the periodic full check.
                 fingerprint = tuple(s.execute(select(
                     select(func.count(Incident.id)).scalar_subquery(),
-                    select(func.max(Incident.updated_at)).scalar_subquery(),
                     select(func.max(TimelineEntry.id)).scalar_subquery(),
                     select(func.max(Countermeasure.id)).scalar_subquery(),
                     select(func.max(Remediation.id)).scalar_subquery(),
@@ -725,9 +725,9 @@ class MemoryIndex:
                 candidates = set(s.scalars(q))
                 candidates |= set(s.scalars(select(Countermeasure.incident_id).where(Countermeasure.id > last_cm)))
                 candidates |= set(s.scalars(select(Remediation.incident_id).where(Remediation.id > last_rem)))
-                if self._fingerprint is not None and self._fingerprint[2] is not None:
+                if self._fingerprint is not None and self._fingerprint[1] is not None:
                     candidates |= set(s.scalars(
-                        select(TimelineEntry.incident_id).where(TimelineEntry.id > self._fingerprint[2])
+                        select(TimelineEntry.incident_id).where(TimelineEntry.id > self._fingerprint[1])
                     ))
                 gone: set[str] = set()
                 if full or len(set(recs) | candidates) != total:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy import func, select
 
 from firebreak.clock import FixedClock
+from firebreak.db import forget_database
 from firebreak.settings import Settings
 from simulations.generator import ChangeSpec, LogBlock, World, build_world
 from simulations.render import Delivery, Secrets, render
@@ -129,17 +130,6 @@ class DrillEnv:
         forget_database(self.settings)
         if self.owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def forget_database(settings: Settings) -> None:
-    """Dispose of the drill's engine so a temp data dir can be removed and nothing leaks across drills."""
-    from firebreak import db as dbmod
-
-    url = settings.resolved_database_url
-    with dbmod._lock:
-        db = dbmod._databases.pop(url, None)
-    if db is not None:
-        db.dispose()
 
 
 def dependencies_of(sc: Scenario) -> dict[str, list[str]]:

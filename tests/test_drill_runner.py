@@ -73,9 +73,10 @@ def result_clock():  # type: ignore[no-untyped-def]
     return datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 
 
-def test_cli_run_json_and_readable(settings: Settings) -> None:
+def test_cli_run_json_and_readable(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # other drills may run on this machine meanwhile
     before = set(Path(tempfile.gettempdir()).glob("firebreak-drill-*"))
     runner = CliRunner()
     res = runner.invoke(app, ["drill", "run", str(TINY), "--json"])
