@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import mimetypes
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -399,6 +399,51 @@ def indicators(
                             unit="minutes")
     return render(request, ctx, "indicators.html", rows=rows, weeks=weeks, sev_chart=sev_chart,
                   time_chart=time_chart, now=ctx.clock.now())
+
+
+# --- dashboards -----------------------------------------------------------------------------------
+
+
+def _sparkline(points: list[list[Any]], width: int = 560, height: int = 120) -> dict[str, Any]:
+    """SVG polyline geometry for one panel's series (points are [iso time, value])."""
+    values = [float(p[1]) for p in points if p[1] is not None]
+    if len(values) < 2:
+        return {"points": "", "min": None, "max": None, "width": width, "height": height}
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = width / (len(values) - 1)
+    coords = " ".join(f"{i * step:.1f},{height - 4 - (v - lo) / span * (height - 8):.1f}" for i, v in enumerate(values))
+    return {"points": coords, "min": lo, "max": hi, "width": width, "height": height,
+            "first": points[0][0], "last": points[-1][0]}
+
+
+@router.get("/dashboards/{uid}", response_class=HTMLResponse)
+def dashboard_page(
+    request: Request, uid: str, hours: float = 2.0, ctx: ToolContext = Depends(get_ctx),
+    user: str = Depends(signed_in),
+) -> HTMLResponse:
+    """An embedded dashboard: each panel's series over the last hours, read through the same tools."""
+    from tools.registry import ToolError, call_tool
+
+    boards = call_tool(ctx, "list_dashboards", {}).get("dashboards", [])
+    board = next((b for b in boards if b.get("uid") == uid), None)
+    if board is None:
+        return render(request, ctx, "error.html", status_code=404, message=f"No dashboard {uid!r}.")
+    until = ctx.clock.now()
+    since = until - timedelta(hours=max(0.25, min(hours, 72.0)))
+    panels = []
+    for n, panel in enumerate(board.get("panels", []), start=1):
+        chart: dict[str, Any] = {"points": ""}
+        error = None
+        if panel.get("service") and panel.get("metric"):
+            try:
+                series = call_tool(ctx, "query_metric", {"service": panel["service"], "name": panel["metric"],
+                                                          "since": since.isoformat(), "until": until.isoformat()})
+                chart = _sparkline(series.get("points", []))
+            except ToolError as exc:
+                error = exc.message
+        panels.append({"n": n, **panel, "chart": chart, "error": error})
+    return render(request, ctx, "dashboard.html", board=board, panels=panels, since=since, until=until)
 
 
 # --- drills ---------------------------------------------------------------------------------------

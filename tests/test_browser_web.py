@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_web_pages import APPROVAL, INCIDENT, RUN, install_decide_fallback, seed
+from tests.test_web_pages import APPROVAL, INCIDENT, RUN, seed
 from tools.context import ToolContext
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,7 +38,6 @@ def base_url(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     from server.app import create_app
 
     seed(ctx)
-    install_decide_fallback(monkeypatch)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx, start_worker=False), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))

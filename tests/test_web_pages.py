@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import re
-import sys
-import types
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from agent.actions import ProposedFix
 from agent.report import Evidence, Hypothesis, Suspect, TriageReport
@@ -105,42 +101,11 @@ def seed(ctx: ToolContext, *, approvers: tuple[str, ...] = ("alice",)) -> None:
         add_user(s, "bob", "bob-password!", at=now)
 
 
-def install_decide_fallback(monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Use the real approvals engine; only while it cannot be imported, a minimal one with its contract."""
-    try:
-        import server.approvals  # noqa: F401
-
-        return False
-    except Exception:  # SyntaxError while its owner edits it, ImportError before it exists
-        pass
-
-    def decide(ctx: ToolContext, approval_id: str, *, user: str, decision: str, via: str, **_: Any) -> Any:
-        ok = ctx.settings.is_approver(user)
-        if ok:
-            with ctx.db.session() as s:
-                status = "approved" if decision == "approve" else "rejected"
-                won = s.execute(update(Approval).where(Approval.id == approval_id, Approval.status == "pending")
-                                .values(status=status, decision=decision, decided_by=user,
-                                        decided_at=ctx.clock.now())).rowcount  # type: ignore[attr-defined]
-                ok = bool(won)
-        msg = "done" if ok else f"{user} is not allowed to approve fixes (not in FIREBREAK_APPROVERS)"
-        return types.SimpleNamespace(ok=ok, message=msg)
-
-    fake = types.ModuleType("server.approvals")
-    fake.decide = decide  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "server.approvals", fake)
-    import server
-
-    monkeypatch.setattr(server, "approvals", fake, raising=False)
-    return True
-
-
 @pytest.fixture
-def client(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def client(ctx: ToolContext) -> Iterator[TestClient]:
     from server.app import create_app
 
     seed(ctx)
-    install_decide_fallback(monkeypatch)
     with TestClient(create_app(ctx, start_worker=False)) as c:
         yield c
 
@@ -319,3 +284,21 @@ def test_signed_in_session_reaches_the_api(client: TestClient, ctx: ToolContext)
     assert client.get("/api/tools").status_code == 401
     sign_in(client, "bob", "bob-password!")
     assert client.get("/api/tools").status_code == 200
+
+
+def test_dashboard_page_draws_each_panel_from_the_metric_store(client: TestClient, ctx: ToolContext) -> None:
+    from tools.metric_store import Dashboard, MetricPoint, Panel, get_metric_store
+
+    store = get_metric_store(ctx)
+    now = ctx.clock.now()
+    store.ingest(MetricPoint(ts=now - timedelta(minutes=m), service="mailer", name="memory_bytes",
+                             value=1e8 + (30 - m) * 1e6) for m in range(30))
+    store.upsert_dashboard(Dashboard(uid="mailer-overview", title="Mailer overview", panels=[
+        Panel(title="Memory", service="mailer", metric="memory_bytes"),
+        Panel(title="Missing", service="mailer", metric="no_such_metric")]))
+    sign_in(client, "bob", "bob-password!")
+    page = client.get("/dashboards/mailer-overview")
+    assert page.status_code == 200
+    assert "Mailer overview" in page.text and "<polyline" in page.text and 'id="panel-1"' in page.text
+    assert "no_such_metric" in page.text  # the second panel says why it is empty instead of failing
+    assert client.get("/dashboards/nope").status_code == 404
