@@ -53,11 +53,22 @@ TRAFFIC_LABELS = (
     "user_agent",
     "app",
     "consumer",
+    "sender",
+    "origin",
+    "integration",
+    "org",
+    "organization",
+    "merchant",
+    "requester",
+    "producer",
+    "publisher",
+    "subscriber",
 )
 _TRAFFIC_RE = re.compile(
     r"(?<![a-z])(?:utm_)?(client(?:[_ -]?id)?|campaign(?:[_ -]?id)?|tenant(?:[_ -]?id)?|customer(?:[_ -]?id)?|"
     r"partner(?:[_ -]?id)?|account(?:[_ -]?id)?|api[_-]?key(?:[_-]?id)?|consumer|caller|app[_-]?id|"
-    r"user[_-]?agent)\s*[=:]\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
+    r"user[_-]?agent|sender(?:[_-]?id)?|origin|integration(?:[_-]?id)?|org(?:ani[sz]ation)?(?:[_-]?id)?|"
+    r"merchant(?:[_-]?id)?|requester|producer|publisher|subscriber(?:[_-]?id)?)\s*[=:]\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
     re.IGNORECASE,
 )
 THROTTLE_WORDS = ("rate limit", "ratelimit", "throttl", "quota", "too many requests", "429", "limit exceeded")
@@ -83,6 +94,23 @@ DATA_DAMAGE_WORDS = (
     "constraint",
 )
 WEAK_DAMAGE_WORDS = ("missing", "mismatch", "negative", "wrong", "invalid", "stale", "orphan", "truncated")
+# Impossible values a reader trips over (whole words: `nan` must not match `tenant`).
+_BAD_VALUE_RE = re.compile(
+    r"\b(?:nan|not a number|infinity|inf|invalid value|out of range|non-numeric|unparseable|bad value|"
+    r"empty value|divide by zero|division by zero)\b",
+    re.IGNORECASE,
+)
+
+
+def damage_strength(text: str) -> int:
+    """2: the text reports damaged or impossible values (constraint, corrupt, NaN, zero); 1: a weaker
+    hint (missing, mismatch, invalid); 0: nothing about data."""
+    low = f" {text.lower()}"
+    if any(w in low for w in DATA_DAMAGE_WORDS + DATA_WORDS) or _BAD_VALUE_RE.search(text):
+        return 2
+    return 1 if any(w in low for w in WEAK_DAMAGE_WORDS) else 0
+
+
 CHANGE_WRITES_DATA = (
     "migration",
     "backfill",
@@ -201,7 +229,7 @@ _WORD_SPLIT = re.compile(r"[^a-z0-9_.\-]+")
 
 
 def _norm_word(w: str) -> str:
-    """`redis-sessions-0` -> `redis-sessions`, `payments.` -> `payment` (instance suffixes, plurals)."""
+    """`kv-carts-0` -> `kv-carts`, `invoices.` -> `invoice` (instance suffixes, plurals)."""
     w = w.strip(".-_")
     w = re.sub(r"-\d+$", "", w)
     return _stem(w)
@@ -209,8 +237,8 @@ def _norm_word(w: str) -> str:
 
 def mentions_service(text: str, service: str, services: Iterable[str] = ()) -> float:
     """How clearly a text names a service: 1.0 by full name, 0.9 by a word variant (plural, instance
-    suffix), 0.7 by a distinctive part of a compound name (`smtp` for smtp-relay) unless that part is
-    itself another service's name. A service inside a longer name (`sessions` in `redis-sessions`)
+    suffix), 0.7 by a distinctive part of a compound name (`mail` for mail-gate) unless that part is
+    itself another service's name. A service inside a longer name (`carts` in `kv-carts`)
     does not count."""
     low = text.lower()
     name = service.lower()
@@ -228,8 +256,8 @@ def mentions_service(text: str, service: str, services: Iterable[str] = ()) -> f
 
 
 def key_links(key: str, services: Iterable[str]) -> dict[str, float]:
-    """Services named inside a compound key (flag keys, config keys): `search-ui-dark-mode` names
-    search-ui fully, and search only as part of the longer name (weaker)."""
+    """Services named inside a compound key (flag keys, config keys): `lookup-ui-dark-mode` names
+    lookup-ui fully, and lookup only as part of the longer name (weaker)."""
     segs = [x for x in re.split(r"[^a-z0-9]+", key.lower()) if x]
     found: dict[str, tuple[int, int]] = {}
     for svc in services:
@@ -344,6 +372,9 @@ class Candidate:
     rule_out: str = ""
     fix: ProposedFix | None = None
     change_at: datetime | None = None
+    target: str | None = None  # changes: the affected service the change was judged against
+    origin: str | None = None  # log-named causes: the service whose errors name it
+    change: dict[str, Any] | None = None  # changes: the recent_changes record
 
     def key(self) -> tuple[str, str, str]:
         return (self.suspect.kind, (self.suspect.service or "").lower(), self.suspect.ref.lower())
@@ -867,6 +898,8 @@ def change_candidates(
                 rule_out,
                 fix,
                 at,
+                target=best_svc,
+                change=c,
             )
         )
     return out
@@ -1151,7 +1184,7 @@ def _extract_hosts(text: str) -> list[str]:
 
 
 def _tables(text: str) -> list[tuple[str, float]]:
-    """Table names a log line points at: explicit (`table orders`, `relation "x"`) or snake_case after in/from."""
+    """Table names a log line points at: explicit (`table invoices`, `relation "x"`) or snake_case after in/from."""
     out: list[tuple[str, float]] = []
     for rx, sure in _TABLE_RES:
         for m in rx.finditer(text):
@@ -1169,7 +1202,7 @@ def traffic_sources(text: str) -> list[str]:
 
 
 def traffic_pairs(text: str) -> list[tuple[str, str]]:
-    """(key, value) pairs such as ("client_id", "client-8841") or ("campaign", "spring-sale")."""
+    """(key, value) pairs such as ("client_id", "client-1234") or ("campaign", "winter-promo")."""
     out = []
     for m in _TRAFFIC_RE.finditer(text):
         val = m.group(2)
@@ -1225,17 +1258,14 @@ def signal_candidates(
                                 risk="Low, if the new chain is complete.",
                                 undo="restore the previous certificate",
                             ),
+                            origin=svc,
                         )
                     )
         # Damaged data: lines about bad values (NULL, zero, missing, corrupt) and the table they name.
-        damage = [
-            b
-            for b in new_bads
-            if b.new and any(w in f" {b.text.lower()}" for w in DATA_DAMAGE_WORDS + DATA_WORDS + WEAK_DAMAGE_WORDS)
-        ]
+        damage = [b for b in new_bads if b.new and damage_strength(b.text)]
         if not damage:
             continue
-        strong = any(any(w in f" {b.text.lower()}" for w in DATA_DAMAGE_WORDS + DATA_WORDS) for b in damage)
+        strong = any(damage_strength(b.text) == 2 for b in damage)
         tables: dict[str, float] = {}
         for b in new_bads:
             for name, w in _tables(b.example) + _tables(b.template):
@@ -1280,6 +1310,7 @@ def signal_candidates(
                         risk="Writes since the snapshot need replaying.",
                         undo="keep the damaged copy aside before restoring",
                     ),
+                    origin=svc,
                 )
             )
     out.update({c.key(): c for c in traffic_candidates(f, states) if c.key() not in out})
@@ -1522,6 +1553,289 @@ def discount_symptoms(cands: list[Candidate]) -> None:
                 break
 
 
+# ----------------------------------------------------------------------------------------------
+# Step 2b: cross-candidate rules (how an on-call engineer weighs one suspect against another)
+
+CHANGE_KINDS = ("deploy", "config", "flag", "infra")
+# A change plausibly touches TLS when its text says so (short words that `words()` drops).
+FAILURE_MODE_WORDS = (
+    "timeout",
+    "deadline",
+    "retr",
+    "backoff",
+    "pool",
+    "connect",
+    "limit",
+    "endpoint",
+    "host",
+    "region",
+    "circuit",
+    "breaker",
+    "proxy",
+    "keepalive",
+    "concurren",
+    "worker",
+    "thread",
+    "rate",
+    "quota",
+    "throttl",
+)
+_TLS_CHANGE_WORDS = ("tls", "ssl", "cert", "x509", "ca_bundle", "ca-bundle", "truststore", "keystore", "mtls")
+# How long after a change on a dependency its own trouble may begin and still be blamed on it.
+DEPENDENCY_CHANGE_WINDOW_MIN = 30.0
+# Share of a service's new-error weight that must name one cause before that cause is taken at its word.
+EXPLAINED_SHARE = 0.6
+
+
+@dataclass
+class NamedCause:
+    """A cause a service's own new errors spell out: a certificate on a host, a failing dependency,
+    damaged values in a table."""
+
+    kind: SuspectKind
+    ref: str
+    text: str
+    weight: float
+
+
+def named_causes(states: dict[str, ServiceState], services: set[str]) -> dict[str, tuple[list[NamedCause], float]]:
+    """Per service: the causes its new or surged error templates name, and the share of its error
+    weight they account for (1.0: every new error says what broke)."""
+    out: dict[str, tuple[list[NamedCause], float]] = {}
+    for svc, st in sorted(states.items()):
+        total = sum(b.weight for b in st.bad_patterns)
+        if total <= 0:
+            continue
+        found: list[NamedCause] = []
+        explained = 0.0
+        for b in st.bad_patterns:
+            text, low = b.text, b.text.lower()
+            hit: tuple[SuspectKind, str] | None = None
+            if any(w in low for w in CERT_WORDS):
+                hosts = _extract_hosts(b.example) or _extract_hosts(b.template)
+                if hosts:
+                    hit = ("certificate", hosts[0])
+            if hit is None and damage_strength(text) == 2 and not _write_rejected(text):
+                tables = _tables(b.example) + _tables(b.template)
+                if tables:
+                    hit = ("data", max(tables, key=lambda t: t[1])[0])
+            if hit is None and any(w in low for w in DEPENDENCY_FAIL_WORDS):
+                deps = [d for d in sorted(services) if d != svc and mentions_service(text, d, services) >= 0.9]
+                if deps:
+                    hit = ("dependency", deps[0])
+            if hit is not None:
+                found.append(NamedCause(hit[0], hit[1], text, b.weight))
+                explained += b.weight
+        if found:
+            out[svc] = (found, explained / total)
+    return out
+
+
+_WRITE_REJECT_WORDS = ("duplicate key", "violates", "unique constraint", "foreign key", "constraint")
+_READ_DAMAGE_WORDS = ("corrupt", "checksum", "null", "zero", "0.00", "malformed", "truncated", "inconsistent")
+
+
+def _write_rejected(text: str) -> bool:
+    """A constraint refusing a write protects the table: the writer misbehaves, the data is fine
+    (unless the line also reports values already damaged)."""
+    low = text.lower()
+    return any(w in low for w in _WRITE_REJECT_WORDS) and not (
+        any(w in low for w in _READ_DAMAGE_WORDS) or _BAD_VALUE_RE.search(text)
+    )
+
+
+_NUM_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?=[a-z%]*\b)", re.IGNORECASE)
+
+
+def _change_text(c: dict[str, Any]) -> str:
+    parts = (c.get("note"), c.get("key"), c.get("flag"), c.get("from_value"), c.get("to_value"), c.get("version"))
+    return " ".join(str(p) for p in parts if p not in (None, ""))
+
+
+def change_relates_to(change: dict[str, Any], cause: NamedCause) -> str | None:
+    """Why a change could have produced a cause its service's errors name, or None when nothing
+    in the change (its service, key, note, values) touches it."""
+    text = _change_text(change)
+    low = text.lower()
+    svc = str(change.get("service") or "")
+    if cause.kind == "dependency" and svc == cause.ref:
+        return f"it changed {cause.ref} itself"
+    if cause.ref.lower() in low:
+        return f"it names {cause.ref}"
+    if cause.kind == "certificate" and any(w in low for w in _TLS_CHANGE_WORDS):
+        return "it touches TLS settings"
+    if cause.kind == "data" and any(w in low for w in CHANGE_WRITES_DATA):
+        return "it writes data"
+    new = _as_number(change.get("to_value"))
+    if new is not None and new >= 10 and any(float(m) == new for m in _NUM_RE.findall(cause.text)):
+        return f"the errors quote its new value {new:g}"
+    own = words(text.replace(".", " ").replace("_", " "))
+    if cause.kind == "data":
+        shared = own & words(cause.ref.replace("_", " "))
+        return f"it touches {', '.join(sorted(shared))}, like the table" if shared else None
+    if cause.kind != "dependency":
+        return None  # a certificate is only touched by TLS settings or its host, checked above
+    # Operation words (`poll`, `upload`) are shared by chance; a failure mode shared with the errors
+    # (a timeout key and "timed out") is what ties a change to a dependency failing.
+    err_low = cause.text.lower()
+    shared = {w for w in own if any(w.startswith(m) for m in FAILURE_MODE_WORDS) and w in err_low}
+    if shared:
+        return "it sets the failure mode the errors report: " + ", ".join(sorted(shared))
+    return None
+
+
+def errors_name_their_cause(cands: list[Candidate], causes: dict[str, tuple[list[NamedCause], float]]) -> None:
+    """When a service's new errors themselves say what broke (a certificate, a dependency answering
+    503, NaN values in a table), a change on that service that touches none of it is a bystander
+    that merely happened earlier: it is ruled down. A deploy can break in more ways than its note
+    says, so it is ruled down less."""
+    for c in cands:
+        if c.suspect.kind not in CHANGE_KINDS or c.change is None or c.target not in causes:
+            continue
+        named, share = causes[c.target or ""]
+        if share < EXPLAINED_SHARE:
+            continue
+        if any(e.tool == "list_sentry_issues" and "release" in e.finding for e in c.evidence):
+            continue  # Sentry ties the errors to this very release
+        reasons = [change_relates_to(c.change, n) for n in named]
+        if any(reasons):
+            why = next(r for r in reasons if r)
+            c.evidence.append(
+                Evidence(tool="reasoning", weight=0.0, finding=f"{c.target}'s errors name their cause, and {why}")
+            )
+            continue
+        top = max(named, key=lambda n: n.weight)
+        c.score *= 0.75 if c.suspect.kind == "deploy" else 0.55
+        c.evidence.append(
+            Evidence(
+                tool="reasoning",
+                weight=0.0,
+                finding=f"ruled down: {share:.0%} of {c.target}'s new errors name their own cause "
+                f'({top.kind} {top.ref}: "{top.text[:100]}"); nothing in this change touches it',
+            )
+        )
+
+
+def change_on_failing_dependency(cands: list[Candidate], states: dict[str, ServiceState]) -> None:
+    """A failing dependency explains its callers' errors; when the dependency's own trouble began
+    right after a change on the dependency, that change is the cause and the dependency the path."""
+    deps = [c for c in cands if c.suspect.kind == "dependency" and c.suspect.service]
+    for dep in deps:
+        name = dep.suspect.service or ""
+        dst = states.get(name)
+        if dst is None or dst.onset is None:
+            continue
+        onset = dst.onset
+        best: tuple[float, Candidate] | None = None
+        for ch in cands:
+            if ch.suspect.kind not in CHANGE_KINDS or ch.suspect.service != name or ch.change_at is None:
+                continue
+            gap = _minutes(onset, ch.change_at)
+            if -0.75 <= gap <= DEPENDENCY_CHANGE_WINDOW_MIN and (best is None or gap < best[0]):
+                best = (gap, ch)
+        if best is None:
+            continue
+        gap, ch = best
+        if ch.score < dep.score + 0.05:
+            ch.score = dep.score + 0.05
+        dep.score *= 0.85
+        ch.evidence.append(
+            Evidence(
+                tool="reasoning",
+                weight=0.0,
+                finding=f"{name} is the failing dependency its callers' errors point at, and its own trouble "
+                f"began {max(gap, 0.0):.0f} min after this change on {name}: the change is the cause",
+            )
+        )
+        dep.evidence.append(
+            Evidence(
+                tool="reasoning",
+                weight=0.0,
+                finding=f"ruled down: {name} started failing right after its own {ch.suspect.kind} {ch.suspect.ref}",
+            )
+        )
+
+
+def data_under_dependency(cands: list[Candidate], causes: dict[str, tuple[list[NamedCause], float]]) -> None:
+    """The deepest failing link wins: a dependency whose own errors report damaged values in a table
+    fails because of that data; restoring the data, not failing over the service, is the fix."""
+    for d in cands:
+        if d.suspect.kind != "data" or d.origin is None:
+            continue
+        named, share = causes.get(d.origin, ([], 0.0))
+        if not any(n.kind == "data" and n.ref.lower() == d.suspect.ref.lower() for n in named):
+            continue
+        for dep in cands:
+            if dep.suspect.kind != "dependency" or dep.suspect.service != d.origin:
+                continue
+            if d.score < dep.score + 0.05:
+                d.score = dep.score + 0.05
+            d.evidence.append(
+                Evidence(
+                    tool="reasoning",
+                    weight=0.0,
+                    finding=f"{d.origin} fails its callers because the values it reads from {d.suspect.ref} "
+                    "are damaged: the data is the deeper cause",
+                )
+            )
+
+
+def _as_number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v.strip())
+        except ValueError:
+            return None
+    return None
+
+
+_VERBOSE_LEVELS = ("debug", "trace", "verbose", "all")
+
+
+def config_plausibility(cands: list[Candidate], states: dict[str, ServiceState]) -> None:
+    """Is the new value of a config change plausibly harmful? Shrinking a limit, pool, timeout or
+    size by 2x or more removes capacity; turning logging up to debug fills disks. A small nudge,
+    or a larger cache/TTL/batch on a service with no resource symptom, plausibly harms nothing."""
+    for c in cands:
+        if c.suspect.kind != "config" or c.change is None:
+            continue
+        old, new = _as_number(c.change.get("from_value")), _as_number(c.change.get("to_value"))
+        low_new = str(c.change.get("to_value") or "").lower()
+        verdict: tuple[float, str] | None = None
+        if old is not None and new is not None and old > 0:
+            ratio = new / old
+            if ratio <= 0.5:
+                verdict = (1.0, f"the new value cuts {c.suspect.ref} to {ratio:.0%} of the old one")
+            else:
+                st = states.get(c.suspect.service or "")
+                resource = st is not None and any(
+                    any(k in str(a.get("name") or "").lower() for ks in RESOURCE_METRIC_WORDS.values() for k in ks)
+                    and str(a.get("direction") or "up") == "up"
+                    for a in st.anomalies
+                )
+                if ratio > 2.0 and resource:
+                    verdict = (1.0, f"{c.suspect.ref} grew {ratio:.1f}x and {c.suspect.service} uses more resources")
+                else:
+                    verdict = (0.8, f"{c.suspect.ref} {old:g} -> {new:g} is a moderate change that removes no capacity")
+        elif any(w == low_new for w in _VERBOSE_LEVELS):
+            verdict = (1.0, "logging turned up to a verbose level writes far more")
+        if verdict is None:
+            continue
+        factor, why = verdict
+        c.score *= factor
+        c.evidence.append(
+            Evidence(
+                tool="reasoning",
+                weight=0.0,
+                finding=("plausibly harmless: " if factor < 1.0 else "plausibly harmful: ") + why,
+            )
+        )
+
+
 def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
     """All candidates, best first (deterministic: ties broken by kind and ref)."""
     bads = bad_patterns(f)
@@ -1533,6 +1847,11 @@ def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
     cands += resource_candidates(f, states)
     cands += signal_candidates(f, states, [c for c in cands if c.suspect.kind in ("deploy", "config", "infra")])
     load_first(cands)
+    causes = named_causes(states, services)
+    config_plausibility(cands, states)
+    errors_name_their_cause(cands, causes)
+    change_on_failing_dependency(cands, states)
+    data_under_dependency(cands, causes)
     memory_boost(cands, f)
     discount_symptoms(cands)
     resource_explains_dependency(cands)

@@ -1,0 +1,214 @@
+"""Cross-candidate rules that make the offline investigator generalise to incidents it never saw.
+
+Each test is a small synthetic world with invented names: the rules are about the shape of the
+evidence (who moved first, what the errors name, what a change touches), never about names.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from agent.evidence import (
+    Findings,
+    bad_patterns,
+    build_report,
+    damage_strength,
+    named_causes,
+    rank,
+    service_states,
+    traffic_sources,
+)
+from tests.test_agent_world import World
+
+T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=40)
+
+
+def findings(w: World) -> Findings:
+    f = Findings(
+        now=NOW,
+        incident=w.incident,
+        changes=w.changes,
+        anomalies=w.anomalies,
+        patterns=w.patterns,
+        sentry=w.sentry,
+        edges=w.edges,
+        flags=w.flags,
+        flag_events=w.flag_events,
+        similar=w.similar,
+    )
+    f.pattern_window = (T0, 30.0, 40.0)
+    return f
+
+
+def world(title: str, service: str, alert_at: float = 22) -> World:
+    w = World(start=T0)
+    w.incident = {
+        "id": "INC-2026-777",
+        "title": title,
+        "services": [service],
+        "status": "open",
+        "started_at": w.at(alert_at),
+    }
+    w.alert(alert_at, service, title)
+    return w
+
+
+def ranked(f: Findings) -> list[tuple[str, str | None, str]]:
+    cands, _ = rank(f)
+    return [(c.suspect.kind, c.suspect.service, c.suspect.ref) for c in cands]
+
+
+def findings_of(f: Findings, kind: str, ref: str) -> list[str]:
+    cands, _ = rank(f)
+    c = next(c for c in cands if c.suspect.kind == kind and c.suspect.ref == ref)
+    return [e.finding for e in c.evidence]
+
+
+def outage_world(key: str, old: int, new: int, error: str) -> World:
+    w = world("Archive downloads failing", "atlas-web")
+    w.edges = [{"service": "atlas-web", "depends_on": "vaultbox"}]
+    w.config(6, "atlas-web", key, old, new)
+    w.pattern("atlas-web", "ERROR", error, 0, 700, first=17, example=error.replace("<ID>", "f00d"))
+    w.anomaly(17, "atlas-web", "http_request_error_ratio", 0.003, 0.5)
+    return w
+
+
+def test_third_party_named_failing_beats_an_earlier_harmless_config_on_the_caller() -> None:
+    w = outage_world("cache.max_items", 1000, 1500, "fetch of blob <ID> failed: 503 Service Unavailable from vaultbox")
+    f = findings(w)
+    order = ranked(f)
+    assert order[0] == ("dependency", "vaultbox", "vaultbox")
+    why = " ".join(findings_of(f, "config", "cache.max_items"))
+    assert "ruled down" in why and "nothing in this change touches it" in why
+    assert "plausibly harmless" in why
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None and report.proposed_fix.action == "failover"
+
+
+def test_config_that_sets_the_failure_mode_the_errors_report_stays_first() -> None:
+    w = outage_world(
+        "client.read_timeout_ms", 20000, 800, "fetch of blob <ID> failed: ReadTimeout after 800ms from vaultbox"
+    )
+    f = findings(w)
+    assert ranked(f)[0] == ("config", "atlas-web", "client.read_timeout_ms")
+    why = " ".join(findings_of(f, "config", "client.read_timeout_ms"))
+    assert "plausibly harmful" in why
+    assert "ruled down" not in why
+
+
+def test_certificate_named_in_errors_beats_earlier_config_and_flag_flip() -> None:
+    w = world("Partner sync failing", "courier")
+    w.config(5, "courier", "poll.batch_size", 40, 80)
+    w.flag(7, "courier-compact-list", variant="on")
+    msg = "poll <ID> failed: x509: certificate has expired (api.quillmark.example)"
+    w.pattern("courier", "ERROR", msg, 0, 600, first=8, example=msg.replace("<ID>", "77"))
+    w.anomaly(8, "courier", "sync_jobs_failed_total", 0.2, 40)
+    f = findings(w)
+    assert ranked(f)[0] == ("certificate", None, "api.quillmark.example")
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.action == "renew_certificate"
+    assert report.proposed_fix.parameters == {"ref": "api.quillmark.example"}
+
+
+def test_a_change_on_tls_settings_keeps_its_link_to_a_certificate_error() -> None:
+    w = world("Partner sync failing", "courier")
+    w.config(7, "courier", "tls.ca_bundle_version", 3, 4)
+    msg = "poll <ID> failed: x509: certificate signed by unknown authority (api.quillmark.example)"
+    w.pattern("courier", "ERROR", msg, 0, 600, first=8, example=msg.replace("<ID>", "77"))
+    why = " ".join(findings_of(findings(w), "config", "tls.ca_bundle_version"))
+    assert "touches TLS settings" in why and "ruled down" not in why
+
+
+def silent_dependency_world(kind: str) -> World:
+    """ledgerly changes, its latency climbs a minute later; portal deploys later and then times out
+    calling ledgerly; only portal alerts."""
+    w = world("Portal pages failing", "portal")
+    w.edges = [{"service": "portal", "depends_on": "ledgerly"}, {"service": "ledgerly", "depends_on": "kvdb"}]
+    if kind == "deploy":
+        w.deploy(10, "ledgerly", "4.0.0", "3.9.7", "reservation rework")
+    else:
+        w.config(10, "ledgerly", "workers.max", 40, 4)
+    w.anomaly(11, "ledgerly", "http_request_duration_seconds_p95", 0.05, 2.5)
+    w.deploy(15, "portal", "8.2.0", "8.1.3", "new gallery")
+    msg = "upstream ledgerly timed out after 2000ms for /p/<ID>"
+    w.pattern("portal", "ERROR", msg, 0, 500, first=16, example=msg.replace("<ID>", "12"))
+    w.anomaly(16, "portal", "http_request_error_ratio", 0.002, 0.25)
+    return w
+
+
+def test_deploy_on_a_silent_dependency_beats_the_dependency_and_the_callers_later_deploy() -> None:
+    f = findings(silent_dependency_world("deploy"))
+    order = ranked(f)
+    assert order[0] == ("deploy", "ledgerly", "4.0.0")
+    assert order.index(("dependency", "ledgerly", "ledgerly")) < order.index(("deploy", "portal", "8.2.0"))
+    why = " ".join(findings_of(f, "deploy", "4.0.0"))
+    assert "its own trouble began 1 min after this change on ledgerly" in why
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.action == "rollback"
+    assert report.proposed_fix.parameters == {"service": "ledgerly", "to": "3.9.7"}
+
+
+def test_config_on_a_silent_dependency_is_blamed_rather_than_the_dependency() -> None:
+    f = findings(silent_dependency_world("config"))
+    assert ranked(f)[0] == ("config", "ledgerly", "workers.max")
+
+
+def test_a_dependency_change_long_before_its_trouble_is_not_blamed_for_it() -> None:
+    w = silent_dependency_world("deploy")
+    w.changes[0]["at"] = w.at(-60)  # an hour before: outside the window, not the mover
+    f = findings(w)
+    assert ranked(f)[0] != ("deploy", "ledgerly", "4.0.0")
+
+
+def test_nan_values_in_a_table_beat_the_dependency_that_serves_them() -> None:
+    w = world("Fees failing", "billing-ui")
+    w.edges = [{"service": "billing-ui", "depends_on": "pricer"}, {"service": "pricer", "depends_on": "kvdb"}]
+    bad = "cannot compute fee <ID>: rate is NaN in table fee_schedule"
+    w.pattern("pricer", "ERROR", bad, 0, 500, first=12, example=bad.replace("<ID>", "9"))
+    w.anomaly(12, "pricer", "http_request_error_ratio", 0.001, 0.4)
+    caller = "call to pricer failed: 500 internal error for invoice <ID>"
+    w.pattern("billing-ui", "ERROR", caller, 0, 400, first=12.1, example=caller.replace("<ID>", "3"))
+    w.anomaly(12, "billing-ui", "http_request_error_ratio", 0.002, 0.3)
+    w.deploy(15, "billing-ui", "2.2.0", "2.1.9", "footer")
+    f = findings(w)
+    assert ranked(f)[0] == ("data", None, "fee_schedule")
+    assert any("the data is the deeper cause" in x for x in findings_of(f, "data", "fee_schedule"))
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None and report.proposed_fix.action == "restore_data"
+
+
+def test_a_rejected_write_blames_the_change_not_the_table() -> None:
+    w = world("Journal writes failing", "journal")
+    w.flag(14, "journal-dedupe", state="DISABLED")
+    msg = "insert into journal_rows failed: duplicate key value violates unique constraint for request <ID>"
+    w.pattern("journal", "ERROR", msg, 0, 400, first=15, example=msg.replace("<ID>", "5"))
+    w.anomaly(15, "journal", "http_request_error_ratio", 0.002, 0.3)
+    f = findings(w)
+    assert ranked(f)[0] == ("flag", None, "journal-dedupe")
+    causes = named_causes(service_states(f, bad_patterns(f)), {"journal"})
+    assert "journal" not in causes
+
+
+def test_named_causes_reads_what_the_errors_spell_out() -> None:
+    w = world("x", "relay")
+    w.pattern("relay", "ERROR", "TLS handshake failed: certificate expired (mx.fernwood.example)", 0, 100, first=5)
+    w.pattern("relay", "ERROR", "push to hopper failed: 502 Bad Gateway", 0, 100, first=5)
+    f = findings(w)
+    causes, share = named_causes(service_states(f, bad_patterns(f)), {"relay", "hopper"})["relay"]
+    assert {(c.kind, c.ref) for c in causes} == {("certificate", "mx.fernwood.example"), ("dependency", "hopper")}
+    assert share == 1.0
+
+
+def test_bad_value_words_are_whole_words() -> None:
+    assert damage_strength("amount is NaN for row 5") == 2
+    assert damage_strength("tenant 42 resolved") == 0
+    assert damage_strength("value out of range in column fee") == 2
+
+
+def test_traffic_senders_are_found_under_other_key_names() -> None:
+    assert traffic_sources("POST /hooks/1 202 12ms sender=orbit-crm (duplicate delivery 4)") == ["orbit-crm"]
+    assert traffic_sources("accepted event 9 origin=lumen-sync") == ["lumen-sync"]
+    assert traffic_sources("accepted event 9 original=copy") == []
