@@ -8,9 +8,9 @@ report, and the reviewer's verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -18,9 +18,19 @@ from sqlalchemy import select
 from memory.models import Approval, Investigation
 from tools.context import ToolContext
 
+T = TypeVar("T")
+
 
 class TranscriptError(ValueError):
     """Bad input (unknown id, bad verdict), naming the field."""
+
+
+class TranscriptNotFound(TranscriptError, LookupError):
+    """No run with that id (a LookupError too, so HTTP callers can answer 404)."""
+
+    def __init__(self, investigation_id: str) -> None:
+        super().__init__(f"id: no transcript {investigation_id}")
+        self.investigation_id = investigation_id
 
 
 class ApprovalOutcome(BaseModel):
@@ -35,7 +45,9 @@ class ApprovalOutcome(BaseModel):
     result: str | None = None
 
 
-class TranscriptSummary(BaseModel):
+class RunFields(BaseModel):
+    """What every view of an agent run starts with (the CLI here and the HTTP API in server/)."""
+
     id: str
     incident_id: str
     status: str
@@ -44,6 +56,23 @@ class TranscriptSummary(BaseModel):
     queued_at: datetime
     finished_at: datetime | None = None
     wall_seconds: float | None = None
+
+    @staticmethod
+    def fields_of(inv: Investigation) -> dict[str, Any]:
+        """The run fields of an `Investigation` row, as keyword arguments for a subclass."""
+        return {
+            "id": inv.id,
+            "incident_id": inv.incident_id,
+            "status": inv.status,
+            "model": inv.model,
+            "fallback": bool(inv.fallback),
+            "queued_at": inv.queued_at,
+            "finished_at": inv.finished_at,
+            "wall_seconds": inv.wall_seconds,
+        }
+
+
+class TranscriptSummary(RunFields):
     tool_calls: int = 0
     top_suspect: str | None = None
     proposed_fix: str | None = None
@@ -84,14 +113,7 @@ def _summary(inv: Investigation) -> TranscriptSummary:
         params = ", ".join(f"{k}={v}" for k, v in (fix.get("parameters") or {}).items())
         fix_text = f"{fix.get('action')}({params})"
     return TranscriptSummary(
-        id=inv.id,
-        incident_id=inv.incident_id,
-        status=inv.status,
-        model=inv.model,
-        fallback=inv.fallback,
-        queued_at=inv.queued_at,
-        finished_at=inv.finished_at,
-        wall_seconds=inv.wall_seconds,
+        **RunFields.fields_of(inv),
         tool_calls=len(inv.tool_calls or []),
         top_suspect=f"{top.get('kind')}:{top.get('ref')}" + (f" ({top.get('service')})" if top.get("service") else "")
         if isinstance(top, dict)
@@ -121,7 +143,7 @@ def get_transcript(ctx: ToolContext, investigation_id: str) -> Transcript:
     with ctx.db.session() as s:
         inv = s.get(Investigation, investigation_id)
         if inv is None:
-            raise TranscriptError(f"id: no transcript {investigation_id}")
+            raise TranscriptNotFound(investigation_id)
         apprs = s.scalars(
             select(Approval)
             .where(Approval.investigation_id == investigation_id)
@@ -163,19 +185,41 @@ def review_transcript(
     ctx: ToolContext, investigation_id: str, *, verdict: Literal["right", "wrong"], reviewer: str, note: str = ""
 ) -> Transcript:
     """A person's judgement of the run; reviewed runs become evaluation examples."""
-    if verdict not in ("right", "wrong"):
-        raise TranscriptError(f"verdict: must be right or wrong, not {verdict!r}")
+    _check_verdict(verdict)
     if not reviewer.strip():
         raise TranscriptError("reviewer: must not be empty")
+    store_review(ctx, investigation_id, verdict=verdict, note=note, reviewer=reviewer, read=lambda inv: None)
+    return get_transcript(ctx, investigation_id)
+
+
+def _check_verdict(verdict: str) -> None:
+    if verdict not in ("right", "wrong"):
+        raise TranscriptError(f"verdict: must be right or wrong, not {verdict!r}")
+
+
+def store_review(
+    ctx: ToolContext,
+    investigation_id: str,
+    *,
+    verdict: str,
+    note: str,
+    reviewer: str,
+    read: Callable[[Investigation], T],
+) -> T:
+    """Record a verdict on a run (a later review replaces an earlier one: last word wins).
+
+    `read` turns the updated row into what the caller returns, inside the same session.
+    """
+    _check_verdict(verdict)
     with ctx.db.session() as s:
         inv = s.get(Investigation, investigation_id)
         if inv is None:
-            raise TranscriptError(f"id: no transcript {investigation_id}")
+            raise TranscriptNotFound(investigation_id)
         inv.review_verdict = verdict
         inv.review_note = note
         inv.reviewed_by = reviewer
         inv.reviewed_at = ctx.clock.now()
-    return get_transcript(ctx, investigation_id)
+        return read(inv)
 
 
 def export_reviewed(ctx: ToolContext) -> Iterator[dict[str, Any]]:

@@ -26,7 +26,7 @@ from memory.models import (
     TimelineEntry,
 )
 from server.app import get_ctx
-from server.approvals import ALTERNATIVE_STATUSES
+from server.approvals import ALTERNATIVE_STATUSES, ApprovalRecord
 from server.auth import require_api_token
 from tools.context import ToolContext
 
@@ -56,18 +56,9 @@ class AlertOut(_Orm):
     raw: dict[str, Any] | None = None
 
 
-class ApprovalOut(_Orm):
-    id: str
-    action: str
-    parameters: dict[str, Any]
-    rationale: str
-    status: str
-    requested_at: datetime
-    decided_by: str | None
-    decision: str | None
-    decided_at: datetime | None
-    executed_at: datetime | None
-    result: str | None
+class ApprovalOut(ApprovalRecord):
+    model_config = ConfigDict(from_attributes=True)
+
     investigation_id: str | None
     alternatives: list[ApprovalOut] = Field(default_factory=list)
 

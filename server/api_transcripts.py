@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from agent.transcripts import RunFields, TranscriptNotFound, store_review
 from memory.models import Investigation
 from server.app import get_ctx
 from server.auth import require_api_token
@@ -51,16 +52,8 @@ class Review(BaseModel):
     reviewed_at: datetime | None = None
 
 
-class TranscriptSummary(BaseModel):
-    id: str
-    incident_id: str
-    status: str
-    model: str
-    fallback: bool
-    queued_at: datetime
+class TranscriptSummary(RunFields):
     started_at: datetime | None
-    finished_at: datetime | None
-    wall_seconds: float | None
     tool_call_count: int
     input_tokens: int | None
     output_tokens: int | None
@@ -274,9 +267,7 @@ def summary_of(inv: Investigation) -> TranscriptSummary:
     inp, out, total = _tokens(inv.usage or {})
     verdict = inv.review_verdict if inv.review_verdict in ("right", "wrong") else None
     return TranscriptSummary(
-        id=inv.id, incident_id=inv.incident_id, status=inv.status, model=inv.model, fallback=bool(inv.fallback),
-        queued_at=inv.queued_at, started_at=inv.started_at, finished_at=inv.finished_at,
-        wall_seconds=inv.wall_seconds, tool_call_count=len(inv.tool_calls or []),
+        **RunFields.fields_of(inv), started_at=inv.started_at, tool_call_count=len(inv.tool_calls or []),
         input_tokens=inp, output_tokens=out, total_tokens=total, error=inv.error,
         review=Review(verdict=verdict, note=inv.review_note,  # type: ignore[arg-type]
                       reviewed_by=inv.reviewed_by, reviewed_at=inv.reviewed_at),
@@ -294,17 +285,12 @@ def transcript_of(inv: Investigation) -> Transcript:
 
 def record_review(ctx: ToolContext, investigation_id: str, *, verdict: str, note: str, reviewer: str) -> Transcript:
     """Mark a run's conclusion right or wrong; a later review replaces an earlier one (last word wins)."""
-    if verdict not in ("right", "wrong"):
-        raise ValueError("verdict: must be 'right' or 'wrong'")
-    with ctx.db.session() as s:
-        inv = s.get(Investigation, investigation_id)
-        if inv is None:
-            raise LookupError(f"no transcript {investigation_id}")
-        inv.review_verdict = verdict
-        inv.review_note = note.strip()
-        inv.reviewed_by = reviewer
-        inv.reviewed_at = ctx.clock.now()
-        return transcript_of(inv)
+    try:
+        return store_review(
+            ctx, investigation_id, verdict=verdict, note=note.strip(), reviewer=reviewer, read=transcript_of
+        )
+    except TranscriptNotFound as exc:
+        raise LookupError(f"no transcript {exc.investigation_id}") from None
 
 
 # --- routes ---------------------------------------------------------------------------------------

@@ -63,15 +63,12 @@ class AlternativeView(BaseModel):
     status: str
 
 
-class ApprovalView(BaseModel):
-    """One approval as the API, the web page and `firebreak approvals list --json` show it."""
+class ApprovalRecord(BaseModel):
+    """The fields of an approval row that every view of it shows (this module's and /api/incidents')."""
 
     id: str
-    incident_id: str
-    investigation_id: str | None
     action: str
     parameters: dict[str, Any]
-    describe: str
     rationale: str
     status: str
     requested_at: datetime
@@ -80,6 +77,14 @@ class ApprovalView(BaseModel):
     decided_at: datetime | None
     executed_at: datetime | None
     result: str | None
+
+
+class ApprovalView(ApprovalRecord):
+    """One approval as the API, the web page and `firebreak approvals list --json` show it."""
+
+    incident_id: str
+    investigation_id: str | None
+    describe: str
     slack_channel: str | None = None
     slack_ts: str | None = None
     alternatives: list[AlternativeView] = Field(default_factory=list)

@@ -59,7 +59,9 @@ class CountermeasureOut(BaseModel):
     worked: bool | None
 
 
-class IncidentDetailsOutput(BaseModel):
+class IncidentHead(BaseModel):
+    """The fields every view of an incident starts with (a list row and the full details)."""
+
     id: str
     title: str
     services: list[str]
@@ -67,6 +69,22 @@ class IncidentDetailsOutput(BaseModel):
     status: str
     started_at: datetime | None
     detected_at: datetime | None
+
+    @staticmethod
+    def fields_of(inc: Incident) -> dict[str, Any]:
+        """Those fields of an `Incident` row, as keyword arguments for a subclass."""
+        return {
+            "id": inc.id,
+            "title": inc.title,
+            "services": list(inc.services or []),
+            "severity": inc.severity,
+            "status": inc.status,
+            "started_at": inc.started_at,
+            "detected_at": inc.detected_at,
+        }
+
+
+class IncidentDetailsOutput(IncidentHead):
     mitigated_at: datetime | None
     resolved_at: datetime | None
     symptoms: str
@@ -104,9 +122,8 @@ def incident_details(ctx: ToolContext, args: IncidentDetailsInput) -> IncidentDe
         ).scalars())
         timeline = list(inc.timeline)[-MAX_TIMELINE:]
         return IncidentDetailsOutput(
-            id=inc.id, title=inc.title, services=list(inc.services or []), severity=inc.severity,
-            status=inc.status, started_at=inc.started_at, detected_at=inc.detected_at,
-            mitigated_at=inc.mitigated_at, resolved_at=inc.resolved_at, symptoms=_short(inc.symptoms),
+            **IncidentHead.fields_of(inc), mitigated_at=inc.mitigated_at, resolved_at=inc.resolved_at,
+            symptoms=_short(inc.symptoms),
             user_impact=_short(inc.user_impact), root_cause=_short(inc.root_cause),
             root_cause_category=inc.root_cause_category, tags=list(inc.tags or []), links=list(inc.links or []),
             alerts=[
@@ -134,14 +151,7 @@ class ListIncidentsInput(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
 
 
-class IncidentRow(BaseModel):
-    id: str
-    title: str
-    services: list[str]
-    severity: str
-    status: str
-    started_at: datetime | None
-    detected_at: datetime | None
+class IncidentRow(IncidentHead):
     root_cause: str
     root_cause_category: str
 
@@ -176,8 +186,7 @@ def list_incidents(ctx: ToolContext, args: ListIncidentsInput) -> ListIncidentsO
         return ListIncidentsOutput(
             incidents=[
                 IncidentRow(
-                    id=r.id, title=r.title, services=list(r.services or []), severity=r.severity, status=r.status,
-                    started_at=r.started_at, detected_at=r.detected_at, root_cause=_short(r.root_cause, 500),
+                    **IncidentHead.fields_of(r), root_cause=_short(r.root_cause, 500),
                     root_cause_category=r.root_cause_category,
                 )
                 for r in picked

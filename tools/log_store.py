@@ -10,11 +10,9 @@ over the rows the time/service indexes select, which stays well under 100 ms for
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.context import ToolContext
+from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 LOG_DB_NAME = "logs.sqlite3"
 
@@ -68,13 +67,11 @@ def normalize_level(level: str) -> str:
 
 def to_us(ts: datetime) -> int:
     """Aware datetime -> integer microseconds since the epoch (naive times are refused)."""
-    if ts.tzinfo is None:
-        raise ValueError(f"ts: timestamp {ts.isoformat()} has no timezone (use e.g. 2026-03-02T08:00:00Z)")
-    return round(ts.timestamp() * 1_000_000)
+    return epoch_units(ts, 1_000_000)
 
 
 def from_us(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+    return from_epoch_units(us, 1_000_000)
 
 
 @dataclass(slots=True)
@@ -108,73 +105,31 @@ def _row(line: LogLine | Mapping[str, Any]) -> tuple[int, str, str, str, str | N
     )
 
 
-class LogStore:
+class LogStore(SQLiteStore):
     """SQLite log store; one connection per thread (the server's worker and request threads share it)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+    schema = _SCHEMA
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA cache_size=-65536")
-            conn.create_function("regexp", 2, _regexp, deterministic=True)
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
+    def _setup_connection(self, conn: sqlite3.Connection) -> None:
+        conn.create_function("regexp", 2, _regexp, deterministic=True)
 
     def ingest(self, lines: Iterable[LogLine | Mapping[str, Any]], batch_size: int = 50_000) -> int:
         """Append lines (LogLine or dicts of the same fields); returns how many were stored."""
-        conn = self._conn()
-        total = 0
         sql = "INSERT INTO log_lines (ts, service, level, message, attributes) VALUES (?, ?, ?, ?, ?)"
-        batch: list[tuple[int, str, str, str, str | None]] = []
-        for line in lines:
-            batch.append(_row(line))
-            if len(batch) >= batch_size:
-                with conn:
-                    conn.executemany(sql, batch)
-                total += len(batch)
-                batch = []
-        if batch:
-            with conn:
-                conn.executemany(sql, batch)
-            total += len(batch)
-        return total
+        return insert_batched(self._conn(), sql, (_row(line) for line in lines), batch_size)
 
     def ingest_rows(self, rows: Iterable[tuple[int, str, str, str]], batch_size: int = 50_000) -> int:
         """Fast path for generators that already hold integer times: (ts_us, service, level, message).
 
         Skips building a datetime per line (a drill writes ~50,000 lines inside a 5 s budget).
         """
-        conn = self._conn()
         sql = "INSERT INTO log_lines (ts, service, level, message) VALUES (?, ?, ?, ?)"
         levels = _LEVELS
-        total = 0
-        batch: list[tuple[int, str, str, str]] = []
-        for ts, service, level, message in rows:
-            batch.append((int(ts), service, levels.get(level) or normalize_level(level), message))
-            if len(batch) >= batch_size:
-                with conn:
-                    conn.executemany(sql, batch)
-                total += len(batch)
-                batch = []
-        if batch:
-            with conn:
-                conn.executemany(sql, batch)
-            total += len(batch)
-        return total
+        normalized = (
+            (int(ts), service, levels.get(level) or normalize_level(level), message)
+            for ts, service, level, message in rows
+        )
+        return insert_batched(self._conn(), sql, normalized, batch_size)
 
     def services(self) -> list[str]:
         # Skip-scan over the (service, ts) index: one probe per distinct service.
@@ -286,14 +241,6 @@ class LogStore:
             if not chunk:
                 return
             yield from chunk
-
-    def close(self) -> None:
-        with self._conns_lock:
-            for conn in self._conns:
-                with contextlib.suppress(sqlite3.ProgrammingError):
-                    conn.close()
-            self._conns.clear()
-        self._local = threading.local()
 
 
 def _line(row: tuple[int, str, str, str, str | None]) -> LogLine:

@@ -14,16 +14,13 @@ from firebreak.clock import ensure_aware
 from tools.context import ToolContext
 from tools.log_store import LEVELS, LogLine, from_us, get_log_store, normalize_level, to_us
 from tools.registry import ToolError, tool
+from tools.time_range import ZonedRange, resolve_range
 
 DEFAULT_SEARCH_WINDOW = timedelta(hours=1)
 MAX_MESSAGE_CHARS = 1000
 MAX_ATTRIBUTE_CHARS = 500
 MAX_PATTERN_LINES = 500_000
 LOKI_PATTERN_LINES = 5_000
-
-
-def _aware(value: datetime | None, info_field: str) -> datetime | None:
-    return None if value is None else ensure_aware(value, info_field)
 
 
 def _level(value: str | None) -> str | None:
@@ -35,7 +32,7 @@ def _level(value: str | None) -> str | None:
     return lv
 
 
-class SearchLogsInput(BaseModel):
+class SearchLogsInput(ZonedRange):
     service: str | None = Field(default=None, description="Service name, e.g. 'checkout'. Omit for all services.")
     level: str | None = Field(default=None, description="Exact level: TRACE, DEBUG, INFO, WARN, ERROR or FATAL.")
     text: str | None = Field(default=None, description="Substring to find in the message (case-insensitive).")
@@ -43,11 +40,6 @@ class SearchLogsInput(BaseModel):
     since: datetime | None = Field(default=None, description="Start, ISO 8601 with zone; default: until - 1 h.")
     until: datetime | None = Field(default=None, description="End (ISO 8601 with zone). Default: now.")
     limit: int = Field(default=50, ge=1, le=500, description="Most lines returned, newest first.")
-
-    @field_validator("since", "until")
-    @classmethod
-    def _zone(cls, v: datetime | None, info: Any) -> datetime | None:
-        return _aware(v, info.field_name)
 
     @field_validator("level")
     @classmethod
@@ -131,18 +123,6 @@ def _out_line(line: LogLine) -> LogLineOut:
     )
 
 
-def _range(ctx: ToolContext, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    end = until or ctx.clock.now()
-    start = since or end - DEFAULT_SEARCH_WINDOW
-    if start >= end:
-        raise ToolError(
-            f"since ({start.isoformat()}) must be before until ({end.isoformat()}): swap or widen the range",
-            status=422,
-            field="since",
-        )
-    return start, end
-
-
 def _check_regex(text: str | None, regex: bool) -> None:
     if text and regex:
         try:
@@ -173,7 +153,7 @@ def search_logs(ctx: ToolContext, args: SearchLogsInput) -> SearchLogsOutput:
     since the alert started, or text='timeout'. Returns at most `limit` lines plus the total count.
     For "what changed in the logs" use log_patterns instead.
     """
-    since, until = _range(ctx, args.since, args.until)
+    since, until = resolve_range(ctx, args.since, args.until, DEFAULT_SEARCH_WINDOW)
     _check_regex(args.text, args.regex)
     if ctx.settings.loki_url:
         from tools.loki import SERVICE_LABEL, build_logql

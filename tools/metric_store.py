@@ -7,20 +7,19 @@ because the server and CLI processes open the same files at the same time.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sqlite3
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from tools.context import ToolContext
+from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 METRIC_DB_NAME = "metrics.sqlite3"
 
@@ -48,13 +47,11 @@ CREATE TABLE IF NOT EXISTS dashboards (
 
 
 def to_ms(ts: datetime) -> int:
-    if ts.tzinfo is None:
-        raise ValueError(f"ts: timestamp {ts.isoformat()} has no timezone (use e.g. 2026-03-02T08:00:00Z)")
-    return round(ts.timestamp() * 1000)
+    return epoch_units(ts, 1000)
 
 
 def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return from_epoch_units(ms, 1000)
 
 
 @dataclass(slots=True)
@@ -90,31 +87,14 @@ class SeriesKey:
     labels: dict[str, str]
 
 
-class MetricStore:
+class MetricStore(SQLiteStore):
     """SQLite metric store; one connection per thread."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._series_ids: dict[tuple[str, str, str], int] = {}
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+    schema = _SCHEMA
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA cache_size=-65536")
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
+    def __init__(self, path: Path) -> None:
+        self._series_ids: dict[tuple[str, str, str], int] = {}
+        super().__init__(path)
 
     def _series_id(self, conn: sqlite3.Connection, service: str, name: str, labels: str) -> int:
         key = (service, name, labels)
@@ -131,9 +111,8 @@ class MetricStore:
         """Store samples (a later sample at the same series and ts replaces the earlier one)."""
         conn = self._conn()
         sql = "INSERT OR REPLACE INTO points (series_id, ts, value) VALUES (?, ?, ?)"
-        total = 0
-        batch: list[tuple[int, int, float]] = []
-        with conn:
+
+        def rows() -> Iterator[tuple[int, int, float]]:
             for p in points:
                 if isinstance(p, MetricPoint):
                     ts, service, name, value, labels = p.ts, p.service, p.name, p.value, p.labels
@@ -148,15 +127,10 @@ class MetricStore:
                 if not math.isfinite(value):
                     continue  # NaN/Inf samples (gaps) are not stored
                 lab = json.dumps(labels, sort_keys=True, separators=(",", ":")) if labels else "{}"
-                batch.append((self._series_id(conn, service, name, lab), to_ms(ts), value))
-                if len(batch) >= batch_size:
-                    conn.executemany(sql, batch)
-                    total += len(batch)
-                    batch = []
-            if batch:
-                conn.executemany(sql, batch)
-                total += len(batch)
-        return total
+                yield self._series_id(conn, service, name, lab), to_ms(ts), value
+
+        with conn:  # one transaction for the whole ingest
+            return insert_batched(conn, sql, rows(), batch_size, per_batch_txn=False)
 
     def series(self, service: str | None = None, name: str | None = None) -> list[SeriesKey]:
         sql, params = "SELECT id, service, name, labels FROM series", []
@@ -254,14 +228,6 @@ class MetricStore:
             Dashboard(uid=r[0], title=r[1], url=r[2], panels=[Panel.model_validate(p) for p in json.loads(r[3])])
             for r in rows
         ]
-
-    def close(self) -> None:
-        with self._conns_lock:
-            for conn in self._conns:
-                with contextlib.suppress(sqlite3.ProgrammingError):
-                    conn.close()
-            self._conns.clear()
-        self._local = threading.local()
 
 
 def open_metric_store(data_dir: Path) -> MetricStore:

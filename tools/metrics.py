@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from firebreak.clock import ensure_aware
 from tools.context import ToolContext
 from tools.metric_store import Dashboard, from_ms, get_metric_store
 from tools.registry import ToolError, tool
+from tools.time_range import ZonedRange, resolve_range
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,11 +37,7 @@ MIN_RELATIVE_CHANGE = 0.05
 _NICE_STEPS = (1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
-def _zone(v: datetime | None, name: str) -> datetime | None:
-    return None if v is None else ensure_aware(v, name)
-
-
-class QueryMetricInput(BaseModel):
+class QueryMetricInput(ZonedRange):
     service: str = Field(description="Service name, e.g. 'checkout'.")
     name: str = Field(description="Metric name, e.g. 'http_requests_per_second'.")
     since: datetime | None = Field(default=None, description="Start, ISO 8601 with zone; default: until - 1 h.")
@@ -49,11 +45,6 @@ class QueryMetricInput(BaseModel):
     step_seconds: int | None = Field(
         None, ge=1, le=86_400, description="Bucket width; default: chosen to return at most 500 points."
     )
-
-    @field_validator("since", "until")
-    @classmethod
-    def _aware(cls, v: datetime | None, info: Any) -> datetime | None:
-        return _zone(v, info.field_name)
 
 
 class QueryMetricOutput(BaseModel):
@@ -66,16 +57,11 @@ class QueryMetricOutput(BaseModel):
     source: str
 
 
-class MetricAnomaliesInput(BaseModel):
+class MetricAnomaliesInput(ZonedRange):
     service: str | None = Field(default=None, description="Only this service's series. Omit for all services.")
     since: datetime | None = Field(default=None, description="Start, ISO 8601 with zone; default: until - 2 h.")
     until: datetime | None = Field(default=None, description="End (ISO 8601 with zone). Default: now.")
     limit: int = Field(default=20, ge=1, le=200, description="Most anomalies returned (earliest onset first).")
-
-    @field_validator("since", "until")
-    @classmethod
-    def _aware(cls, v: datetime | None, info: Any) -> datetime | None:
-        return _zone(v, info.field_name)
 
 
 class Anomaly(BaseModel):
@@ -237,20 +223,6 @@ def _fit_onset(x: np.ndarray, *, lo: int, i: int, hi: int) -> int:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _range(
-    ctx: ToolContext, since: datetime | None, until: datetime | None, default: timedelta
-) -> tuple[datetime, datetime]:
-    end = until or ctx.clock.now()
-    start = since or end - default
-    if start >= end:
-        raise ToolError(
-            f"since ({start.isoformat()}) must be before until ({end.isoformat()}): swap or widen the range",
-            status=422,
-            field="since",
-        )
-    return start, end
-
-
 def _auto_step(span_s: float, native_s: float) -> int:
     want = max(native_s, span_s / MAX_POINTS)
     return next((s for s in _NICE_STEPS if s >= want), int(math.ceil(want)))
@@ -287,7 +259,7 @@ def query_metric(ctx: ToolContext, args: QueryMetricInput) -> QueryMetricOutput:
     Use it to look at a series you suspect (memory, error rate, latency) once metric_anomalies or an
     alert has named it, or to confirm when it started moving. Several label sets are averaged.
     """
-    since, until = _range(ctx, args.since, args.until, DEFAULT_QUERY_WINDOW)
+    since, until = resolve_range(ctx, args.since, args.until, DEFAULT_QUERY_WINDOW)
     span_s = (until - since).total_seconds()
     if ctx.settings.prometheus_url:
         return _query_prometheus(ctx, args, since, until, span_s)
@@ -371,7 +343,7 @@ def metric_anomalies(ctx: ToolContext, args: MetricAnomaliesInput) -> MetricAnom
     alert). Each anomaly gives onset, before/after levels, change_ratio, direction and a score in noise
     standard deviations. Default range: the two hours before now.
     """
-    since, until = _range(ctx, args.since, args.until, DEFAULT_ANOMALY_WINDOW)
+    since, until = resolve_range(ctx, args.since, args.until, DEFAULT_ANOMALY_WINDOW)
     found: list[Anomaly] = []
     if ctx.settings.prometheus_url:
         checked, capped = _prometheus_anomalies(ctx, args.service, since, until, found)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from memory.models import Alert
 from tools.context import ToolContext
 from tools.registry import ToolError, tool
+from tools.sentry_payload import epoch_datetime, tag_pairs
 
 MAX_FRAMES = 25
 MAX_TAGS = 20
@@ -73,10 +74,7 @@ def _dt(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
+        return epoch_datetime(value)
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
@@ -100,14 +98,7 @@ def _release(value: Any) -> str | None:
 
 def _tag_map(tags: Any) -> dict[str, str]:
     out: dict[str, str] = {}
-    items = list(tags.items()) if isinstance(tags, dict) else list(tags or [])
-    for item in items:
-        if isinstance(item, list | tuple) and len(item) == 2:
-            key, value = item
-        elif isinstance(item, dict) and "key" in item:
-            key, value = item.get("key"), item.get("value")
-        else:
-            continue
+    for key, value in tag_pairs(tags):
         if isinstance(key, str) and value is not None and len(out) < MAX_TAGS:
             out[key] = str(value)[:200]
     return out

@@ -30,6 +30,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from firebreak.settings import Settings
 from server.intake.errors import IntakeRefused
 from server.intake.models import AlertLink, AlertSeverity, AlertStatus, NormalizedAlert
+from tools.sentry_payload import epoch_datetime, tag_pairs
 
 log = logging.getLogger("firebreak.intake")
 
@@ -357,26 +358,10 @@ def _sentry_resource(header: str | None, data: dict[str, Any]) -> str | None:
 def _tags(tags: list[Any] | dict[str, Any] | None) -> dict[str, str]:
     """Sentry sends tags as [[key, value], ...] (sometimes [{key, value}] or a mapping)."""
     out: dict[str, str] = {}
-    items: list[Any] = list(tags.items()) if isinstance(tags, dict) else list(tags or [])
-    for item in items[:MAX_TAGS]:
-        if isinstance(item, list | tuple) and len(item) == 2:
-            key, value = item
-        elif isinstance(item, dict) and "key" in item:
-            key, value = item.get("key"), item.get("value")
-        else:
-            continue
+    for key, value in tag_pairs(tags, MAX_TAGS):
         if isinstance(key, str) and _clean(key, 200) and isinstance(value, str | int | float | bool):
             out[_clean(key, 200)] = _clean(str(value))
     return out
-
-
-def _epoch(value: float | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _sentry_event(
@@ -413,7 +398,7 @@ def _sentry_event(
         severity=severity_of(event.level, "error"),
         title=title,
         summary=summary,
-        started_at=event.occurred or _epoch(event.timestamp) or now,
+        started_at=event.occurred or epoch_datetime(event.timestamp) or now,
         labels={**labels, "sentry_resource": resource, "sentry_action": _clean(action, 64)},
         links=_link("sentry", event.web_url, "Sentry event"),
         raw=raw,
