@@ -261,3 +261,18 @@ def test_detect_change_early_onset_and_zero_baseline() -> None:
     z[50:] = 0.35
     c = detect_change(z)
     assert c is not None and c.onset_index == 50 and c.before == 0 and c.score <= 1e6
+
+
+def test_failed_ingest_leaves_no_stale_series_ids(ctx: ToolContext) -> None:
+    from tools.metric_store import MetricPoint, get_metric_store
+
+    store = get_metric_store(ctx)
+    now = ctx.clock.now()
+    bad = [MetricPoint(ts=now, service="newsvc", name="m", value=1.0), {"ts": now, "service": "", "name": "m",
+                                                                         "value": 1.0}]
+    with pytest.raises(ValueError):
+        store.ingest(bad)
+    assert store.services() == []
+    store.ingest([MetricPoint(ts=now, service="newsvc", name="m", value=2.0)])
+    sid = store.series("newsvc", "m")[0].id
+    assert [v for _, _, v in store.points([sid], now, now)] == [2.0]

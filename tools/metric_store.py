@@ -129,8 +129,12 @@ class MetricStore(SQLiteStore):
                 lab = json.dumps(labels, sort_keys=True, separators=(",", ":")) if labels else "{}"
                 yield self._series_id(conn, service, name, lab), to_ms(ts), value
 
-        with conn:  # one transaction for the whole ingest
-            return insert_batched(conn, sql, rows(), batch_size, per_batch_txn=False)
+        try:
+            with conn:  # one transaction for the whole ingest
+                return insert_batched(conn, sql, rows(), batch_size, per_batch_txn=False)
+        except BaseException:
+            self._series_ids.clear()  # series rows inserted in the rolled-back transaction are gone
+            raise
 
     def series(self, service: str | None = None, name: str | None = None) -> list[SeriesKey]:
         sql, params = "SELECT id, service, name, labels FROM series", []
