@@ -269,7 +269,9 @@ def test_failed_ingest_leaves_no_stale_series_ids(ctx: ToolContext) -> None:
     store = get_metric_store(ctx)
     now = ctx.clock.now()
     bad: list[MetricPoint | dict[str, object]] = [
-        MetricPoint(ts=now, service="newsvc", name="m", value=1.0), {"ts": now, "service": "", "name": "m", "value": 1.0}]
+        MetricPoint(ts=now, service="newsvc", name="m", value=1.0),
+        {"ts": now, "service": "", "name": "m", "value": 1.0},
+    ]
     with pytest.raises(ValueError):
         store.ingest(bad)
     assert store.services() == []
