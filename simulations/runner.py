@@ -508,6 +508,8 @@ def result_of(sc: Scenario, env: DrillEnv, progress: Progress, triage: Triage, s
                           confidence=float(h.get("confidence") or 0.0))
             for h in (report or {}).get("hypotheses") or []]
     investigator = str((report or {}).get("investigator") or triage.investigator or env.settings.model)
+    if (report or {}).get("fallback") and env.settings.model != investigator:
+        investigator = f"{investigator} (fallback from {env.settings.model})"
     return DrillResult(
         scenario=sc.id, investigator=investigator, rank=sc_score.rank, hit_at_1=sc_score.hit_at_1,
         hit_at_3=sc_score.hit_at_3, mitigation_ok=sc_score.mitigation_ok, severity_ok=sc_score.severity_ok,
