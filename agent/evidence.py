@@ -97,7 +97,8 @@ WEAK_DAMAGE_WORDS = ("missing", "mismatch", "negative", "wrong", "invalid", "sta
 # Impossible values a reader trips over (whole words: `nan` must not match `tenant`).
 _BAD_VALUE_RE = re.compile(
     r"\b(?:nan|not a number|infinity|inf|invalid value|out of range|non-numeric|unparseable|bad value|"
-    r"empty value|divide by zero|division by zero)\b",
+    r"empty value|divide by zero|division by zero|"
+    r"negative (?:total|amount|price|balance|quantity|stock|count|sum|rate|weight))\b",
     re.IGNORECASE,
 )
 
@@ -1183,8 +1184,22 @@ def _extract_hosts(text: str) -> list[str]:
     return hosts
 
 
+# A bare snake_case identifier standing on its own (`(ledger_rows rate=0)`, `ledger_rows: 3 rows ...`):
+# not a key (`x_id=`), a call (`f_x(`), a dotted path (`mod.f_x`) or an attribute.
+_BARE_SNAKE_RE = re.compile(r"(?<![\w.=/<>\[-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w(=\[<>.-]|\.\w)")
+# Suffixes of fields, units and metric names, not of tables.
+_FIELD_SUFFIXES = (
+    "_id", "_ids", "_ms", "_us", "_ns", "_s", "_sec", "_seconds", "_total", "_count", "_ratio", "_bytes",
+    "_at", "_ts", "_time", "_per_second", "_per_minute", "_rate", "_pct", "_percent", "_key", "_url",
+    "_name", "_type", "_size", "_len", "_version", "_code", "_status", "_level", "_flag",
+)
+BARE_TABLE_SURE = 0.5
+
+
 def _tables(text: str) -> list[tuple[str, float]]:
-    """Table names a log line points at: explicit (`table invoices`, `relation "x"`) or snake_case after in/from."""
+    """Table names a log line points at: explicit (`table invoices`, `relation "x"`), snake_case after
+    in/from (0.7), or, only in a line reporting impossible values, a bare snake_case name (0.5): the
+    thing holding the bad values is usually named next to them."""
     out: list[tuple[str, float]] = []
     for rx, sure in _TABLE_RES:
         for m in rx.finditer(text):
@@ -1193,6 +1208,26 @@ def _tables(text: str) -> list[tuple[str, float]]:
                 out.append((name, sure))
     for m in _SNAKE_RE.finditer(text):
         out.append((m.group(1), 0.7))
+    if damage_strength(text) == 2:
+        seen = {n for n, _ in out}
+        for m in _BARE_SNAKE_RE.finditer(text):
+            name = m.group(1)
+            if name not in seen and not name.endswith(_FIELD_SUFFIXES):
+                seen.add(name)
+                out.append((name, BARE_TABLE_SURE))
+    return out
+
+
+def table_mentions(states: dict[str, ServiceState]) -> dict[str, set[tuple[str, str]]]:
+    """Per table name: the (service, template) pairs of new bad lines reporting damage that name it.
+    Two lines agreeing (a writer warning about a table and a reader failing on it) make a bare
+    snake_case name credible as a table and its content as the trouble."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for svc, st in states.items():
+        for b in st.bad_patterns:
+            if b.new and damage_strength(b.text):
+                for name, _ in _tables(b.example) + _tables(b.template):
+                    out.setdefault(name, set()).add((svc, b.template))
     return out
 
 
@@ -1229,6 +1264,8 @@ def signal_candidates(
         if k not in out or out[k].score < c.score:
             out[k] = c
 
+    mentions = table_mentions(states)
+    named_by = {t: {svc for svc, _ in m} for t, m in mentions.items()}
     for svc, st in sorted(states.items()):
         new_bads = [b for b in st.bad_patterns if b.level in ("ERROR", "FATAL", "CRITICAL", "WARN", "WARNING")]
         for b in new_bads:
@@ -1277,7 +1314,10 @@ def signal_candidates(
             if ch.score > 0.15 and any(w in note for w in CHANGE_WRITES_DATA):
                 writer = ch
                 break
-        for table, tw in sorted(tables.items(), key=lambda kv: -kv[1])[:2]:
+        for table in tables:
+            if len(mentions.get(table, ())) >= 2:
+                tables[table] = min(1.0, tables[table] + 0.3)
+        for table, tw in sorted(tables.items(), key=lambda kv: (-kv[1], kv[0]))[:2]:
             score = (0.45 + 0.3 * min(1.0, strength)) * tw * (1.0 if strong else 0.8) + (0.25 if writer else 0.0)
             ev = [
                 Evidence(
@@ -1287,6 +1327,15 @@ def signal_candidates(
                     f" (table {table})",
                 )
             ]
+            others = sorted(named_by.get(table, set()) - {svc})
+            if others:
+                ev.append(
+                    Evidence(
+                        tool="log_patterns",
+                        finding=f"{', '.join(others)} also report{'s' if len(others) == 1 else ''} "
+                        f"bad values in {table}",
+                    )
+                )
             if writer is not None:
                 ev.append(
                     Evidence(
@@ -1602,6 +1651,7 @@ def named_causes(states: dict[str, ServiceState], services: set[str]) -> dict[st
     """Per service: the causes its new or surged error templates name, and the share of its error
     weight they account for (1.0: every new error says what broke)."""
     out: dict[str, tuple[list[NamedCause], float]] = {}
+    mentions = table_mentions(states)
     for svc, st in sorted(states.items()):
         total = sum(b.weight for b in st.bad_patterns)
         if total <= 0:
@@ -1616,7 +1666,12 @@ def named_causes(states: dict[str, ServiceState], services: set[str]) -> dict[st
                 if hosts:
                     hit = ("certificate", hosts[0])
             if hit is None and damage_strength(text) == 2 and not _write_rejected(text):
-                tables = _tables(b.example) + _tables(b.template)
+                # A bare snake_case name alone is too weak to say what broke, unless two lines agree.
+                tables = [
+                    (n, w)
+                    for n, w in _tables(b.example) + _tables(b.template)
+                    if w > BARE_TABLE_SURE or len(mentions.get(n, ())) >= 2
+                ]
                 if tables:
                     hit = ("data", max(tables, key=lambda t: t[1])[0])
             if hit is None and any(w in low for w in DEPENDENCY_FAIL_WORDS):
@@ -1756,6 +1811,104 @@ def change_on_failing_dependency(cands: list[Candidate], states: dict[str, Servi
         )
 
 
+# How soon after a change on a quiet dependency its callers' trouble must begin to be blamed on it.
+QUIET_DEPENDENCY_WINDOW_MIN = 10.0
+_TOLERANCE = timedelta(seconds=30)
+
+
+def change_on_quiet_dependency(
+    cands: list[Candidate],
+    states: dict[str, ServiceState],
+    graph: Graph,
+    hurt: dict[str, list[str]],
+    causes: dict[str, tuple[list[NamedCause], float]],
+) -> None:
+    """A dependency can break its callers without failing itself (it answers 200 with wrong content):
+    it never alerts and shows no errors, and the caller's errors do not name it. When the first
+    service in trouble (no other service's errors began earlier) has no change of its own before
+    its onset, and a dependency it calls changed minutes before that onset, the dependency's
+    change is the cause and the caller only the path.
+    The caller's own changes that came after its onset do not count: they cannot have caused it."""
+    change_cands = [
+        c
+        for c in cands
+        if c.suspect.kind in CHANGE_KINDS and c.change_at is not None and c.suspect.service is not None
+    ]
+    for root, rst in sorted(states.items()):
+        if rst.affected < 0.5 or rst.onset is None or root in hurt:
+            continue
+        onset = rst.onset
+        deps = graph.deps.get(root, set())
+        own_before = [
+            c
+            for c in cands
+            if c.suspect.kind in CHANGE_KINDS
+            and c.change_at is not None
+            and (c.suspect.service == root or (c.target == root and c.suspect.service not in deps))
+            and -0.75 <= _minutes(onset, c.change_at) <= DEPENDENCY_CHANGE_WINDOW_MIN
+        ]
+        if own_before:
+            continue  # the caller changed itself first: the usual rules weigh that change
+        if any(
+            o != root and ost.affected >= 0.3 and ost.exact_onset is not None and ost.exact_onset < onset - _TOLERANCE
+            for o, ost in states.items()
+        ):
+            continue  # another service's errors began first: the trouble did not start here
+        if any(
+            c.suspect.kind == "traffic"
+            and c.suspect.service == root
+            and any("the load came first" in e.finding for e in c.evidence)
+            for c in cands
+        ):
+            continue  # more inbound requests came first: a dependency's change does not send them
+        best: tuple[float, str, Candidate] | None = None
+        for ch in change_cands:
+            dep = ch.suspect.service or ""
+            dst = states.get(dep)
+            if dep not in deps or (dst is not None and dst.affected >= 0.3) or ch.change_at is None:
+                continue  # a failing dependency is change_on_failing_dependency's case
+            gap = _minutes(onset, ch.change_at)
+            if 0.0 <= gap <= QUIET_DEPENDENCY_WINDOW_MIN and (best is None or (gap, ch.suspect.ref) < best[:2]):
+                best = (gap, ch.suspect.ref, ch)
+        if best is None:
+            continue
+        gap, _, ch = best
+        named, share = causes.get(root, ([], 0.0))
+        if share >= EXPLAINED_SHARE and not any(
+            ch.change is not None and change_relates_to(ch.change, n) for n in named
+        ):
+            continue  # the caller's errors name another cause the change does not touch
+        related = [
+            c
+            for c in cands
+            if c is not ch
+            and (c.suspect.service == root or c.target == root or c.origin == root)
+            and c.suspect.kind not in ("traffic",)
+        ]
+        top = max((c.score for c in related), default=0.0)
+        if ch.score < top + 0.05:
+            ch.score = top + 0.05
+        ch.evidence.append(
+            Evidence(
+                tool="reasoning",
+                weight=0.0,
+                finding=f"{root} is the first service in trouble and made no change of its own before it; "
+                f"{root} calls {ch.suspect.service}, which changed {gap:.0f} min before {root}'s trouble began",
+            )
+        )
+        for c in cands:
+            if c.suspect.kind == "dependency" and c.suspect.service == root:
+                c.score *= 0.85
+                c.evidence.append(
+                    Evidence(
+                        tool="reasoning",
+                        weight=0.0,
+                        finding=f"ruled down: {root} fails after {ch.suspect.service}'s "
+                        f"{ch.suspect.kind} {ch.suspect.ref}, which it calls",
+                    )
+                )
+
+
 def data_under_dependency(cands: list[Candidate], causes: dict[str, tuple[list[NamedCause], float]]) -> None:
     """The deepest failing link wins: a dependency whose own errors report damaged values in a table
     fails because of that data; restoring the data, not failing over the service, is the fix."""
@@ -1851,6 +2004,7 @@ def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
     config_plausibility(cands, states)
     errors_name_their_cause(cands, causes)
     change_on_failing_dependency(cands, states)
+    change_on_quiet_dependency(cands, states, graph, victims(states, graph, services), causes)
     data_under_dependency(cands, causes)
     memory_boost(cands, f)
     discount_symptoms(cands)

@@ -340,7 +340,10 @@ def stats(
     with ctx.db.session() as s:
         rows = st.weekly_stats(s, weeks=weeks, now=ctx.clock.now())
     if chart:
-        st.render_chart(rows, str(chart))
+        try:
+            st.render_chart(rows, str(chart))
+        except OSError as exc:
+            fail(f"--chart: cannot write {chart} ({exc.strerror or exc})")
     if as_json:
         _print_json([r.model_dump(mode="json") for r in rows])
         return
@@ -367,7 +370,10 @@ def export(
     with ctx.db.session() as s:
         text = export_json(s) if fmt == "json" else export_csv(s)
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"--output: cannot write {output} ({exc.strerror or exc})")
         err.print(f"written to {output}")
     else:
         sys.stdout.write(text)
@@ -389,4 +395,8 @@ def import_(
             ids = import_records(s, records, actor=_actor(by), at=now, source=path.name)
     except (ImportError_, log.IncidentLogError) as exc:
         fail(str(exc))
+    except UnicodeDecodeError as exc:
+        fail(f"{path.name}: cannot read as UTF-8 text ({exc.reason} at byte {exc.start})")
+    except OSError as exc:
+        fail(f"{path.name}: cannot read the file ({exc.strerror or exc})")
     out.print(f"imported {len(ids)} incident(s) from {path}")

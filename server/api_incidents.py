@@ -9,7 +9,7 @@ true counts and `*_truncated` flags alongside.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,9 @@ from server.app import get_ctx
 from server.approvals import ALTERNATIVE_STATUSES, ApprovalRecord
 from server.auth import require_api_token
 from tools.context import ToolContext
+from tools.redact import redact_obj
+
+_M = TypeVar("_M", bound=BaseModel)
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"], dependencies=[Depends(require_api_token)])
 
@@ -165,6 +168,12 @@ def _alert_counts(s: Session, ids: list[str]) -> dict[str, int]:
     return {incident_id: count for incident_id, count in rows if incident_id is not None}
 
 
+def _redacted(model: _M) -> _M:
+    """The response with secrets masked: alert text and raw payloads are stored as received (nothing is
+    lost), but an API caller gets them through the same redaction as the tools and the model."""
+    return type(model).model_validate(redact_obj(model.model_dump(mode="python")))
+
+
 @router.get("", response_model=IncidentList)
 def list_incidents(
     status: Literal["open", "mitigated", "resolved"] | None = None,
@@ -197,7 +206,7 @@ def list_incidents(
             item = IncidentSummary.model_validate(inc, from_attributes=True)
             alerts = _alerts(s, inc.id, alerts_limit, raw=False) if alerts_limit else []
             items.append(item.model_copy(update={"alert_count": counts.get(inc.id, 0), "alerts": alerts}))
-    return IncidentList(incidents=items, total=total, truncated=total > len(items))
+    return _redacted(IncidentList(incidents=items, total=total, truncated=total > len(items)))
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
@@ -236,7 +245,7 @@ def get_incident(
         remediations = s.scalars(
             select(Remediation).where(Remediation.incident_id == inc.id).order_by(Remediation.id))
         base = IncidentSummary.model_validate(inc).model_dump(exclude={"alerts", "alert_count"})
-        return IncidentDetail(
+        return _redacted(IncidentDetail(
             **base,
             symptoms=inc.symptoms or "",
             user_impact=inc.user_impact or "",
@@ -254,4 +263,4 @@ def get_incident(
             countermeasures=[CountermeasureOut.model_validate(c) for c in countermeasures],
             remediations=[RemediationOut.model_validate(r) for r in remediations],
             investigations=[InvestigationOut.model_validate(i) for i in investigations],
-        )
+        ))

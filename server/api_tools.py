@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from server.app import get_ctx
 from server.auth import require_api_token
 from tools.context import ToolContext
+from tools.redact import redact_text
 from tools.registry import REGISTRY, ToolError, ToolSpec, call_tool, get_tool, load_tools
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def run_tool(ctx: ToolContext, name: str, args: dict[str, Any] | BaseModel) -> J
         raise HTTPException(422, detail=f"{name}: {loc}: {err['msg']}") from None
     except Exception as exc:  # a backend failure is not the caller's fault: say so, keep the server up
         log.exception("tool %s failed", name)
-        raise HTTPException(502, detail=f"{name} failed: {type(exc).__name__}: {exc}") from None
+        raise HTTPException(502, detail=redact_text(f"{name} failed: {type(exc).__name__}: {exc}")) from None
     return JSONResponse(out)
 
 

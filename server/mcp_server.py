@@ -32,6 +32,7 @@ def build_server(ctx: ToolContext) -> Any:
     from mcp.server.lowlevel import Server
 
     from firebreak import __version__
+    from tools.redact import redact_text
     from tools.registry import ToolError, call_tool, get_tool, load_tools
 
     def query_tools() -> list[Any]:
@@ -61,7 +62,7 @@ def build_server(ctx: ToolContext) -> Any:
             return error(exc.message)
         except Exception as exc:  # a backend failure: tell the calling agent, keep serving
             log.exception("tool %s failed", name)
-            return error(f"{name} failed: {type(exc).__name__}: {exc}")
+            return error(redact_text(f"{name} failed: {type(exc).__name__}: {exc}"))
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(out, ensure_ascii=False))],
             structured_content=out,

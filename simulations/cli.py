@@ -64,6 +64,11 @@ def print_result(result: Any) -> None:
               highlight=False)
 
 
+def _not_utf8(file: Path, exc: UnicodeDecodeError) -> str:
+    """One line for a scenario file that is not text (the loader only turns OSError into ScenarioError)."""
+    return f"{file}: cannot read as UTF-8 text ({exc.reason} at byte {exc.start})"
+
+
 @app.command("run")
 def run_cmd(
     file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -82,9 +87,14 @@ def run_cmd(
         load_scenario(file)
     except ScenarioError as exc:
         raise _fail(str(exc), 2) from None
+    except UnicodeDecodeError as exc:
+        raise _fail(_not_utf8(file, exc), 2) from None
     preload()
     if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
+        try:
+            keep.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(f"--keep: cannot create {keep} ({exc.strerror or exc})", 2) from None
     try:
         result = run_drill(file, server=server, keep_dir=keep,
                            on_step=(lambda line: err.print(f"  {line}", markup=False)) if verbose else None)
@@ -136,6 +146,8 @@ def bench_dir(directory: Path, progress: bool = True) -> dict[str, Any]:
             scenarios.append(load_scenario(f))
         except ScenarioError as exc:
             problems.append(str(exc))
+        except UnicodeDecodeError as exc:
+            problems.append(_not_utf8(f, exc))
     if problems:
         raise InvalidScenarios("\n".join(problems))
     preload()
@@ -201,6 +213,8 @@ def practice_cmd(
         practise(file, person=person, speed=speed, data_dir=data_dir, timeout=timeout, console=out)
     except ScenarioError as exc:
         raise _fail(str(exc), 2) from None
+    except UnicodeDecodeError as exc:
+        raise _fail(_not_utf8(file, exc), 2) from None
     except PracticeError as exc:
         raise _fail(str(exc), 1) from None
 

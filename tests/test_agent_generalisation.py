@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from agent.evidence import (
     Findings,
+    _tables,
     bad_patterns,
     build_report,
     damage_strength,
@@ -212,3 +213,148 @@ def test_traffic_senders_are_found_under_other_key_names() -> None:
     assert traffic_sources("POST /hooks/1 202 12ms sender=orbit-crm (duplicate delivery 4)") == ["orbit-crm"]
     assert traffic_sources("accepted event 9 origin=lumen-sync") == ["lumen-sync"]
     assert traffic_sources("accepted event 9 original=copy") == []
+
+
+# -- damaged data named next to impossible values, without the word "table" ---------------------
+
+
+def zeroed_table_world(writer_warns: bool = True) -> World:
+    """tally-sync writes zero weights into tariff_matrix; quoter divides by them and fails;
+    storefront fails because quoter does. quoter deploys after its errors began (Sentry tags it)."""
+    w = world("Basket pricing failing", "storefront", alert_at=15)
+    w.edges = [
+        {"service": "storefront", "depends_on": "quoter"},
+        {"service": "quoter", "depends_on": "quotedb"},
+        {"service": "tally-sync", "depends_on": "quotedb"},
+    ]
+    if writer_warns:
+        warn = "tariff_matrix: <NUM> regions have weight <NUM> after load (NORTH, EAST, ...)"
+        w.pattern("tally-sync", "WARN", warn, 0, 3, first=6, example=warn.replace("<NUM>", "0.000000"))
+    err = "quote failed for basket <ID>: division by zero (tariff_matrix weight=<NUM>)"
+    w.pattern("quoter", "ERROR", err, 0, 1500, first=8, example=err.replace("<ID>", "41").replace("<NUM>", "0"))
+    w.anomaly(8, "quoter", "http_request_error_ratio", 0.002, 0.35)
+    caller = "quoter rejected basket <ID>: 422 unpayable total"
+    w.pattern("storefront", "ERROR", caller, 0, 1000, first=10, example=caller.replace("<ID>", "7"))
+    w.anomaly(10, "storefront", "http_request_error_ratio", 0.003, 0.28)
+    w.deploy(10, "quoter", "5.4.1", "5.4.0", "tidy helper names")
+    w.sentry_issue(14, "quoter", "ZeroDivisionError: division by zero", "5.4.1")
+    return w
+
+
+def test_a_table_with_impossible_values_beats_the_dependency_that_reads_it() -> None:
+    f = findings(zeroed_table_world())
+    order = ranked(f)
+    assert order[0] == ("data", None, "tariff_matrix")
+    assert order.index(("data", None, "tariff_matrix")) < order.index(("dependency", "quoter", "quoter"))
+    why = " ".join(findings_of(f, "data", "tariff_matrix"))
+    assert "also reports bad values in tariff_matrix" in why
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.action == "restore_data"
+    assert report.proposed_fix.parameters == {"ref": "tariff_matrix"}
+
+
+def test_a_bare_name_in_a_single_error_line_is_not_taken_as_what_broke() -> None:
+    """One line is not enough to call a bare snake_case word a table: it may be a function."""
+    f = findings(zeroed_table_world(writer_warns=False))
+    causes = named_causes(service_states(f, bad_patterns(f)), {"storefront", "quoter", "tally-sync"})
+    assert "quoter" not in causes
+    # Still offered as a (weaker) data suspect.
+    assert ("data", None, "tariff_matrix") in ranked(f)
+
+
+def test_bare_table_names_skip_fields_calls_and_paths() -> None:
+    assert _tables("division by zero (tariff_matrix weight=0)") == [("tariff_matrix", 0.5)]
+    assert _tables("tariff_matrix: 9 regions have weight 0.000000 after load") == [("tariff_matrix", 0.5)]
+    # Only next to impossible values.
+    assert _tables("refreshed tariff_matrix cache") == []
+    for line in (
+        "NaN for basket_id=4",
+        "division by zero in mod.norm_weights",
+        "division by zero calling norm_weights(0)",
+        "latency_ms is NaN",
+    ):
+        assert all(name not in ("basket_id", "norm_weights", "latency_ms") for name, _ in _tables(line)), line
+
+
+def test_negative_totals_are_impossible_values() -> None:
+    assert damage_strength("order 5 has negative total -12.50") == 2
+
+
+# -- a change on a dependency that never alerts ----------------------------------------------------
+
+
+def quiet_dependency_world() -> World:
+    """mapgrid deploys and starts answering with swapped fields; it logs no error and never alerts.
+    dispatch, which calls it, fails a minute later and deploys an unrelated change after that (Sentry
+    tags the later release); storefront follows dispatch."""
+    w = world("Delivery dates missing", "storefront", alert_at=20)
+    w.alert(19, "dispatch", "DispatchFallbackHigh")
+    w.edges = [
+        {"service": "storefront", "depends_on": "dispatch"},
+        {"service": "dispatch", "depends_on": "mapgrid"},
+        {"service": "dispatch", "depends_on": "roadwatch"},
+        {"service": "mapgrid", "depends_on": "tilecache"},
+    ]
+    w.anomaly(5, "tilecache", "evictions_per_second", 5, 250)  # an unrelated blip first
+    w.deploy(9, "mapgrid", "7.1.0", "7.0.4", "library upgrade; serializer cleanup")
+    w.anomaly(11, "dispatch", "fallback_ratio", 0.02, 0.9)
+    warn = "implausible leg length <NUM> km for job <ID>, using default"
+    w.pattern("dispatch", "WARN", warn, 0, 2400, first=11, example=warn.replace("<NUM>", "9000").replace("<ID>", "3"))
+    err = "schedule failed for job <ID>: latitude <NUM> out of range"
+    w.pattern("dispatch", "ERROR", err, 0, 800, first=11, example=err.replace("<ID>", "3").replace("<NUM>", "151.2"))
+    w.deploy(13, "dispatch", "3.3.1", "3.3.0", "add tracing spans")
+    w.sentry_issue(18, "dispatch", "ValueError: latitude must be in [-90, 90]", "3.3.1")
+    w.anomaly(14, "storefront", "conversion_ratio", 0.6, 0.4)
+    late = "delivery date unavailable for cart <ID>"
+    w.pattern("storefront", "WARN", late, 0, 1500, first=14, example=late.replace("<ID>", "5"))
+    return w
+
+
+def test_a_deploy_on_a_quiet_dependency_right_before_the_first_failure_is_the_cause() -> None:
+    f = findings(quiet_dependency_world())
+    order = ranked(f)
+    assert order[0] == ("deploy", "mapgrid", "7.1.0")
+    assert order.index(("deploy", "mapgrid", "7.1.0")) < order.index(("deploy", "dispatch", "3.3.1"))
+    why = " ".join(findings_of(f, "deploy", "7.1.0"))
+    assert "dispatch calls mapgrid, which changed 2 min before" in why
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.action == "rollback"
+    assert report.proposed_fix.parameters == {"service": "mapgrid", "to": "7.0.4"}
+
+
+def test_a_quiet_dependency_is_not_blamed_when_the_caller_changed_itself_first() -> None:
+    w = quiet_dependency_world()
+    w.config(10, "dispatch", "legs.max_parallel", 32, 2)
+    f = findings(w)
+    order = ranked(f)
+    assert order[0] != ("deploy", "mapgrid", "7.1.0")
+    assert not any("which changed" in x for x in findings_of(f, "deploy", "7.1.0"))
+
+
+def test_a_quiet_dependency_change_long_before_the_trouble_is_not_blamed() -> None:
+    w = quiet_dependency_world()
+    w.changes[0]["at"] = w.at(-35)
+    f = findings(w)
+    assert ranked(f)[0] != ("deploy", "mapgrid", "7.1.0")
+
+
+def test_a_quiet_dependency_is_not_blamed_when_the_errors_name_another_failing_service() -> None:
+    w = quiet_dependency_world()
+    w.patterns = [p for p in w.patterns if p["service"] != "dispatch"]
+    msg = "traffic lookup failed: 503 Service Unavailable from roadwatch for job <ID>"
+    w.pattern("dispatch", "ERROR", msg, 0, 900, first=11, example=msg.replace("<ID>", "8"))
+    f = findings(w)
+    order = ranked(f)
+    assert order[0] == ("dependency", "roadwatch", "roadwatch")
+    assert not any("which changed" in x for x in findings_of(f, "deploy", "7.1.0"))
+
+
+def test_a_quiet_dependency_is_not_blamed_when_another_service_failed_first() -> None:
+    w = quiet_dependency_world()
+    msg = "score job <ID> failed: model file unreadable"
+    w.pattern("ranker", "ERROR", msg, 0, 900, first=7, example=msg.replace("<ID>", "2"))
+    w.anomaly(7, "ranker", "http_request_error_ratio", 0.001, 0.4)
+    f = findings(w)
+    assert not any("which changed" in x for x in findings_of(f, "deploy", "7.1.0"))

@@ -130,7 +130,15 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | BaseModel) -> 
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise ToolError(f"{name}: {loc}: {msg}" if loc else f"{name}: {msg}", status=422, field=loc or None) from None
     started = time.perf_counter()
-    result = spec.fn(ctx, parsed)
+    try:
+        result = spec.fn(ctx, parsed)
+    except ToolError as exc:  # backend errors quote URLs and answers: redact them like outputs
+        from tools.redact import redact_text
+
+        safe = redact_text(exc.message)
+        if safe == exc.message:
+            raise
+        raise ToolError(safe, status=exc.status, field=exc.field) from None
     out = result.model_dump(mode="json")
     out = redact_output(out)
     _ = time.perf_counter() - started
