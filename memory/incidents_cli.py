@@ -193,6 +193,11 @@ def update(
     by: ByOpt = None,
 ) -> None:
     """Change fields; every change is kept in the timeline with who and when."""
+    for label, values in (("--add-service", add_service), ("--tag", tag), ("--link", link)):
+        if any(not v.strip() for v in values or []):
+            fail(f"{label}: must not be empty")
+    if worked is not None and not countermeasure:
+        fail("--worked/--did-not-work: says whether a countermeasure worked; give it with --countermeasure")
     ctx = _ctx()
     now = ctx.clock.now()
     actor = _actor(by)
@@ -226,7 +231,7 @@ def update(
                 log.record(s, inc, at=now, actor=actor, kind="note", text=note)
     except log.IncidentLogError as exc:
         fail(str(exc))
-    out.print(f"{incident_id}: {len(entries)} field(s) changed"
+    out.print(f"{incident_id}: {len(entries)} field(s) changed" + (f", {len(link)} link(s) added" if link else "")
               + (", countermeasure recorded" if countermeasure else "") + (", note added" if note else ""))
 
 
@@ -271,6 +276,9 @@ def rem_add(
     by: ByOpt = None,
 ) -> None:
     """Schedule a remediation with an owner and a due date."""
+    for label, value in (("--what", what), ("--owner", owner)):
+        if not value.strip():
+            fail(f"{label}: must not be empty")
     ctx = _ctx()
     now = ctx.clock.now()
     try:

@@ -64,7 +64,12 @@ def import_(
 
     ctx = _ctx()
     try:
-        records, origins = collect(path, services=_known_services(ctx))
+        try:
+            records, origins = collect(path, services=_known_services(ctx))
+        except ImportProblem:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a field of an odd shape
+            fail(f"{path}: cannot read this export ({type(exc).__name__}: {exc}); nothing was imported")
         changed = get_index(ctx).add_documents(records, replace_origins=origins)
     except ImportProblem as exc:
         fail(str(exc))

@@ -2,19 +2,56 @@
 
 from __future__ import annotations
 
+import errno
 import socket
+from typing import TYPE_CHECKING
 
 import typer
 
+from firebreak.settings import Settings
+
+if TYPE_CHECKING:
+    from tools.context import ToolContext
+
 
 def _port_free(host: str, port: int) -> bool:
+    """False when the port is taken; other bind failures (no such address) raise OSError for --host."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
-            return False
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
     return True
+
+
+def _open_context() -> ToolContext:
+    """Settings and database checked before listening: a server whose every request fails would drop alerts."""
+    from pydantic import ValidationError
+    from sqlalchemy import select
+
+    from memory.models import Incident
+    from tools.context import ToolContext
+    from tools.redact import redact_text
+
+    try:
+        ctx = ToolContext(settings=Settings())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "FIREBREAK_" + ".".join(str(p) for p in err["loc"]).upper()
+        typer.echo(f"error: settings: {name}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with ctx.db.session() as s:
+            s.execute(select(Incident.id).limit(1))
+    except Exception as exc:  # bad URL, unreachable server, a file that is not a database...
+        first = (str(exc).splitlines() or [""])[0]
+        where = redact_text(ctx.settings.database_url or str(ctx.settings.data_dir))
+        typer.echo(f"error: database: cannot open {where}: {type(exc).__name__}: {redact_text(first)}", err=True)
+        raise typer.Exit(2) from None
+    return ctx
 
 
 def serve(
@@ -39,6 +76,6 @@ def serve(
     if not free:
         typer.echo(f"error: --port: {host}:{port} is already in use", err=True)
         raise typer.Exit(2)
-    app = create_app(start_worker=worker)
+    app = create_app(_open_context(), start_worker=worker)
     typer.echo(f"Firebreak on http://{host}:{port}/ (worker {'on' if worker else 'off'})", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)

@@ -178,9 +178,13 @@ def _local_next(value: str | None) -> str:
 
 @router.get("/static/{name}")
 def static_file(name: str) -> Response:
-    path = (STATIC / name).resolve()
-    if path.parent != STATIC or not path.is_file():
-        raise HTTPException(404, detail=f"name: no static file {name!r}")
+    try:  # a NUL byte or an over-long name makes the OS call raise: that is still just "no such file"
+        path = (STATIC / name).resolve()
+        found = path.parent == STATIC and path.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        raise HTTPException(404, detail=f"name: no static file {name[:80]!r}")
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "max-age=3600"})
 

@@ -115,3 +115,79 @@ def test_backend_error_messages_are_redacted(ctx: ToolContext) -> None:
     r = c.post("/api/tools/search_logs", json={"until": "2026-03-02T08:45:00Z"},
                headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert r.status_code == 502 and "s3cretLokiPw" not in r.text and "Loki" in r.json()["detail"]
+
+
+def test_static_route_odd_names_are_404(ctx: ToolContext) -> None:
+    c = client(configure(ctx))
+    for name in ("%00", "x" * 3000, "..%2F..%2Fpyproject.toml"):
+        r = c.get(f"/static/{name}")
+        assert r.status_code == 404 and r.json()["detail"], name
+
+
+def test_incident_update_and_remediation_refuse_blank_values(env: Settings) -> None:
+    res = runner.invoke(app, ["incidents", "new", "--title", "Mail late", "--service", "mailer", "--severity",
+                              "major", "--started", "2026-03-02T08:10:00Z", "--by", "alice"])
+    assert res.exit_code == 0, res.output
+    inc_id = res.stdout.split()[1].rstrip(":")
+    assert "--add-service" in _one_line_error(["incidents", "update", inc_id, "--add-service", " "])
+    assert "--tag" in _one_line_error(["incidents", "update", inc_id, "--tag", ""])
+    assert "--countermeasure" in _one_line_error(["incidents", "update", inc_id, "--worked"])
+    assert "--what" in _one_line_error(["incidents", "remediation", "add", inc_id, "--what", "", "--owner", "bob"])
+    assert "--owner" in _one_line_error(["incidents", "remediation", "add", inc_id, "--what", "x", "--owner", " "])
+    res = runner.invoke(app, ["incidents", "update", inc_id, "--link", "https://chat/thread/1"])
+    assert res.exit_code == 0 and "1 link(s) added" in res.stdout
+    shown = json.loads(runner.invoke(app, ["incidents", "show", inc_id, "--json"]).stdout)
+    assert shown["services"] == ["mailer"] and not shown["remediations"]
+
+
+def test_serve_refuses_broken_database_settings_and_host(env: Settings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "firebreak.db").write_bytes(b"not a database at all")
+    monkeypatch.setenv("FIREBREAK_DATA_DIR", str(corrupt))
+    line = _one_line_error(["serve", "--port", "8799", "--no-worker"])
+    assert line.startswith("error: database:") and "not a database" in line
+    monkeypatch.setenv("FIREBREAK_DATA_DIR", str(env.data_dir))
+    monkeypatch.setenv("FIREBREAK_DATABASE_URL", "postgresql://u:pw-s3cret@127.0.0.1:9/x")
+    line = _one_line_error(["serve", "--port", "8799", "--no-worker"])
+    assert line.startswith("error: database:") and "pw-s3cret" not in line
+    monkeypatch.delenv("FIREBREAK_DATABASE_URL")
+    monkeypatch.setenv("FIREBREAK_GROUP_WAIT_SECONDS", "soon")
+    assert "FIREBREAK_GROUP_WAIT_SECONDS" in _one_line_error(["serve", "--port", "8799", "--no-worker"])
+    monkeypatch.delenv("FIREBREAK_GROUP_WAIT_SECONDS")
+    line = _one_line_error(["serve", "--port", "8799", "--host", "999.1.1.1", "--no-worker"])
+    assert line.startswith("error: --host:") and "in use" not in line
+
+
+def test_serve_starts_on_a_fresh_data_dir(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    started: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **k: started.append(k["port"]))
+    res = runner.invoke(app, ["serve", "--port", "8799", "--no-worker"])
+    assert res.exit_code == 0 and started == [8799], res.output
+
+
+@pytest.mark.parametrize(("flags", "where"), [
+    ({"a": {"state": "ENABLED", "variants": 5}}, "flags.a.variants"),
+    ({"a": 3}, "flags.a:"),
+])
+def test_misshapen_flag_file_names_the_flag(ctx: ToolContext, flags: dict[str, object], where: str) -> None:
+    ctx.settings.resolved_flags_file.parent.mkdir(parents=True, exist_ok=True)
+    ctx.settings.resolved_flags_file.write_text(json.dumps({"flags": flags}), encoding="utf-8")
+    for name, args in (("list_flags", {}), ("evaluate_flag", {"flag": "a"})):
+        with pytest.raises(ToolError) as info:
+            call_tool(ctx, name, args)
+        assert where in info.value.message and info.value.status == 503
+
+
+def test_memory_import_odd_slack_export_is_one_line(env: Settings, tmp_path: Path) -> None:
+    export = tmp_path / "slack"
+    (export / "incidents").mkdir(parents=True)
+    (export / "incidents" / "2026-03-02.json").write_text(json.dumps([{"text": "db down", "ts": "soon"}]))
+    line = _one_line_error(["memory", "import", str(export)])
+    assert "slack" in line and "nothing was imported" in line

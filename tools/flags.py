@@ -175,6 +175,11 @@ class FlagStore:
             raise FlagFileError(f"flag file {self.path} is not valid flagd JSON/YAML: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("flags", {}), dict):
             raise FlagFileError(f"flag file {self.path}: expected an object with a 'flags' mapping")
+        for key, definition in (data.get("flags") or {}).items():  # shapes every reader relies on
+            if not isinstance(definition, dict):
+                raise FlagFileError(f"flag file {self.path}: flags.{key}: expected an object (state, variants...)")
+            if not isinstance(definition.get("variants") or {}, dict):
+                raise FlagFileError(f"flag file {self.path}: flags.{key}.variants: expected a mapping of name to value")
         data.setdefault("flags", {})
         return data
 
