@@ -63,10 +63,29 @@ _register()
 
 
 def main() -> None:
+    """Run the CLI; a broken environment (settings, data dir, database) is one line, not a traceback."""
+    import os
+
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except (ValidationError, SQLAlchemyError, OSError) as exc:
+        if os.environ.get("FIREBREAK_DEBUG"):
+            raise
+        from tools.redact import redact_text
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "database" if isinstance(exc, SQLAlchemyError) else "environment"
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            kind, first = "settings", f"FIREBREAK_{field.upper()}: {err['msg']}"
+        sys.stderr.write(f"error: {kind}: {redact_text(first)} (set FIREBREAK_DEBUG=1 for details)\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

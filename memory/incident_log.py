@@ -52,6 +52,23 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
+# (earlier, later): a later moment may not come before an earlier one.
+TIME_ORDER = (("started_at", "mitigated_at"), ("started_at", "resolved_at"), ("detected_at", "resolved_at"),
+              ("mitigated_at", "resolved_at"))
+
+
+def check_time_order(incident: Incident) -> None:
+    """Refuse impossible timelines typed by a person (mitigated before users were hit...): they make MTTM
+    negative. Not applied to alerts, whose senders' clocks may run a little ahead of ours."""
+    for early, late in TIME_ORDER:
+        a, b = getattr(incident, early), getattr(incident, late)
+        if a is not None and b is not None and b < a:
+            raise IncidentLogError(late, f"{b.isoformat()} is before {early} {a.isoformat()}")
+    if incident.started_at and incident.detected_at and incident.detected_at < incident.started_at:
+        raise IncidentLogError("detected_at", f"{incident.detected_at.isoformat()} is before started_at "
+                               f"{incident.started_at.isoformat()} (users are hit first, then we detect)")
+
+
 def next_incident_id(session: Session, year: int) -> str:
     """INC-YYYY-NNN, allocated in the caller's transaction (row lock on PostgreSQL)."""
     scope = f"incident-{year}"

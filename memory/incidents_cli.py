@@ -87,6 +87,7 @@ def new(
                 started_at=_ts(started, "started"), detected_at=_ts(detected, "detected") or now,
                 symptoms=symptoms, user_impact=impact, tags=tag or [],
             )
+            log.check_time_order(inc)
             rec = to_record(inc)
     except log.IncidentLogError as exc:
         fail(str(exc))
@@ -223,6 +224,7 @@ def update(
             if status == "resolved":
                 changes.setdefault("resolved_at", inc.resolved_at or now)
             entries = log.update_incident(s, inc, changes, at=now, actor=actor)
+            log.check_time_order(inc)
             for url in link or []:
                 log.add_link(s, inc, kind="link", url=url, at=now, actor=actor)
             if countermeasure:

@@ -95,3 +95,25 @@ def test_stats_json_and_chart(env: Settings, tmp_path: Path) -> None:
     weeks = json.loads(out)
     assert code == 0 and len(weeks) == 4 and weeks[-1]["by_severity"]["critical"] == 1
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_broken_environment_is_one_line(env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = {**__import__("os").environ, "FIREBREAK_UPDATE_MINUTES": "soon", "FIREBREAK_DATA_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "firebreak.cli", "incidents", "list"], env=bad,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "FIREBREAK_UPDATE_MINUTES" in res.stderr
+
+
+def test_impossible_timelines_are_refused(env: Settings) -> None:
+    code, _, err = run("incidents", "new", "--title", "x", "--service", "a", "--severity", "minor",
+                       "--started", "2026-03-02T08:10:00Z", "--detected", "2026-03-02T08:00:00Z")
+    assert code == 2 and "detected_at" in err
+    code, out, _ = run("incidents", "new", "--title", "x", "--service", "a", "--severity", "minor",
+                       "--started", "2026-03-02T08:10:00Z", "--detected", "2026-03-02T08:20:00Z")
+    inc_id = out.split()[1].rstrip(":")
+    code, _, err = run("incidents", "update", inc_id, "--mitigated", "2026-03-02T08:00:00Z")
+    assert code == 2 and "mitigated_at" in err
