@@ -9,7 +9,6 @@ is visible in the output instead of breaking the message.
 
 from __future__ import annotations
 
-import os
 import string
 from collections.abc import Mapping
 from datetime import datetime
@@ -48,7 +47,9 @@ def template_path(kind: str, template: str) -> Path:
             f"template: unknown template {template!r} ({', '.join(TEMPLATE_NAMES)})"
         )
     name = f"{kind}_{template}.txt"
-    override = os.environ.get("FIREBREAK_MESSAGE_TEMPLATES_DIR")
+    from firebreak.settings import Settings
+
+    override = Settings().message_templates_dir
     if override and (Path(override) / name).is_file():
         return Path(override) / name
     return TEMPLATES_DIR / name

@@ -322,9 +322,8 @@ def build_message(ctx: ToolContext, s: Session, approval: Approval) -> sb.Approv
 
 def _public_url(ctx: ToolContext) -> str | None:
     """Where people reach this Firebreak (for links in Slack); FIREBREAK_PUBLIC_URL when set."""
-    import os
 
-    url = getattr(ctx.settings, "public_url", None) or os.environ.get("FIREBREAK_PUBLIC_URL")
+    url = ctx.settings.public_url
     return str(url).rstrip("/") if url else None
 
 

@@ -233,7 +233,7 @@ def test_other_interaction_types_are_acknowledged(client: TestClient, sctx: Tool
 
 def test_public_url_links_transcript_and_incident(sctx: ToolContext, fake: FakeSlack,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FIREBREAK_PUBLIC_URL", "https://firebreak.example/")
+    monkeypatch.setattr(sctx.settings, "public_url", "https://firebreak.example/")
     a = _approval(sctx)
     body = _text(fake.calls("chat.postMessage")[0]["blocks"])
     assert "https://firebreak.example/transcripts/inv-1|transcript" in body

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import subprocess
 from datetime import datetime
@@ -64,13 +63,9 @@ class ExecutionRefused(Exception):
     """The approval is unknown or not in a state that may run (pending, rejected, running now)."""
 
 
-def action_timeout() -> float:
+def action_timeout(ctx: ToolContext) -> float:
     """Seconds a hook or command may take (`FIREBREAK_ACTION_TIMEOUT_SECONDS`, default 120)."""
-    raw = os.environ.get("FIREBREAK_ACTION_TIMEOUT_SECONDS")
-    try:
-        return float(raw) if raw else DEFAULT_TIMEOUT_SECONDS
-    except ValueError:
-        return DEFAULT_TIMEOUT_SECONDS
+    return max(1.0, float(ctx.settings.action_timeout_seconds))
 
 
 def execute_once(ctx: ToolContext, approval_id: str) -> ExecutionResult:
@@ -130,9 +125,9 @@ def _run(
     hook = ctx.settings.action_hook(action)
     command = ctx.settings.action_command(action)
     if hook:
-        return _run_hook(hook, payload)
+        return _run_hook(hook, payload, action_timeout(ctx))
     if command:
-        return _run_command(command, payload)
+        return _run_command(command, payload, action_timeout(ctx))
     if action in FLAG_ACTIONS:
         flagged = _run_flag(ctx, action, params, actor, at)
         if flagged is not None:
@@ -160,10 +155,10 @@ def _run_flag(
     return "executed", f"{_short(message)} (flag file)"
 
 
-def _run_hook(url: str, payload: dict[str, Any]) -> tuple[ExecutionStatus, str]:
+def _run_hook(url: str, payload: dict[str, Any], timeout: float) -> tuple[ExecutionStatus, str]:
     where = urlsplit(url).netloc or url  # never echo a token in the URL's path or query
     try:
-        resp = httpx.post(url, json=payload, timeout=action_timeout())
+        resp = httpx.post(url, json=payload, timeout=timeout)
     except httpx.HTTPError as exc:
         return "failed", f"hook {where}: {type(exc).__name__}: {exc}"
     body = _short(resp.text)
@@ -172,11 +167,10 @@ def _run_hook(url: str, payload: dict[str, Any]) -> tuple[ExecutionStatus, str]:
     return "failed", f"hook {where} answered {resp.status_code}" + (f": {body}" if body else "")
 
 
-def _run_command(command: str, payload: dict[str, Any]) -> tuple[ExecutionStatus, str]:
+def _run_command(command: str, payload: dict[str, Any], timeout: float) -> tuple[ExecutionStatus, str]:
     argv = shlex.split(command)
     if not argv:
         return "failed", "command: empty"
-    timeout = action_timeout()
     try:
         proc = subprocess.run(
             argv, input=json.dumps(payload), capture_output=True, text=True, timeout=timeout, check=False
