@@ -673,9 +673,10 @@ def _flag_fix(c: dict[str, Any], f: Findings) -> ProposedFix:
             undo=f"disable {flag} again",
         )
     previous = None
-    for e in f.flag_events:
+    for e in f.flag_events:  # newest first: the latest switch of this flag is the one to undo
         if e.get("flag") == flag and e.get("previous"):
             previous = str(e["previous"])
+            break
     on_words = {"on", "true", "enabled", "yes", "1"}
     if variant and variant not in on_words and previous and previous.lower() not in (variant,):
         return ProposedFix(

@@ -358,3 +358,17 @@ def test_a_quiet_dependency_is_not_blamed_when_another_service_failed_first() ->
     w.anomaly(7, "ranker", "http_request_error_ratio", 0.001, 0.4)
     f = findings(w)
     assert not any("which changed" in x for x in findings_of(f, "deploy", "7.1.0"))
+
+
+def test_flag_fix_undoes_the_latest_switch() -> None:
+    from datetime import UTC, datetime
+
+    from agent.evidence import Findings, _flag_fix
+
+    f = Findings(now=datetime(2026, 1, 1, tzinfo=UTC))
+    f.flag_events = [  # newest first, as flag_history returns them
+        {"flag": "banner-colour", "variant": "green", "previous": "blue"},
+        {"flag": "banner-colour", "variant": "blue", "previous": "red"},
+    ]
+    fix = _flag_fix({"flag": "banner-colour", "variant": "green"}, f)
+    assert fix.action == "set_flag_variant" and fix.parameters == {"flag": "banner-colour", "variant": "blue"}
