@@ -109,13 +109,14 @@ def demo(
         base = f"http://{host}:{port}"
         console.print(f"Firebreak is serving on {base}/ (data in {path})", highlight=False)
         world = build_world(sc)
-        seed_world(env.ctx, sc, world)
+        counts = seed_world(env.ctx, sc, world)
         transport = HttpTransport(base)
         progress = Progress()
         console.print(f"Replaying drill {sc.id!r}: {sc.title}", highlight=False)
         play(sc, world, env, transport, progress, on_step=lambda line: console.print(f"  {line}", highlight=False,
                                                                               markup=False))
         result = result_of(sc, env, progress, read_triage(env.ctx), started)
+        result.details.update(counts)
         _record_run(env.ctx, result)
         print_result(result)
         incident, investigation = result.details.get("incident"), result.details.get("investigation")
