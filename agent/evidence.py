@@ -1098,11 +1098,50 @@ def dependency_candidates(
                         rationale=f"Route {caller}'s calls away from the failing {dep}.",
                         risk="The standby may be colder or behind.",
                         undo=f"fail {dep} back",
-                    ),
+                    )
+                    if dst is not None and own > 0.1
+                    else _third_party_fix(dep, caller, f),
                 )
             else:
                 cand.score = min(cand.score + 0.05, max(cand.score, score) + 0.1)  # several callers agree
     return list(out.values())
+
+
+_OFF_VARIANTS = frozenset({"off", "false", "disabled", "none", "no", "0"})
+
+
+def _third_party_fix(dep: str, caller: str, f: Findings) -> ProposedFix:
+    """A dependency without telemetry of its own is a vendor we cannot fail over: switch the flag that
+    routes to it to another variant when one does, otherwise fail over the caller we operate."""
+    target = dep.lower()
+    for fl in f.flags:
+        key = str(fl.get("key") or fl.get("flag") or "")
+        variants = fl.get("variants") or {}
+        if not key or not isinstance(variants, dict) or str(fl.get("state") or "").upper() == "DISABLED":
+            continue
+        names = {str(n): str(v).lower() for n, v in variants.items()}
+        routed = [n for n, v in names.items() if target in (n.lower(), v)]
+        if not routed:
+            continue
+        current = str(fl.get("default_variant") or fl.get("defaultVariant") or "")
+        if current and current not in routed:
+            continue  # the flag already routes elsewhere
+        others = sorted(n for n, v in names.items() if n not in routed and n.lower() not in _OFF_VARIANTS)
+        if others:
+            return ProposedFix(
+                action="set_flag_variant",
+                parameters={"flag": key, "variant": others[0]},
+                rationale=f"{key} routes {caller}'s calls to the failing {dep}; switch it to '{others[0]}'.",
+                risk=f"All traffic moves to {others[0]}; check its capacity and cost.",
+                undo=f"set {key} back to '{routed[0]}'",
+            )
+    return ProposedFix(
+        action="failover",
+        parameters={"service": caller},
+        rationale=f"{dep} is a third party we cannot fail over; fail over {caller}, which we run, to its fallback.",
+        risk=f"{caller}'s fallback path may be slower or costlier.",
+        undo=f"fail {caller} back",
+    )
 
 
 def resource_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Candidate]:
@@ -1249,6 +1288,14 @@ def traffic_pairs(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def _varies_per_line(template: str, key: str) -> bool:
+    """True when the masker replaced the value after `key` by an id placeholder (`tenant=<ID>`): ids,
+    hashes and addresses are per-request tokens, so the example's value is one random line, not a source
+    dominating the load. Drain's own `<*>` only says values differ, and is left to the line counts."""
+    rx = rf"(?<![a-z]){re.escape(key)}\s*[=:]\s*[\"']?<(?!\*>)[A-Z]+>"
+    return re.search(rx, template, re.IGNORECASE) is not None
+
+
 def _own_demand(key: str) -> bool:
     """Campaigns (and launches) are our own customers arriving: scale for them, do not block them."""
     return "campaign" in key or key in ("promotion", "promo", "launch")
@@ -1363,8 +1410,89 @@ def signal_candidates(
                     origin=svc,
                 )
             )
+    for c in lost_rows_candidates(f, states):
+        put(c)
     out.update({c.key(): c for c in traffic_candidates(f, states) if c.key() not in out})
     return list(out.values())
+
+
+_ROW_METRIC_RE = re.compile(r"^(?:(?:rows|records|row_count|record_count)_(?:in_|of_)?([a-z][a-z0-9_]*)|"
+                            r"([a-z][a-z0-9_]*?)_(?:rows|records|row_count|record_count)(?:_total)?)$")
+_MISSING_ROW_RE = re.compile(
+    r"\b(?:no (?:[a-z_]+ )?(?:rows?|records?|entry|entries)|(?:row|record)s? (?:not found|missing)|not found|"
+    r"0 rows|zero rows|purged|deleted \d+ rows|falling back to defaults?)\b",
+    re.IGNORECASE,
+)
+
+
+def lost_rows_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Candidate]:
+    """Deleted rows are data damage too: a table's row-count metric that falls sharply, backed by readers
+    that stop finding rows (not found, no row, falling back to defaults) or a purge/delete job's log."""
+    misses = [
+        (svc, b)
+        for svc, st in sorted(states.items())
+        for b in st.bad_patterns
+        if b.new and _MISSING_ROW_RE.search(b.text)
+    ]
+    out: list[Candidate] = []
+    for a in f.anomalies:
+        name = str(a.get("name") or "").lower()
+        m = _ROW_METRIC_RE.match(name)
+        if not m or str(a.get("direction") or "") != "down":
+            continue
+        ratio = float(a.get("change_ratio") or 1.0)
+        if ratio > 0.8:
+            continue  # a few percent is churn, not a purge
+        table = m.group(1) or m.group(2)
+        lost = min(1.0, (1.0 - max(ratio, 0.0)) / 0.5)
+        purge = [
+            str(ln.get("message") or "")
+            for sample in f.log_samples
+            for ln in sample.get("lines") or []
+            if table in str(ln.get("message") or "").lower()
+            and any(w in str(ln.get("message") or "").lower() for w in ("purg", "delet", "truncat", "drop"))
+        ]
+        purge += [
+            f"{o.get('service')}'s {o.get('name')} rose {float(o.get('change_ratio') or 0.0):.0f}x"
+            for o in f.anomalies
+            if str(o.get("direction") or "up") == "up"
+            and any(w in str(o.get("name") or "").lower() for w in ("delet", "purg", "truncat", "evict"))
+        ]
+        score = 0.35 + 0.25 * lost + (0.2 if misses else 0.0) + (0.15 if purge else 0.0)
+        ev = [
+            Evidence(
+                tool="metric_anomalies",
+                finding=f"{a.get('service')}'s {name} fell to {ratio:.0%} of its level: rows in {table} disappeared",
+            )
+        ]
+        if misses:
+            svc, b = misses[0]
+            ev.append(
+                Evidence(
+                    tool="log_patterns", ref=b.template[:200], finding=f'{svc} stops finding rows: "{b.example[:160]}"'
+                )
+            )
+        if purge:
+            ev.append(Evidence(tool="search_logs", finding=f'something deleted rows: "{purge[0][:160]}"'))
+        out.append(
+            Candidate(
+                Suspect(kind="data", service=None, ref=table),
+                score,
+                f"Rows in {table} were deleted",
+                ev,
+                confirm=f"Count rows in {table} against the last backup; look for a purge or retention job run.",
+                rule_out=f"{table} holds as many rows as before.",
+                fix=ProposedFix(
+                    action="restore_data",
+                    parameters={"ref": table},
+                    rationale=f"Restore the deleted rows of {table} from the last good backup or snapshot.",
+                    risk="Rows changed since the snapshot need replaying; pause the deleting job first.",
+                    undo="keep the current table aside before restoring",
+                ),
+                origin=str(a.get("service") or "") or None,
+            )
+        )
+    return out
 
 
 _RATE_WORDS = (
@@ -1430,6 +1558,8 @@ def traffic_candidates(f: Findings, states: dict[str, ServiceState]) -> list[Can
         for b in st.bad_patterns:
             throttled = any(w in b.text.lower() for w in THROTTLE_WORDS)
             for key, v in traffic_pairs(b.example):
+                if _varies_per_line(b.template, key):
+                    continue  # the template masks it: a different value on every line, not one sender
                 kinds.setdefault(v, key)
                 k = (svc, v)
                 w = (0.75 if throttled else 0.55) * (1.0 if b.new else 0.7)
@@ -1990,6 +2120,73 @@ def config_plausibility(cands: list[Candidate], states: dict[str, ServiceState])
         )
 
 
+_SCHEMA_ERROR_WORDS = (
+    "decode",
+    "deserializ",
+    "deserialis",
+    "unmarshal",
+    "schema",
+    "missing required field",
+    "unknown field",
+    "unexpected field",
+    "incompatible",
+    "malformed message",
+    "malformed event",
+    "invalid message",
+    "invalid event",
+)
+_SCHEMA_CHANGE_WORDS = ("schema", "event", "message", "payload", "proto", "avro", "format", "field", "contract")
+_GENERIC_NAME_PARTS = frozenset(
+    {"service", "svc", "api", "app", "worker", "publisher", "producer", "consumer", "server", "core", "web"}
+)
+PRODUCER_WINDOW_MIN = 15.0
+
+
+def producer_broke_consumer(cands: list[Candidate], states: dict[str, ServiceState]) -> None:
+    """A consumer failing to decode what it reads was usually broken by whoever writes it: a change on
+    another service, shortly before the errors start, whose name or note matches the failing messages
+    (producers need not appear in depends_on). It outranks the consumer's own older change, which was
+    followed by a quiet period until the producer changed."""
+    changes = [c for c in cands if c.suspect.kind in CHANGE_KINDS and c.change_at and c.suspect.service]
+    for svc, st in sorted(states.items()):
+        texts = [
+            b.text.lower() for b in st.bad_patterns if b.new and any(w in b.text.lower() for w in _SCHEMA_ERROR_WORDS)
+        ]
+        onset = st.exact_onset or st.onset
+        if not texts or onset is None:
+            continue
+        blob = " ".join(texts).replace("_", "").replace("-", "")
+        producers = []
+        for c in changes:
+            prod = str(c.suspect.service)
+            at = c.change_at
+            if prod == svc or at is None:
+                continue
+            if not timedelta(0) <= onset - at <= timedelta(minutes=PRODUCER_WINDOW_MIN):
+                continue
+            parts = [p for p in re.split(r"[^a-z0-9]+", prod.lower()) if len(p) >= 4 and p not in _GENERIC_NAME_PARTS]
+            named = any(p in blob for p in parts)
+            note = _describe_change(c.change or {}).lower()
+            if named or (prod in blob or any(w in note for w in _SCHEMA_CHANGE_WORDS)):
+                producers.append(c)
+        if not producers:
+            continue
+        best = max(producers, key=lambda c: (c.change_at or onset, c.score))
+        since = best.change_at or onset
+        own = [c for c in changes if c.suspect.service == svc and c.change_at and c.change_at < since]
+        top = max([c.score for c in own] + [best.score])
+        best.score = top + 0.05
+        best.evidence.append(
+            Evidence(
+                tool="log_patterns",
+                finding=f"{svc} fails to decode what it reads, starting right after {best.suspect.service} changed: "
+                f"the writer of those messages broke its consumer",
+            )
+        )
+        for c in own:
+            c.score *= 0.85
+
+
 def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
     """All candidates, best first (deterministic: ties broken by kind and ref)."""
     bads = bad_patterns(f)
@@ -2007,6 +2204,7 @@ def rank(f: Findings) -> tuple[list[Candidate], dict[str, ServiceState]]:
     change_on_failing_dependency(cands, states)
     change_on_quiet_dependency(cands, states, graph, victims(states, graph, services), causes)
     data_under_dependency(cands, causes)
+    producer_broke_consumer(cands, states)
     memory_boost(cands, f)
     discount_symptoms(cands)
     resource_explains_dependency(cands)

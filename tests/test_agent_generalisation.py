@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from agent.evidence import (
     Findings,
     _tables,
+    _varies_per_line,
     bad_patterns,
     build_report,
     damage_strength,
@@ -372,3 +373,123 @@ def test_flag_fix_undoes_the_latest_switch() -> None:
     ]
     fix = _flag_fix({"flag": "banner-colour", "variant": "green"}, f)
     assert fix.action == "set_flag_variant" and fix.parameters == {"flag": "banner-colour", "variant": "blue"}
+
+
+# --- deleted rows, producers breaking consumers, per-line tokens, third-party fixes -----------------
+
+
+def purged_rows_world(drop_to: float = 21000) -> World:
+    """A sweeper job deletes most of member_prefs in larkdb; quillhub stops finding rows and falls back
+    to defaults; an unrelated config on pingwell lands later and pingwell blips."""
+    w = world("Members see default preferences", "quillhub", alert_at=24)
+    w.alert(22, "pingwell", "PingwellDeliveryErrors")
+    w.edges = [{"service": "quillhub", "depends_on": "larkdb"}, {"service": "sweeper", "depends_on": "larkdb"}]
+    w.anomaly(10, "sweeper", "rows_deleted_per_minute", 30, 6000)
+    w.anomaly(11, "larkdb", "member_prefs_rows", 52000, drop_to)
+    w.anomaly(11, "quillhub", "prefs_default_fallback_ratio", 0.004, 0.6)
+    miss = "no prefs row for member <ID>, falling back to defaults"
+    w.pattern("quillhub", "WARN", miss, 0, 1800, first=11, example=miss.replace("<ID>", "77aa01bc"))
+    w.config(17, "pingwell", "digest.window", "5m", "10m")
+    w.anomaly(19, "pingwell", "delivery_error_ratio", 0.01, 0.04)
+    return w
+
+
+def test_rows_deleted_by_a_job_are_data_damage_and_beat_a_later_unrelated_config() -> None:
+    f = findings(purged_rows_world())
+    assert ranked(f)[0] == ("data", None, "member_prefs")
+    why = " ".join(findings_of(f, "data", "member_prefs"))
+    assert "fell to 40%" in why and "stops finding rows" in why and "rows_deleted_per_minute" in why
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.flat() == {"action": "restore_data", "ref": "member_prefs"}
+
+
+def test_a_row_count_that_barely_moves_is_not_a_purge() -> None:
+    f = findings(purged_rows_world(drop_to=50500))
+    assert ("data", None, "member_prefs") not in ranked(f)
+
+
+def producer_world(note: str = "payload cleanup", producer: str = "orbit-feed") -> World:
+    """tallyd deployed long ago and ran quietly; the producer deploys 2 min before tallyd starts failing
+    to decode its messages. tallyd lists no dependency on the producer (messages go through a queue)."""
+    w = world("Readings not processed", "tallyd", alert_at=20)
+    w.edges = [{"service": "tallyd", "depends_on": "ringq"}]
+    w.deploy(3, "tallyd", "2.4.0", "2.3.9", "faster batching")
+    w.deploy(14, producer, "8.1.0", "8.0.2", note)
+    err = "failed to decode OrbitReading <ID>: missing required field lat_e7"
+    w.pattern("tallyd", "ERROR", err, 0, 2000, first=16, example=err.replace("<ID>", "5e5e5e5e"))
+    w.anomaly(16, "tallyd", "dead_letter_per_minute", 0.5, 400)
+    w.anomaly(16, "tallyd", "readings_processed_per_minute", 900, 20)
+    w.sentry_issue(17, "tallyd", "DecodeError: missing required field lat_e7", "2.4.0")
+    return w
+
+
+def test_a_producer_deploy_right_before_decode_errors_beats_the_consumers_older_deploy() -> None:
+    f = findings(producer_world())
+    order = ranked(f)
+    assert order[0] == ("deploy", "orbit-feed", "8.1.0")
+    assert order.index(("deploy", "orbit-feed", "8.1.0")) < order.index(("deploy", "tallyd", "2.4.0"))
+    why = " ".join(findings_of(f, "deploy", "8.1.0"))
+    assert "broke its consumer" in why
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.flat() == {"action": "rollback", "service": "orbit-feed", "to": "8.0.2"}
+
+
+def test_an_unrelated_deploy_elsewhere_is_not_taken_for_the_producer() -> None:
+    f = findings(producer_world(note="copy tweaks on the landing page", producer="brightmail"))
+    order = ranked(f)
+    assert order.index(("deploy", "tallyd", "2.4.0")) < order.index(("deploy", "brightmail", "8.1.0"))
+    assert not any("broke its consumer" in x for x in findings_of(f, "deploy", "8.1.0"))
+
+
+def test_a_masked_id_in_a_throttled_line_is_not_a_traffic_source() -> None:
+    w = world("App screens failing", "fernbff", alert_at=22)
+    w.edges = [{"service": "fernbff", "depends_on": "gatekeep"}]
+    w.config(15, "gatekeep", "limits.default_rps", 400, 40)
+    w.anomaly(15, "gatekeep", "throttled_requests_ratio", 0.001, 0.45)
+    w.anomaly(16, "fernbff", "http_request_error_ratio", 0.003, 0.4)
+    thr = "account=<ID> throttled 429 (limit <NUM> rps)"
+    w.pattern("gatekeep", "WARN", thr, 0, 5000, first=15, example="account=9c1be07a throttled 429 (limit 40 rps)")
+    up = "GET /home <NUM>: upstream gatekeep returned 429"
+    w.pattern("fernbff", "ERROR", up, 0, 3000, first=16, example="GET /home 502: upstream gatekeep returned 429")
+    f = findings(w)
+    order = ranked(f)
+    assert order[0] == ("config", "gatekeep", "limits.default_rps")
+    assert not any(kind == "traffic" and ref == "9c1be07a" for kind, _, ref in order)
+
+
+def test_per_line_placeholders_are_told_apart_from_drain_wildcards() -> None:
+    assert _varies_per_line("tenant=<ID> throttled 429", "tenant")
+    assert _varies_per_line('caller: "<IP>" refused', "caller")
+    assert not _varies_per_line("GET /deals?utm_campaign=<*> slow", "campaign")
+    assert not _varies_per_line("client_id=client-<NUM> over quota", "client_id")
+
+
+def vendor_world() -> World:
+    w = outage_world("cache.max_items", 1000, 1500, "fetch of blob <ID> failed: 503 Service Unavailable from vaultbox")
+    return w
+
+
+def test_a_vendor_without_telemetry_is_worked_around_on_the_caller_we_run() -> None:
+    f = findings(vendor_world())
+    assert ranked(f)[0] == ("dependency", "vaultbox", "vaultbox")
+    report = build_report(f, update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.flat() == {"action": "failover", "service": "atlas-web"}
+
+
+def test_a_flag_that_routes_to_the_failing_vendor_is_switched_to_another_variant() -> None:
+    w = vendor_world()
+    w.flags = [
+        {"key": "theme-dark", "state": "ENABLED", "default_variant": "on", "variants": {"on": True, "off": False}},
+        {
+            "key": "blob-backend",
+            "state": "ENABLED",
+            "default_variant": "vaultbox",
+            "variants": {"vaultbox": "vaultbox", "coldcrate": "coldcrate", "off": "none"},
+        },
+    ]
+    report = build_report(findings(w), update_minutes=30)
+    assert report.proposed_fix is not None
+    assert report.proposed_fix.flat() == {"action": "set_flag_variant", "flag": "blob-backend", "variant": "coldcrate"}
