@@ -660,6 +660,12 @@ def _previous_version(c: dict[str, Any], changes: list[dict[str, Any]]) -> str |
     return str(prior[-1]["version"]) if prior else None
 
 
+def _restore_fix(table: str, rationale: str, risk: str) -> ProposedFix:
+    """Restoring a damaged or emptied table: the only fix for data suspects."""
+    return ProposedFix(action="restore_data", parameters={"ref": table}, rationale=rationale, risk=risk,
+                       undo=f"keep the current copy of {table} aside before restoring")
+
+
 def _flag_fix(c: dict[str, Any], f: Findings) -> ProposedFix:
     flag = str(c.get("flag"))
     variant = str(c.get("variant") or "").lower()
@@ -1400,13 +1406,8 @@ def signal_candidates(
                     ev,
                     confirm=f"Query {table} for the rows named in the errors; compare with the last backup.",
                     rule_out=f"Rows in {table} are consistent.",
-                    fix=ProposedFix(
-                        action="restore_data",
-                        parameters={"ref": table},
-                        rationale=f"Restore {table} from the last good backup or snapshot.",
-                        risk="Writes since the snapshot need replaying.",
-                        undo="keep the damaged copy aside before restoring",
-                    ),
+                    fix=_restore_fix(table, f"Restore {table} from the last good backup or snapshot.",
+                                     "Writes since the snapshot need replaying."),
                     origin=svc,
                 )
             )
@@ -1482,13 +1483,9 @@ def lost_rows_candidates(f: Findings, states: dict[str, ServiceState]) -> list[C
                 ev,
                 confirm=f"Count rows in {table} against the last backup; look for a purge or retention job run.",
                 rule_out=f"{table} holds as many rows as before.",
-                fix=ProposedFix(
-                    action="restore_data",
-                    parameters={"ref": table},
-                    rationale=f"Restore the deleted rows of {table} from the last good backup or snapshot.",
-                    risk="Rows changed since the snapshot need replaying; pause the deleting job first.",
-                    undo="keep the current table aside before restoring",
-                ),
+                fix=_restore_fix(
+                    table, f"Restore the deleted rows of {table} from the last good backup or snapshot.",
+                    "Rows changed since the snapshot need replaying; pause the deleting job first."),
                 origin=str(a.get("service") or "") or None,
             )
         )

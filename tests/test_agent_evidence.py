@@ -19,28 +19,14 @@ from agent.evidence import (
     time_factor,
     traffic_sources,
 )
-from tests.test_agent_world import World, mailer_like
+from tests.test_agent_world import World, mailer_like, world_findings
 
 T0 = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=40)
 
 
 def findings(w: World, *, pivot_min: float = 0, samples: list[dict] | None = None) -> Findings:
-    f = Findings(
-        now=NOW,
-        incident=w.incident,
-        changes=w.changes,
-        anomalies=w.anomalies,
-        patterns=w.patterns,
-        sentry=w.sentry,
-        edges=w.edges,
-        flags=w.flags,
-        flag_events=w.flag_events,
-        similar=w.similar,
-    )
-    f.pattern_window = (T0 + timedelta(minutes=pivot_min), 30.0, 40.0)
-    f.log_samples = samples or []
-    return f
+    return world_findings(w, now=NOW, pivot=T0 + timedelta(minutes=pivot_min), samples=samples)
 
 
 def base(title: str, service: str) -> World:

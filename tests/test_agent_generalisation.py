@@ -20,27 +20,14 @@ from agent.evidence import (
     service_states,
     traffic_sources,
 )
-from tests.test_agent_world import World
+from tests.test_agent_world import World, world_findings
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=40)
 
 
 def findings(w: World) -> Findings:
-    f = Findings(
-        now=NOW,
-        incident=w.incident,
-        changes=w.changes,
-        anomalies=w.anomalies,
-        patterns=w.patterns,
-        sentry=w.sentry,
-        edges=w.edges,
-        flags=w.flags,
-        flag_events=w.flag_events,
-        similar=w.similar,
-    )
-    f.pattern_window = (T0, 30.0, 40.0)
-    return f
+    return world_findings(w, now=NOW, pivot=T0)
 
 
 def world(title: str, service: str, alert_at: float = 22) -> World:

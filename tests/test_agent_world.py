@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agent.evidence import Findings
 from tools.registry import ToolError, ToolSpec
 
 
@@ -262,3 +263,14 @@ def mailer_like(start: datetime, incident_id: str) -> World:
     w.alert(43, "mailer", "MailerThroughputZero")
     w.sentry_issue(42, "mailer", "MemoryError: Cannot allocate memory", "4.6.2", "mailer.jobs.retry in schedule_retry")
     return w
+
+
+def world_findings(
+    w: World, *, now: datetime, pivot: datetime, samples: list[dict[str, Any]] | None = None
+) -> Findings:
+    """The investigator's Findings for a synthetic world, as the offline model would gather them."""
+    f = Findings(now=now, incident=w.incident, changes=w.changes, anomalies=w.anomalies, patterns=w.patterns,
+                 sentry=w.sentry, edges=w.edges, flags=w.flags, flag_events=w.flag_events, similar=w.similar)
+    f.pattern_window = (pivot, 30.0, 40.0)
+    f.log_samples = samples or []
+    return f
