@@ -14,8 +14,9 @@ from firebreak.settings import Settings
 from tools.context import ToolContext
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures"
+# Everything the tests read lives inside the repository (a user's clone has no ../shared).
+FIXTURES = REPO / "tests" / "fixtures" / "vendor"
+SHARED = REPO / "tests" / "fixtures"  # holds `scenarios/`, copied from the project's shared contracts
 
 
 @pytest.fixture

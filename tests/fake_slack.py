@@ -2,7 +2,7 @@
 
 It speaks the real protocol: `POST /api/<method>` with a bearer token and a JSON or form body, HTTP 200
 with `{"ok": true, ...}` or `{"ok": false, "error": "..."}`; answers are built from the recorded examples
-in ../shared/fixtures/slack-web-api-examples.slack-api-specs.json. Every request is recorded for tests.
+in tests/fixtures/vendor/slack-web-api-examples.slack-api-specs.json. Every request is recorded for tests.
 Also used to sign interaction payloads the way Slack does (`signed_interaction`).
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vendor"
 EXAMPLES = json.loads((FIXTURES / "slack-web-api-examples.slack-api-specs.json").read_text())
 
 

@@ -1,4 +1,4 @@
-"""Prometheus adapter: recorded 2.42.0 answers (../shared/fixtures) and a real Prometheus server."""
+"""Prometheus adapter: recorded 2.42.0 answers (tests/fixtures/vendor) and a real Prometheus server."""
 
 from __future__ import annotations
 
