@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Real backends (unset: embedded stores).
     loki_url: str | None = None
     prometheus_url: str | None = None
+    # Labels naming a series' service, tried in order (Prometheus and the metrics tools).
+    service_labels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["service", "job", "app", "app_kubernetes_io_name", "container"])
     grafana_url: str | None = None
     grafana_token: SecretStr | None = None
     sentry_api_url: str | None = None
@@ -60,7 +63,7 @@ class Settings(BaseSettings):
     sentry_org: str | None = None
     embedding_model: str = "local"
 
-    @field_validator("approvers", mode="before")
+    @field_validator("approvers", "service_labels", mode="before")
     @classmethod
     def _split_approvers(cls, value: object) -> object:
         if isinstance(value, str):
