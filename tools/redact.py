@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote_plus
 
 MARK = "[REDACTED:{}]"
 
@@ -121,11 +122,14 @@ _RULES: list[_Rule] = [
         ),
         r"\g<pre>" + _m("authorization"),
     ),
+    # Bearer credentials, also URL-encoded (`Bearer%20...`, `Bearer+...`). A letters-only credential is
+    # taken when it is long (20+) or mixes case inside the word; "Bearer authentication failed" stays.
     (
         "bearer_token",
         re.compile(
-            r"(?P<pre>\b[Bb]earer\s+)" + _NOT_DONE
-            + r"(?=[A-Za-z0-9._~+/-]*[0-9._~+/-])[A-Za-z0-9._~+/-]{12,}=*"
+            r"(?P<pre>\b[Bb](?i:earer)(?:\s+|%20|\+))" + _NOT_DONE
+            + r"(?:(?=[A-Za-z0-9._~+/-]*[0-9._~+/-])[A-Za-z0-9._~+/-]{12,}=*"
+            r"|[A-Za-z]{20,}=*|[A-Za-z][a-z]*[A-Z][A-Za-z]*(?<=[A-Za-z]{12})=*)(?![A-Za-z0-9])"
         ),
         r"\g<pre>" + _m("bearer_token"),
     ),
@@ -145,7 +149,8 @@ _RULES: list[_Rule] = [
 ]
 
 _PAIR_KINDS = (
-    ("password", "password"), ("passwd", "password"), ("pwd", "password"), ("passphrase", "password"),
+    ("password", "password"), ("pass", "password"), ("passwd", "password"), ("pwd", "password"),
+    ("passphrase", "password"),
     ("token", "token"), ("key", "api_key"), ("private_key", "private_key"), ("private-key", "private_key"),
     ("credential", "credentials"), ("session", "session"), ("secret", "secret"),
 )
@@ -168,9 +173,18 @@ _KEYWORDS = (
 )
 # A key and its separator; only the key is checked, the value is matched afterwards, so a pair whose
 # key is harmless (`redirect=`) never hides a secret pair inside its value (`?token=`).
-_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]+)[\"']?\s*[:=]\s*")
-_PAIR_KEY = re.compile(r"(?i)" + _KEYWORDS + r"$")
-_PAIR_VALUE = re.compile(r"\"[^\"\r\n]+\"|'[^'\r\n]+'|[^\s,;&\"'}\])]+")
+# Also JSON-escaped (`\\"password\\": \\"x\\"`) and URL-encoded (`password%3Dx`, `%22pass%22%3A%22x%22`) forms:
+# a key may follow an escape (`%22`, `%26`), be closed by `\\"` or `%22`, and be separated by `%3A`/`%3D`.
+_PAIR = re.compile(
+    r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![A-Za-z0-9_.%-])(?<!%[0-9A-Fa-f]))([A-Za-z0-9_.-]+)"
+    r"(?:\\?[\"']|%2[27])?(?:\s|%20)*(?:[:=]|%3[AaDd])(?:\s|%20)*"
+)
+_PAIR_KEY = re.compile(r"(?i)(?:" + _KEYWORDS + r"|(?:^|[_.-])pass)$")
+_PAIR_VALUE = re.compile(
+    r"\\\"(?:[^\"\\\r\n]|\\(?!\"))+\\\"|\"[^\"\r\n]+\"|'[^'\r\n]+'|%22(?:(?!%22)[^\s\"'])+%22"
+    r"|(?:(?!%2[26Cc]|%3[Bb])[^\s,;&\"'}\])\\])+"
+)
+_OPENERS = ('\\"', "%22", '"', "'")
 _PAIR_HINTS = ("pass", "pwd", "secret", "token", "key", "credential", "session")
 
 
@@ -184,7 +198,7 @@ def _redact_pairs(s: str) -> str:
         if v is None:
             continue
         val = v.group(0)
-        quote = val[0] if val[0] in "\"'" else ""
+        quote = next((q for q in _OPENERS if val.startswith(q) and val.endswith(q) and len(val) > 2 * len(q)), "")
         if val[len(quote):].startswith("[REDACTED:"):
             continue
         parts.append(s[last : m.end()])
@@ -232,7 +246,7 @@ _HINTS: dict[str, tuple[tuple[str, ...], bool, str]] = {
     "sentry_token": (("sntrys_", "sntryu_"), False, ""),
     "telegram_bot_token": ((":AA",), False, ""),
     "authorization": (("authorization",), True, ""),
-    "bearer_token": (("earer",), False, ""),
+    "bearer_token": (("bearer",), True, ""),
     "cookie": (("cookie",), True, ""),
     "secret_pair": (_PAIR_HINTS, True, ""),
     "email": (("@",), False, ""),
@@ -302,7 +316,7 @@ def _redact_cached(s: str) -> str:
     return _redact(s)
 
 
-def _redact(s: str) -> str:
+def _redact_plain(s: str) -> str:
     found = _hints_in(s)
     if not found:
         return s
@@ -311,6 +325,31 @@ def _redact(s: str) -> str:
             continue
         s = _redact_pairs(s) if kind == "secret_pair" else pat.sub(repl, s)
     return s
+
+
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _redact(s: str) -> str:
+    """Redact `s`; a secret visible only once URL-decoded or JSON-unescaped is redacted in the decoded text.
+
+    The rules above read plain, URL-encoded and JSON-escaped pairs directly; this is the net under
+    them for every other shape (an encoded header, a key inside a query value): when the decoded text
+    reveals more secrets than the text as written, the decoded, redacted text is what is shown.
+    """
+    out = _redact_plain(s)
+    alternatives = []
+    if "%" in s and _ESCAPE.search(s):
+        alternatives.append(unquote_plus(s))
+    if "\\" in s:
+        alternatives.append(s.replace('\\"', '"').replace("\\/", "/").replace("\\n", "\n"))
+    for alt in alternatives:
+        if alt == s:
+            continue
+        done = _redact_plain(alt)
+        if done.count("[REDACTED:") > out.count("[REDACTED:"):
+            out = done
+    return out
 
 
 def redact_text(s: str) -> str:
