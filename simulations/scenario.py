@@ -374,6 +374,7 @@ def _cross_checks(sc: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"{where}.alert.resolve_at", "must be after the alert's `at`"))
             elif ev.alert.resolve_at > sc.duration:
                 problems.append((f"{where}.alert.resolve_at", "is after the end of the run"))
+    problems += _unknown_services(sc, seen)
     for i, mit in enumerate(sc.truth.mitigations):
         allowed = ACTION_FIELDS[mit.action]
         for key in mit.fields():
@@ -381,6 +382,22 @@ def _cross_checks(sc: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"truth.mitigations[{i}].{key}",
                                  f"unknown field for {mit.action} (takes {', '.join(allowed) or 'nothing'})"))
     return problems
+
+
+def _unknown_services(sc: Scenario, names: set[str]) -> list[tuple[str, str]]:
+    """References to services the world does not have: a typo would otherwise run silently, with
+    telemetry and alerts for a service nobody declared (issue 19)."""
+    refs: list[tuple[str, str | None]] = []
+    for i, dash in enumerate(sc.dashboards):
+        refs += [(f"dashboards[{i}].panels[{j}].service", p.service) for j, p in enumerate(dash.panels)]
+    refs += [(f"history[{i}].service", h.service) for i, h in enumerate(sc.history)]
+    for i, ev in enumerate(sc.timeline):
+        for kind in EVENT_KINDS:  # an event with no kind is reported by parse_scenario already
+            if getattr(ev, kind, None) is not None:
+                refs.append((f"timeline[{i}].{kind}.service", getattr(getattr(ev, kind), "service", None)))
+    known = ", ".join(sorted(names))
+    return [(where, f"unknown service {name!r} (services: {known})")
+            for where, name in refs if name is not None and name not in names]
 
 
 def parse_scenario(data: object, file: str = "<scenario>") -> Scenario:
