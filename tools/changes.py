@@ -115,6 +115,17 @@ def record_change(
     at = change.at or now or SystemClock().now()
     if at.tzinfo is None:
         raise ValueError("at: timestamp has no timezone (use e.g. 2026-03-02T08:00:00Z)")
+    # Notes and config values come from outside: secrets in them are never stored (a config key that
+    # names a secret hides both of its values whole).
+    from tools.redact import redact_obj, redact_text, secret_key_kind
+
+    hidden = secret_key_kind(change.key) if change.key else None
+
+    def _value(v: Any) -> Any:
+        if v is None:
+            return None
+        return f"[REDACTED:{hidden}]" if hidden else redact_obj(v)
+
     row = Change(
         kind=change.kind,
         service=change.service,
@@ -122,13 +133,13 @@ def record_change(
         version=change.version,
         previous_version=change.previous_version,
         key=change.key,
-        from_value=change.from_value,
-        to_value=change.to_value,
+        from_value=_value(change.from_value),
+        to_value=_value(change.to_value),
         flag=change.flag,
         variant=change.variant,
         state=change.state,
         author=change.author,
-        note=change.note,
+        note=redact_text(change.note),
         source=source,
     )
     session.add(row)

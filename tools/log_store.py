@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.context import ToolContext
+from tools.redact import redact_obj, redact_text
 from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 LOG_DB_NAME = "logs.sqlite3"
@@ -100,8 +101,8 @@ def _row(line: LogLine | Mapping[str, Any]) -> tuple[int, str, str, str, str | N
         to_us(ts),
         service,
         _LEVELS.get(level) or normalize_level(level),
-        message,
-        json.dumps(attrs, default=str, separators=(",", ":")) if attrs else None,
+        redact_text(message),  # log lines come from outside: secrets are not kept
+        json.dumps(redact_obj(attrs), default=str, separators=(",", ":")) if attrs else None,
     )
 
 
@@ -126,7 +127,7 @@ class LogStore(SQLiteStore):
         sql = "INSERT INTO log_lines (ts, service, level, message) VALUES (?, ?, ?, ?)"
         levels = _LEVELS
         normalized = (
-            (int(ts), service, levels.get(level) or normalize_level(level), message)
+            (int(ts), service, levels.get(level) or normalize_level(level), redact_text(message))
             for ts, service, level, message in rows
         )
         return insert_batched(self._conn(), sql, normalized, batch_size)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+
+from tools.redact import redact_obj, redact_text
 
 AlertStatus = Literal["firing", "resolved"]
 AlertSeverity = Literal["critical", "error", "warning", "info"]
@@ -38,6 +40,22 @@ class NormalizedAlert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     links: list[AlertLink] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _redacted(self) -> NormalizedAlert:
+        """Secrets an outside sender put in text are replaced before anything stores or shows the alert.
+
+        Titles, summaries, label values, link URLs and the raw payload all come from outside; the
+        fingerprint and service are identities (never secret-shaped) and are kept as sent.
+        """
+        self.title = redact_text(self.title)
+        self.summary = redact_text(self.summary)
+        self.labels = redact_obj(self.labels)
+        self.raw = redact_obj(self.raw)
+        for link in self.links:
+            link.url = redact_text(link.url)
+            link.label = redact_text(link.label)
+        return self
 
     @field_validator("fingerprint")
     @classmethod
