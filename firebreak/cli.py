@@ -18,6 +18,7 @@ app = typer.Typer(
 SUBAPPS = (
     ("memory.incidents_cli", "app", "incidents"),
     ("memory.memory_cli", "app", "memory"),
+    ("memory.postmortem.cli", "app", "postmortem"),
     ("tools.cli", "logs_app", "logs"),
     ("tools.cli", "metrics_app", "metrics"),
     ("tools.cli", "changes_app", "changes"),
@@ -62,6 +63,21 @@ def _register() -> None:
 _register()
 
 
+# Commands whose output is a secret on purpose (a generated token) or a protocol/log stream of its own.
+UNREDACTED = (("demo",), ("serve",), ("mcp",), ("users", "token"))
+
+
+def _redact_output(argv: list[str]) -> None:
+    """Every other command prints through the redactor: a secret stored anywhere is not printed."""
+    words = [a for a in argv if not a.startswith("-")]
+    if any(tuple(words[: len(u)]) == u for u in UNREDACTED):
+        return
+    from tools.redact import RedactingWriter
+
+    sys.stdout = RedactingWriter(sys.stdout)
+    sys.stderr = RedactingWriter(sys.stderr)
+
+
 def main() -> None:
     """Run the CLI; a broken environment (settings, data dir, database) is one line, not a traceback."""
     import os
@@ -69,6 +85,7 @@ def main() -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
+    _redact_output(sys.argv[1:])
     try:
         app()
     except KeyboardInterrupt:

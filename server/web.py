@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 
@@ -31,6 +32,7 @@ from server.app import get_ctx
 from server.sessions import COOKIE_NAME, MAX_AGE_SECONDS, WebSession, session_key, sign, unsign
 from server.users import authenticate, user_exists
 from tools.context import ToolContext
+from tools.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +84,29 @@ def _safe_url(value: Any) -> str | None:
     return None
 
 
+class Verbatim(Markup):
+    """Text of our own making printed as is (the CSRF token: random, it could look like a key)."""
+
+
+def _redacted(value: Any) -> Any:
+    """Every value a template prints passes here: a secret that reached the database is still not shown.
+
+    Markup (already escaped HTML from a filter or macro) is redacted as text and stays Markup.
+    """
+    if isinstance(value, Verbatim):
+        return value
+    if isinstance(value, Markup):
+        return Markup(redact_text(str(value)))
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
 @cache
 def _env() -> Environment:
     # ChainableUndefined: a report written by another investigator version with a field missing still renders.
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
-                      undefined=ChainableUndefined)
+                      undefined=ChainableUndefined, finalize=_redacted)
     env.filters.update(time=_fmt_time, pretty=_fmt_json, minutes=_fmt_minutes, safe_url=_safe_url)
     return env
 
@@ -149,7 +169,7 @@ def render(request: Request, ctx: ToolContext, name: str, status_code: int = 200
     sess = current_session(request, ctx)
     flash, sess.flash = sess.flash, None
     html = _env().get_template(name).render(
-        request=request, user=sess.user, csrf=sess.csrf, flash=flash,
+        request=request, user=sess.user, csrf=Verbatim(sess.csrf), flash=flash,
         is_approver=bool(sess.user and ctx.settings.is_approver(sess.user)), **data,
     )
     response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)

@@ -8,6 +8,7 @@ All regexes are compiled once at import; `redact_text` is a handful of C-level s
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -380,3 +381,43 @@ def redact_obj(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(redact_obj(v) for v in obj)
     return obj
+
+
+class RedactingWriter(io.TextIOBase):
+    """A text stream that redacts each write before passing it on: the CLI's stdout and stderr.
+
+    Every `firebreak` listing, `show` and export goes through it, so a secret that reached the
+    database is not printed. Click and rich accept it as a text stream (it refuses bytes and reports
+    the encoding of the stream it wraps).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self._inner = inner
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._inner, "encoding", None) or "utf-8")
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._inner, "errors", None)
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError("RedactingWriter takes text")
+        self._inner.write(redact_text(s))
+        return len(s)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._inner.isatty())
+
+    def fileno(self) -> int:
+        return int(self._inner.fileno())
+
+    def writable(self) -> bool:
+        return True
+
