@@ -168,8 +168,10 @@ def test_metric_anomalies_finds_each_shape_earliest_first(world: ToolContext) ->
 
 
 def test_metric_anomalies_filters_limits_and_errors(world: ToolContext) -> None:
+    both = call_tool(world, "metric_anomalies", {"service": "api", "since": START.isoformat()})["anomalies"]
+    assert [a["name"] for a in both] == ["http_requests_per_second", "latency_p99_seconds"]  # earliest first
     out = call_tool(world, "metric_anomalies", {"service": "api", "since": START.isoformat(), "limit": 1})
-    assert [a["name"] for a in out["anomalies"]] == ["http_requests_per_second"]
+    assert [a["name"] for a in out["anomalies"]] == [max(both, key=lambda a: a["score"])["name"]]  # largest change
     assert out["truncated"] is True and out["series_checked"] == 2
     with pytest.raises(ToolError) as err:
         call_tool(world, "metric_anomalies", {"service": "checkout"})

@@ -1,14 +1,10 @@
-"""Prometheus adapter: recorded 2.42.0 answers (tests/fixtures/vendor) and a real Prometheus server."""
+"""Prometheus adapter against recorded 2.42.0 answers (tests/fixtures/vendor); the real server is in
+tests/test_prometheus_real.py."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from firebreak.clock import FixedClock, SystemClock
+from firebreak.clock import FixedClock
 from firebreak.settings import Settings
 from tools.context import ToolContext
 from tools.prometheus import PrometheusClient
@@ -35,6 +31,18 @@ def pctx(settings: Settings, clock: FixedClock) -> Iterator[ToolContext]:
     c = ToolContext(settings=settings.model_copy(update={"prometheus_url": PROM}), clock=clock)
     yield c
     c.close()
+
+
+def _mock_meta(metadata: dict[str, str] | None = None, interval: str = "15s") -> None:
+    """/api/v1/metadata and /api/v1/targets as Prometheus 2.42 shapes them."""
+    meta = {name: [{"type": typ, "help": "", "unit": ""}] for name, typ in (metadata or {}).items()}
+    respx.get(f"{PROM}/api/v1/metadata").mock(
+        return_value=httpx.Response(200, json={"status": "success", "data": meta})
+    )
+    targets = {"activeTargets": [{"scrapeInterval": interval, "health": "up"}], "droppedTargets": []}
+    respx.get(f"{PROM}/api/v1/targets").mock(
+        return_value=httpx.Response(200, json={"status": "success", "data": targets})
+    )
 
 
 # --- recorded answers -----------------------------------------------------------------------------
@@ -57,12 +65,13 @@ def test_query_range_parses_recorded_matrix(fixtures_dir: Path) -> None:
 
 @respx.mock
 def test_query_metric_through_prometheus(pctx: ToolContext, fixtures_dir: Path) -> None:
+    _mock_meta({"up": "gauge"})
     route = respx.get(f"{PROM}/api/v1/query_range").mock(
         return_value=httpx.Response(200, json=_fixture(fixtures_dir, "query_range-up"))
     )
     out = call_tool(pctx, "query_metric", {"service": "prometheus", "name": "up"})
-    assert route.calls.last.request.url.params["query"] == 'avg(up{service="prometheus"})'
-    assert out["source"] == "prometheus"
+    assert route.calls.last.request.url.params["query"] == 'up{service="prometheus"}'
+    assert out["source"] == "prometheus" and out["kind"] == "gauge"
     assert [v for _, v in out["points"]] == [1.0] * 5
     assert out["points"][0][0] == datetime.fromtimestamp(1795482776, tz=UTC).isoformat().replace("+00:00", "Z")
 
@@ -76,6 +85,7 @@ def test_query_metric_through_prometheus(pctx: ToolContext, fixtures_dir: Path) 
 )
 @respx.mock
 def test_prometheus_errors_become_tool_errors(pctx: ToolContext, fixtures_dir: Path, name: str, needle: str) -> None:
+    _mock_meta()
     respx.get(f"{PROM}/api/v1/query_range").mock(return_value=httpx.Response(400, json=_fixture(fixtures_dir, name)))
     with pytest.raises(ToolError) as err:
         call_tool(pctx, "query_metric", {"service": "api", "name": "up"})
@@ -91,6 +101,7 @@ def test_bad_metric_name_is_refused_before_asking(pctx: ToolContext) -> None:
 
 @respx.mock
 def test_unknown_service_and_unreachable(pctx: ToolContext) -> None:
+    _mock_meta()
     empty = {"status": "success", "data": {"resultType": "matrix", "result": []}}
     respx.get(f"{PROM}/api/v1/query_range").mock(return_value=httpx.Response(200, json=empty))
     respx.get(f"{PROM}/api/v1/label/service/values").mock(
@@ -98,6 +109,9 @@ def test_unknown_service_and_unreachable(pctx: ToolContext) -> None:
     )
     respx.get(f"{PROM}/api/v1/label/job/values").mock(
         return_value=httpx.Response(200, json={"status": "success", "data": ["node"]})
+    )
+    respx.get(url__regex=rf"{PROM}/api/v1/label/(app|app_kubernetes_io_name|container)/values").mock(
+        return_value=httpx.Response(200, json={"status": "success", "data": []})
     )
     with pytest.raises(ToolError) as err:
         call_tool(pctx, "query_metric", {"service": "checkout", "name": "up"})
@@ -111,128 +125,96 @@ def test_unknown_service_and_unreachable(pctx: ToolContext) -> None:
     assert err.value.status == 502
 
 
-# --- a real Prometheus ----------------------------------------------------------------------------
+def _matrix(*series: tuple[dict[str, str], list[float]], start: float = 1795482000.0, step: float = 15.0) -> Any:
+    result = [
+        {"metric": labels, "values": [[start + i * step, str(v)] for i, v in enumerate(values)]}
+        for labels, values in series
+    ]
+    return {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class RealProm:
-    url: str
-    exporter_port: int
-
-
-@pytest.fixture(scope="module")
-def real_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealProm]:
-    """Our own Prometheus on 127.0.0.1 (never the distribution's service), scraping a tiny exporter."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("the prometheus binary is not installed (Debian: apt-get install -y prometheus)")
-    from prometheus_client import CollectorRegistry, Gauge, start_http_server
-
-    registry = CollectorRegistry()
-    gauge = Gauge("firebreak_test_queue_depth", "Jobs waiting", ["service"], registry=registry)
-    gauge.labels(service="mailer").set(42)
-    gauge.labels(service="api").set(7)
-    exporter_port = _free_port()
-    server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
-
-    tmp = tmp_path_factory.mktemp("prometheus")
-    config = tmp / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: exporter\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{exporter_port}']\n"
+@respx.mock
+def test_query_metric_reads_counters_as_rates_and_histograms_as_p99(pctx: ToolContext) -> None:
+    _mock_meta({"api_requests": "counter", "api_latency_seconds": "histogram"})
+    route = respx.get(f"{PROM}/api/v1/query_range").mock(
+        return_value=httpx.Response(200, json=_matrix(({"service": "api", "pod": "api-1"}, [2.0] * 5),
+                                                      ({"service": "api", "pod": "api-2"}, [3.0] * 5)))
     )
-    port = _free_port()
-    log = (tmp / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                r = httpx.get(
-                    f"{url}/api/v1/query", params={"query": "count_over_time(firebreak_test_queue_depth[1m])"}
-                )
-                result = r.json()["data"]["result"] if r.status_code == 200 else []
-                if result and min(float(s["value"][1]) for s in result) >= 2:
-                    ready = True
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        if not ready:
-            proc.terminate()
-            log.close()
-            pytest.fail(
-                "Prometheus did not scrape the exporter in 30 s:\n" + (tmp / "prometheus.log").read_text()[-2000:]
-            )
-        yield RealProm(url, exporter_port)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
-        server.shutdown()
-        thread.join(timeout=5)
+    out = call_tool(pctx, "query_metric", {"service": "api", "name": "api_requests_total", "step_seconds": 60})
+    query = route.calls.last.request.url.params["query"]
+    assert query == 'rate({__name__=~"api_requests_total",service="api"}[120000ms])'  # two steps
+    assert out["kind"] == "rate" and out["series"] == 2
+    assert {v for _, v in out["points"]} == {5.0}  # the two pods' rates add up
+    call_tool(pctx, "query_metric", {"service": "api", "name": "api_latency_seconds", "step_seconds": 15})
+    query = route.calls.last.request.url.params["query"]
+    assert query == ('histogram_quantile(0.99, sum by (le) (rate(api_latency_seconds_bucket{service="api"}'
+                     '[60000ms])))')  # four 15 s scrapes
 
 
-@pytest.fixture
-def real_ctx(settings: Settings, real_prometheus: RealProm) -> Iterator[ToolContext]:
-    c = ToolContext(settings=settings.model_copy(update={"prometheus_url": real_prometheus.url}), clock=SystemClock())
-    yield c
+@respx.mock
+def test_service_label_order_is_a_setting(settings: Settings, clock: FixedClock) -> None:
+    _mock_meta({"up": "gauge"})
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        query = request.url.params["query"]
+        seen.append(query)
+        hit = "app_kubernetes_io_name" in query
+        return httpx.Response(200, json=_matrix(({"app_kubernetes_io_name": "web"}, [1.0] * 3)) if hit
+                              else _matrix())
+
+    respx.get(f"{PROM}/api/v1/query_range").mock(side_effect=answer)
+    custom = settings.model_copy(update={"prometheus_url": PROM, "service_labels": ["team", "app_kubernetes_io_name"]})
+    c = ToolContext(settings=custom, clock=clock)
+    out = call_tool(c, "query_metric", {"service": "web", "name": "up"})
     c.close()
+    assert seen == ['up{team="web"}', 'up{app_kubernetes_io_name="web"}'] and out["points"]
+    assert Settings(service_labels="job, app").service_labels == ["job", "app"]  # type: ignore[arg-type]
 
 
-def test_real_prometheus_query_range(real_prometheus: RealProm) -> None:
-    client = PrometheusClient(real_prometheus.url)
-    now = datetime.now(UTC)
-    series = client.query_range(
-        'firebreak_test_queue_depth{service="mailer"}', start=now - timedelta(minutes=1), end=now, step_seconds=1
+@respx.mock
+def test_a_url_that_is_not_prometheus_is_named(pctx: ToolContext, caplog: pytest.LogCaptureFixture) -> None:
+    page = "<html><head><title>Grafana</title></head><body>login</body></html>"
+    respx.get(url__regex=rf"{PROM}/.*").mock(
+        return_value=httpx.Response(200, text=page, headers={"content-type": "text/html; charset=utf-8"})
     )
-    assert len(series) == 1
-    assert series[0].metric["job"] == "exporter" and series[0].metric["service"] == "mailer"
-    assert len(series[0].values) >= 2 and {v for _, v in series[0].values} == {42.0}
-    with pytest.raises(ToolError) as err:
-        client.query_range("sum(firebreak_test_queue_depth", start=now - timedelta(minutes=1), end=now, step_seconds=1)
-    assert err.value.status == 422 and "parse error" in err.value.message
-    client.close()
+    with caplog.at_level("WARNING", logger="firebreak.backends"), pytest.raises(ToolError) as err:
+        call_tool(pctx, "query_metric", {"service": "api", "name": "up"})
+    assert err.value.status == 502
+    assert "does not answer as Prometheus" in err.value.message and "'Grafana'" in err.value.message
+    assert "text/html" in err.value.message
+    failures = [r for r in caplog.records if "Prometheus call failed" in r.getMessage()]
+    assert failures and all("does not answer as Prometheus" in r.getMessage() for r in failures)
 
 
-def test_real_prometheus_tools(real_ctx: ToolContext) -> None:
-    out = call_tool(
-        real_ctx, "query_metric", {"service": "mailer", "name": "firebreak_test_queue_depth", "step_seconds": 1}
+@respx.mock
+def test_scan_rolls_pods_up_reads_by_type_and_says_what_it_skipped(pctx: ToolContext) -> None:
+    _mock_meta({"jobs_done": "counter", "queue_depth": "gauge", "work_seconds": "histogram"})
+    names = ["jobs_done_total", "jobs_done_created", "queue_depth", "work_seconds_bucket", "work_seconds_count",
+             "work_seconds_sum", "work_seconds_created"]
+    respx.get(f"{PROM}/api/v1/label/__name__/values").mock(
+        return_value=httpx.Response(200, json={"status": "success", "data": names})
     )
-    assert out["source"] == "prometheus" and out["points"] and {v for _, v in out["points"]} == {42.0}
-    with pytest.raises(ToolError) as err:
-        call_tool(real_ctx, "query_metric", {"service": "checkout", "name": "firebreak_test_queue_depth"})
-    assert err.value.status == 404 and "api" in err.value.message and "mailer" in err.value.message
-    with pytest.raises(ToolError) as err:
-        call_tool(real_ctx, "query_metric", {"service": "mailer", "name": "no_such_metric"})
-    assert err.value.field == "name"
-    anomalies = call_tool(
-        real_ctx,
-        "metric_anomalies",
-        {"service": "mailer", "since": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()},
-    )
-    assert anomalies["source"] == "prometheus" and anomalies["series_checked"] >= 1
-    assert anomalies["anomalies"] == []  # a flat gauge has no change
+    flat, stepped = [1.0] * 40 + [1.0] * 40, [1.0] * 40 + [9.0] * 40
+    queries: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        q = request.url.params["query"]
+        queries.append(q)
+        if q.startswith("queue_depth"):  # a queue stuck on one pod of two: the service average moves
+            return httpx.Response(200, json=_matrix(({"pod": "mailer-7d9f8b6c5d-x2x7q"}, stepped),
+                                                    ({"pod": "mailer-7d9f8b6c5d-k9z2m"}, flat),
+                                                    ({"instance": "10.0.0.9:9100"}, stepped)))
+        return httpx.Response(200, json=_matrix(({"job": "mailer", "instance": "a"}, flat)))
+
+    respx.get(f"{PROM}/api/v1/query_range").mock(side_effect=answer)
+    out = call_tool(pctx, "metric_anomalies", {})
+    assert len(queries) == 4  # jobs_done rate, queue_depth, work_seconds p99 and _count rate
+    assert any(q.startswith("rate(") and "jobs_done_total" in q for q in queries)
+    assert any(q.startswith("histogram_quantile(0.99, sum without (instance, pod") for q in queries)
+    assert not any("_created" in q or "work_seconds_sum" in q for q in queries)
+    (a,) = out["anomalies"]
+    assert (a["service"], a["name"], a["kind"], a["labels"]) == ("mailer", "queue_depth", "gauge", {})
+    assert a["before"] == 1.0 and a["after"] == 5.0  # mean of the two pods
+    assert out["series_checked"] == 6
+    assert any("1 series carry none of the labels" in s for s in out["skipped"])

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS points (
     value REAL NOT NULL,
     PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metric_types (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL                   -- counter | gauge | histogram
+);
 CREATE TABLE IF NOT EXISTS dashboards (
     uid TEXT PRIMARY KEY,
     title TEXT NOT NULL,
@@ -44,6 +48,19 @@ CREATE TABLE IF NOT EXISTS dashboards (
     panels TEXT NOT NULL                 -- JSON list of panels
 );
 """
+
+
+COUNTER_SUFFIXES = ("_total",)
+METRIC_KINDS = ("counter", "gauge", "histogram")
+
+
+def kind_by_suffix(name: str) -> str:
+    """Prometheus naming: `_total` is a counter, `_bucket` a histogram's buckets; anything else a gauge."""
+    if name.endswith(COUNTER_SUFFIXES):
+        return "counter"
+    if name.endswith("_bucket"):
+        return "histogram"
+    return "gauge"
 
 
 def to_ms(ts: datetime) -> int:
@@ -194,6 +211,37 @@ class MetricStore(SQLiteStore):
             .fetchall()
         )
         return [(b * step_ms, v) for b, v in reversed(rows)]
+
+    def set_metric_kind(self, name: str, kind: str) -> None:
+        """Declare a metric's type (as Prometheus metadata does); otherwise its suffix decides."""
+        if kind not in METRIC_KINDS:
+            raise ValueError(f"kind: unknown metric kind {kind!r} ({', '.join(METRIC_KINDS)})")
+        conn = self._conn()
+        with conn:
+            conn.execute("INSERT OR REPLACE INTO metric_types (name, kind) VALUES (?, ?)", (name, kind))
+
+    def metric_kind(self, name: str) -> str:
+        """counter | gauge | histogram: the declared type, else the suffix's."""
+        row = self._conn().execute("SELECT kind FROM metric_types WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else kind_by_suffix(name)
+
+    def rates(self, series_ids: list[int], since: datetime, until: datetime) -> list[tuple[int, int, float]]:
+        """Per-second rates of counters: (series_id, ts_ms, rate) at each sample in the range, from the
+        previous sample (one before `since` is read so the first point has a rate). A drop is a
+        counter reset: the new value is counted from zero, as Prometheus' rate() does."""
+        out: list[tuple[int, int, float]] = []
+        conn = self._conn()
+        for sid in series_ids:
+            prev = conn.execute(
+                "SELECT ts, value FROM points WHERE series_id = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                (sid, to_ms(since)),
+            ).fetchone()
+            for _, ts, value in self.points([sid], since, until):
+                if prev is not None and ts > prev[0]:
+                    grew = value - prev[1] if value >= prev[1] else value
+                    out.append((sid, ts, grew * 1000.0 / (ts - prev[0])))
+                prev = (ts, value)
+        return out
 
     def native_step_ms(self, series_id: int) -> int | None:
         """The median spacing of a series' last samples (its scrape interval)."""
