@@ -228,6 +228,11 @@ class Approval(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     slack_channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
     slack_ts: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The durable workflow waiting on this decision (none when run in process, e.g. a drill).
+    workflow_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Who started running the action (replica and process boot): tells a live run from a dead one.
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class AuditEvent(Base):
@@ -263,3 +268,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# Tables kept with their own domain register on the same metadata (migrations compare them all).
+from memory.postmortem import table as _postmortem_table  # noqa: E402,F401
+from firebreak.state import replicas as _replicas_table  # noqa: E402,F401
+from firebreak.state import security as _security_tables  # noqa: E402,F401

@@ -23,6 +23,7 @@ ROUTER_MODULES = (
     "server.api_transcripts",
     "server.slack",
     "server.web",
+    "server.web_postmortem",
 )
 
 

@@ -1,0 +1,212 @@
+"""Post-mortem lifecycle: draft (once, then edited), review (blameless check), publish (into memory).
+
+A draft creates the suggested action items as remediations in the incident log, once, so the log stays
+the one place where owners, due dates and states live. Publishing writes the agreed root cause back to
+the incident, which the memory index then carries to `similar_incidents` and the investigator.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from memory import incident_log
+from memory.models import Approval, Change, Incident, TimelineEntry, User
+from memory.postmortem.blameless import check
+from memory.postmortem.customer import customer_version
+from memory.postmortem.draft import SLOW_DETECTION_MINUTES, draft, suggested_actions
+from memory.postmortem.model import (
+    ActionItem,
+    BlamelessFinding,
+    CustomerPostMortem,
+    PostMortem,
+    PostMortemStatus,
+)
+from memory.postmortem.table import PostMortemRow
+
+ACTION_ITEM_DAYS = 14
+DUE_SEVERITIES = ("major", "critical")
+
+
+class PostMortemError(ValueError):
+    """A request that cannot be carried out (unknown incident, wrong state, bad document)."""
+
+
+def people_names(s: Session, incident: Incident) -> set[str]:
+    """Everyone the records name: web users, approvers, change authors and timeline actors."""
+    names = set(s.scalars(select(User.name)))
+    names |= {a for a in s.scalars(select(Approval.decided_by).where(Approval.incident_id == incident.id)) if a}
+    names |= {a for a in s.scalars(select(Change.author)) if a}
+    names |= {e for e in s.scalars(select(TimelineEntry.actor).where(TimelineEntry.incident_id == incident.id))}
+    return {n for n in names if n and n not in ("firebreak", "intake", "system")}
+
+
+def internal_names(s: Session, incident: Incident) -> set[str]:
+    services = {str(x) for x in incident.services or []}
+    services |= {c for c in s.scalars(select(Change.service)) if c}
+    return people_names(s, incident) | services
+
+
+def load(s: Session, incident_id: str) -> PostMortem | None:
+    row = s.get(PostMortemRow, incident_id)
+    return PostMortem.model_validate(row.document) if row else None
+
+
+def save(s: Session, pm: PostMortem, *, at: datetime, by: str) -> PostMortem:
+    row = s.get(PostMortemRow, pm.incident_id)
+    doc = pm.model_dump(mode="json")
+    if row is None:
+        s.add(PostMortemRow(incident_id=pm.incident_id, status=pm.status.value, document=doc, created_at=at,
+                            updated_at=at, updated_by=by))
+    else:
+        if row.status == PostMortemStatus.PUBLISHED and pm.status != PostMortemStatus.PUBLISHED:
+            raise PostMortemError(f"the post-mortem of {pm.incident_id} is published; it can no longer be edited")
+        row.status, row.document, row.updated_at, row.updated_by = pm.status.value, doc, at, by
+    s.flush()
+    return pm
+
+
+def _refresh_actions(s: Session, pm: PostMortem, incident: Incident) -> None:
+    pm.action_items = [ActionItem(remediation_id=r.id, what=r.what, owner=r.owner, due=r.due_date, status=r.status)
+                       for r in incident.remediations]
+
+
+def draft_or_load(s: Session, incident_id: str, *, now: datetime, actor: str, update_minutes: int = 30,
+                  redraft: bool = False) -> PostMortem:
+    """The stored post-mortem, or a fresh draft saved with its suggested action items as remediations."""
+    incident = incident_log.get_incident(s, incident_id)
+    existing = load(s, incident_id)
+    if existing is not None and not redraft:
+        _refresh_actions(s, existing, incident)
+        return existing
+    if existing is not None and existing.status == PostMortemStatus.PUBLISHED:
+        raise PostMortemError(f"the post-mortem of {incident_id} is published; it can no longer be redrafted")
+    pm = draft(s, incident, now=now, update_minutes=update_minutes)
+    if existing is None:
+        owner = f"{(incident.services or ['service'])[0]} team"
+        due = (now + timedelta(days=ACTION_ITEM_DAYS)).date()
+        known = {r.what for r in incident.remediations}
+        for what in suggested_actions(incident, incident.report, pm.durations):
+            if what not in known:
+                incident_log.add_remediation(s, incident, what=what, owner=owner, due=due, at=now, actor=actor)
+        s.flush()
+        s.refresh(incident)
+        incident_log.record(s, incident, at=now, actor=actor, kind="postmortem", text="Post-mortem drafted")
+    else:
+        pm.whys = existing.whys if any(w.source != "to_answer" for w in existing.whys) else pm.whys
+    _refresh_actions(s, pm, incident)
+    pm.blameless = check(pm, people_names(s, incident))
+    return save(s, pm, at=now, by=actor)
+
+
+def update(s: Session, pm: PostMortem, *, now: datetime, actor: str) -> PostMortem:
+    """Store a person's edits; action items stay owned by the incident log."""
+    incident = incident_log.get_incident(s, pm.incident_id)
+    current = load(s, pm.incident_id)
+    if current is None:
+        raise PostMortemError(f"no post-mortem for {pm.incident_id}: draft it first")
+    pm.status = current.status if current.status != PostMortemStatus.PUBLISHED else current.status
+    _refresh_actions(s, pm, incident)
+    pm.blameless = check(pm, people_names(s, incident))
+    incident_log.record(s, incident, at=now, actor=actor, kind="postmortem", text="Post-mortem edited")
+    return save(s, pm, at=now, by=actor)
+
+
+def review(s: Session, incident_id: str, *, now: datetime, actor: str) -> list[BlamelessFinding]:
+    """Run the blameless check and move the draft to review; findings are returned and kept on it."""
+    incident = incident_log.get_incident(s, incident_id)
+    pm = load(s, incident_id)
+    if pm is None:
+        raise PostMortemError(f"no post-mortem for {incident_id}: draft it first")
+    if pm.status == PostMortemStatus.PUBLISHED:
+        raise PostMortemError(f"the post-mortem of {incident_id} is already published")
+    pm.blameless = check(pm, people_names(s, incident))
+    pm.status = PostMortemStatus.IN_REVIEW
+    incident_log.record(s, incident, at=now, actor=actor, kind="postmortem",
+                        text=f"Post-mortem in review ({len(pm.blameless)} blameless finding(s))")
+    save(s, pm, at=now, by=actor)
+    return pm.blameless
+
+
+def publish(s: Session, incident_id: str, *, now: datetime, actor: str, force: bool = False) -> PostMortem:
+    """Publish once the blameless check is clean; the root cause goes back to the incident log."""
+    incident = incident_log.get_incident(s, incident_id)
+    pm = load(s, incident_id)
+    if pm is None:
+        raise PostMortemError(f"no post-mortem for {incident_id}: draft it first")
+    if pm.status == PostMortemStatus.PUBLISHED:
+        return pm
+    findings = check(pm, people_names(s, incident))
+    if findings and not force:
+        raise PostMortemError(f"{len(findings)} blameless finding(s) left, e.g. {findings[0].section}: "
+                              f"{findings[0].rule}; rephrase them (or publish with --force)")
+    changes: dict[str, object] = {}
+    if pm.root_cause and pm.root_cause != incident.root_cause:
+        changes["root_cause"] = pm.root_cause
+    if pm.root_cause_category != incident.root_cause_category and pm.root_cause_category in incident_log.CATEGORIES:
+        changes["root_cause_category"] = pm.root_cause_category
+    if changes:
+        incident_log.update_incident(s, incident, changes, at=now, actor=actor)
+    pm.status = PostMortemStatus.PUBLISHED
+    pm.published_at, pm.published_by = now, actor
+    pm.blameless = findings
+    _refresh_actions(s, pm, incident)
+    incident_log.record(s, incident, at=now, actor=actor, kind="postmortem", text="Post-mortem published")
+    row = s.get(PostMortemRow, incident_id)
+    save(s, pm, at=now, by=actor)
+    if row is not None:
+        row.published_at = now
+    return pm
+
+
+def customer(s: Session, pm: PostMortem) -> CustomerPostMortem:
+    incident = incident_log.get_incident(s, pm.incident_id)
+    executed = [a.action for a in s.scalars(select(Approval).where(Approval.incident_id == incident.id,
+                                                                     Approval.executed_at.is_not(None)))]
+    slow = pm.durations.to_detect is not None and pm.durations.to_detect > SLOW_DETECTION_MINUTES
+    return customer_version(pm, executed_actions=executed, internal_names=internal_names(s, incident),
+                            slow_detection=slow)
+
+
+def next_working_morning(at: datetime, hour: int = 9) -> datetime:
+    """09:00 (UTC) of the next weekday after `at`: when people hold the morning-after review."""
+    day: date = at.date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(hour), tzinfo=at.tzinfo)
+
+
+def due_at(resolved_at: datetime, delay_hours: float | None) -> datetime:
+    return resolved_at + timedelta(hours=delay_hours) if delay_hours is not None else next_working_morning(resolved_at)
+
+
+def due(s: Session, *, now: datetime, delay_hours: float | None = None) -> list[tuple[Incident, datetime]]:
+    """Resolved major and critical incidents whose post-mortem is not published and whose due time passed."""
+    published = set(s.scalars(select(PostMortemRow.incident_id).where(
+        PostMortemRow.status == PostMortemStatus.PUBLISHED.value)))
+    out = []
+    for inc in s.scalars(select(Incident).where(Incident.severity.in_(DUE_SEVERITIES),
+                                                Incident.resolved_at.is_not(None))):
+        if inc.id in published or inc.resolved_at is None:
+            continue
+        when = due_at(inc.resolved_at, delay_hours)
+        if when <= now:
+            out.append((inc, when))
+    return sorted(out, key=lambda p: p[1])
+
+
+def claim_reminder(s: Session, incident: Incident, *, now: datetime) -> bool:
+    """Mark the post-mortem reminder as sent for this incident; False when it was sent already."""
+    row = s.get(PostMortemRow, incident.id)
+    if row is None:
+        draft_or_load(s, incident.id, now=now, actor="firebreak")
+        row = s.get(PostMortemRow, incident.id)
+        assert row is not None
+    if row.reminded_at is not None:
+        return False
+    row.reminded_at = now
+    incident_log.record(s, incident, at=now, actor="firebreak", kind="postmortem",
+                        text="Post-mortem due: draft it with `firebreak postmortem draft " + incident.id + "`")
+    return True
