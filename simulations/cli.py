@@ -261,3 +261,20 @@ def history_cmd(
         print(json.dumps(hist.model_dump(mode="json")))
     else:
         print_history(hist, out)
+
+
+@app.command("generate")
+def generate_cmd(
+    count: Annotated[int, typer.Option("--count", min=1, help="How many worlds.")] = 50,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same worlds.")] = 1,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the YAML files (created if needed).")]
+    = Path("generated-worlds"),
+) -> None:
+    """Write generated training worlds (random culprit kinds, topologies and red herrings) as scenario files."""
+    from simulations.worlds import write_worlds
+
+    try:
+        paths = write_worlds(count, seed, out_dir)
+    except OSError as exc:
+        raise _fail(f"--out: cannot write to {out_dir} ({exc.strerror or exc})", 2) from None
+    out.print(f"{len(paths)} worlds written to {out_dir}", highlight=False)

@@ -1,0 +1,58 @@
+"""Generated training worlds: drill scenarios drawn from randomised families, one module per culprit kind.
+
+`generate_worlds(count, seed)` yields scenario dicts that follow ../shared/specs/drill-scenario.md
+(they load with `simulations.scenario.parse_scenario`), each with its truth and accepted fixes, with
+random service names, topologies and red herrings. They exist to fit and check the investigator's
+ranking on incidents unlike the hand-written library, so nothing here looks at the investigator.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from simulations.worlds import config, dependency, deploy, flag, resource
+from simulations.worlds.builder import World
+from simulations.worlds.herrings import add_herrings
+
+# Explicit registry: a new culprit kind is a new module added here.
+FAMILIES: dict[str, ModuleType] = {m.KIND: m for m in (deploy, config, flag, dependency, resource)}
+KINDS: tuple[str, ...] = tuple(FAMILIES)
+
+
+def generate_world(index: int, seed: int, kind: str | None = None) -> dict[str, Any]:
+    """World number `index` of the set drawn with `seed`; kinds take turns unless `kind` is given."""
+    kind = kind or KINDS[index % len(KINDS)]
+    if kind not in FAMILIES:
+        raise ValueError(f"unknown culprit kind {kind!r} (known: {', '.join(KINDS)})")
+    rng = random.Random(f"firebreak-world:{seed}:{index}")
+    w = World(rng, f"gen-{seed}-{index:05d}-{kind}", kind, seed=rng.randint(1, 10**6))
+    FAMILIES[kind].build(w)
+    add_herrings(w)
+    if w.herrings:
+        w.summary += " Red herrings: " + "; ".join(w.herrings) + "."
+    return w.to_dict()
+
+
+def generate_worlds(count: int, seed: int) -> Iterator[dict[str, Any]]:
+    """`count` worlds, the culprit kinds in turn; the same seed gives the same worlds."""
+    if count < 0:
+        raise ValueError("count must be 0 or more")
+    for i in range(count):
+        yield generate_world(i, seed)
+
+
+def write_worlds(count: int, seed: int, out: Path) -> list[Path]:
+    """Write the worlds as YAML files into `out` (created if needed); returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for world in generate_worlds(count, seed):
+        path = out / f"{world['id']}.yaml"
+        path.write_text(yaml.safe_dump(world, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+        paths.append(path)
+    return paths

@@ -1,0 +1,165 @@
+"""Red herrings: ordinary events that look like causes and are not.
+
+Each one stays clear of what the culprit family touched (no deploy of the culprit's service, no
+flip of its flag), so the truth stays the only cause; they still sit close to the onset, on the
+impacted path or on healthy services, because that is where real ones are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from simulations.worlds.builder import NOISY_WARNS, World, camel
+from simulations.worlds.deploy import UNRELATED_NOTES
+from simulations.worlds.topology import brand
+
+_HISTORY_CAUSES = [
+    ("memory leak in the {stem} image resizer", "restarted {svc}", "resource"),
+    ("bad deploy of {svc} (serializer change)", "rolled back {svc}", "deploy"),
+    ("{db} failover during maintenance", "waited for replica catch-up", "infra"),
+    ("partner scraper without rate limit", "blocked the client", "traffic"),
+    ("expired certificate on an internal endpoint", "renewed the certificate", "certificate"),
+]
+
+
+def _free(w: World, *roles: str) -> list[str]:
+    return [n.name for n in w.services_of(*roles) if n.name not in w.touched]
+
+
+def unrelated_deploy(w: World) -> None:
+    cands = _free(w, "api", "worker", "edge")
+    if not cands:
+        return
+    s = w.rng.choice(cands)
+    w.touched.add(s)
+    at = w.onset - w.rng.uniform(0.5, 9)
+    w.deploy(at, s, w.rng.choice(UNRELATED_NOTES + ["", "release train", "dependency bumps"]))
+    if w.rng.random() < 0.3:  # a short, harmless burst of warnings while pods roll
+        w.logs(at + 0.2, s, 20, [("WARN", "readiness probe failed during rollout, retrying")], for_=1.5)
+    w.herrings.append(f"deploy of {s} just before the onset")
+
+
+def unrelated_flag(w: World) -> None:
+    stem = w.rng.choice([n.stem for n in w.topo.nodes.values() if n.kind == "service"])
+    key = f"{stem}-{w.rng.choice(['dark-mode', 'new-onboarding', 'promo-banner', 'beta-export', 'csv-v2'])}"
+    if key in w.flags:
+        return
+    w.flags[key] = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+    w.event(w.onset - w.rng.uniform(0.5, 6), {"flag": {"flag": key, "variant": "on"}})
+    w.herrings.append(f"flag {key} switched on just before the onset")
+
+
+def unrelated_config(w: World) -> None:
+    cands = _free(w, "api", "worker", "edge")
+    if not cands:
+        return
+    s = w.rng.choice(cands)
+    key, old, new = w.rng.choice(
+        [
+            ("feature.banner_text", "Spring", "Summer"),
+            ("metrics.push_interval", "30s", "15s"),
+            ("email.footer", "v1", "v2"),
+            ("ui.page_size", 20, 25),
+        ]
+    )
+    w.event(w.onset - w.rng.uniform(1, 12), {"config": {"service": s, "key": key, "from": old, "to": new}})
+    w.herrings.append(f"config {key} on {s}")
+
+
+def replica_maintenance(w: World) -> None:
+    db = w.rng.choice(w.services_of("db", "cache", "queue"))
+    replica = f"{db.name}-replica-{w.rng.randint(2, 4)}"
+    note = w.rng.choice(
+        [
+            f"maintenance on read replica {replica} (no primary traffic)",
+            f"resize disk of replica {replica}",
+            f"rebuild standby {replica} from snapshot",
+        ]
+    )
+    w.event(w.onset - w.rng.uniform(1, 10), {"infra": {"service": db.name, "note": note}})
+    w.herrings.append(f"infra: {note}")
+
+
+def flapping_alert(w: World) -> None:
+    cands = [n.name for n in w.services_of("api", "worker", "edge", "cache", "db") if n.name not in w.touched]
+    if not cands:
+        return
+    s = w.rng.choice(cands)
+    name = w.rng.choice([f"{camel(s)}LatencyWarning", f"{camel(s)}DiskIOHigh", f"{camel(s)}PodRestarts"])
+    t = w.onset + w.rng.uniform(-2, 4)
+    for i in range(w.rng.randint(1, 2)):
+        start = t + i * 6
+        w.alert(
+            start,
+            w.rng.choice(["grafana", "alertmanager"]),
+            name,
+            s,
+            severity="warning",
+            summary=f"{s} briefly over threshold",
+            resolve_at=start + w.rng.uniform(1.5, 4),
+        )
+    w.herrings.append(f"flapping alert {name} on {s}")
+
+
+def noisy_warns(w: World) -> None:
+    for s in w.rng.sample([n.name for n in w.services_of("api", "worker", "edge")], k=1):
+        w.add_base_line(s, "WARN", w.rng.choice(NOISY_WARNS), weight=w.rng.randint(1, 3))
+        if w.rng.random() < 0.5:
+            w.add_base_line(
+                s,
+                "ERROR",
+                w.rng.choice(["failed to send metrics batch: timeout", "stale lock on {key} released"]),
+                weight=1,
+            )
+        w.herrings.append(f"old noisy WARNs on {s}")
+
+
+def past_incident(w: World) -> None:
+    svc = w.rng.choice([n for n in w.topo.nodes.values() if n.kind != "external"])
+    db = w.services_of("db")[0].name
+    cause, fix, _ = w.rng.choice(_HISTORY_CAUSES)
+    days = w.rng.randint(10, 200)
+    started = w.start.replace(microsecond=0) - timedelta(days=days)
+    w.history.append(
+        {
+            "id": f"INC-{started.year}-{w.rng.randint(10, 400):03d}",
+            "title": f"{svc.name} degraded",
+            "service": svc.name,
+            "started": started.isoformat().replace("+00:00", "Z"),
+            "severity": w.rng.choice(["minor", "major"]),
+            "symptoms": f"errors and latency on {svc.name}",
+            "root_cause": cause.format(stem=svc.stem, svc=svc.name, db=db),
+            "countermeasures": fix.format(svc=svc.name),
+        }
+    )
+    w.herrings.append(f"past incident on {svc.name}")
+
+
+def unrelated_third_party_warn(w: World) -> None:
+    s = w.rng.choice(w.services_of("api", "worker", "edge")).name
+    w.add_base_line(s, "WARN", f"{brand(w.rng)} webhook delivery slow ({{ms}}ms)", weight=1)
+    w.herrings.append(f"slow third-party warnings on {s}")
+
+
+HERRINGS: list[Callable[[World], None]] = [
+    unrelated_deploy,
+    unrelated_deploy,
+    unrelated_flag,
+    unrelated_config,
+    replica_maintenance,
+    flapping_alert,
+    noisy_warns,
+    past_incident,
+    unrelated_third_party_warn,
+]
+
+
+def add_herrings(w: World) -> None:
+    """Two to four red herrings; most worlds get a change shortly before the onset."""
+    n = w.rng.randint(2, 4)
+    picks = w.rng.sample(HERRINGS, k=n)
+    if w.rng.random() < 0.6 and unrelated_deploy not in picks:
+        picks.append(unrelated_deploy)
+    for herring in picks:
+        herring(w)

@@ -1,0 +1,150 @@
+"""Generated training worlds: valid scenarios, reproducible, every kind present, truths that point at
+things that exist in the world, and red herrings that never contradict the truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from simulations.scenario import Scenario, load_scenario, parse_scenario
+from simulations.worlds import KINDS, generate_world, generate_worlds
+
+N = 4 * len(KINDS)
+
+
+@pytest.fixture(scope="module")
+def worlds() -> list[tuple[dict[str, Any], Scenario]]:
+    return [(d, parse_scenario(d, d["id"])) for d in generate_worlds(N, seed=3)]
+
+
+def _changes(sc: Scenario, kind: str) -> list[Any]:
+    return [ev for ev in sc.timeline if ev.kind == kind]
+
+
+def test_every_world_is_a_valid_scenario_and_kinds_take_turns(worlds: list[tuple[dict[str, Any], Scenario]]) -> None:
+    kinds = Counter(sc.truth.culprit.kind for _, sc in worlds)
+    assert set(kinds) == set(KINDS)
+    assert max(kinds.values()) - min(kinds.values()) <= 1
+    assert len({sc.id for _, sc in worlds}) == N
+
+
+def test_same_seed_same_worlds_other_seed_other_worlds() -> None:
+    a = list(generate_worlds(6, seed=11))
+    assert a == list(generate_worlds(6, seed=11))
+    b = list(generate_worlds(6, seed=12))
+    assert [w["services"] for w in a] != [w["services"] for w in b]
+
+
+def test_names_and_topologies_vary() -> None:
+    names = [tuple(s["name"] for s in w["services"]) for w in generate_worlds(30, seed=5)]
+    assert len(set(names)) >= 28
+    assert len({n for ns in names for n in ns}) > 60
+
+
+def test_worlds_stay_small(worlds: list[tuple[dict[str, Any], Scenario]]) -> None:
+    for _, sc in worlds:
+        assert 40 <= sc.duration.total_seconds() / 60 <= 60
+        assert 4 <= len(sc.services) <= 12
+        assert all(s.logs is None or s.logs.rate <= 200 / 60 for s in sc.services)
+        assert sc.triage_at is not None and sc.triage_at <= sc.duration
+
+
+def test_truth_points_at_what_the_world_contains(worlds: list[tuple[dict[str, Any], Scenario]]) -> None:
+    for _, sc in worlds:
+        c = sc.truth.culprit
+        names = {s.name for s in sc.services}
+        if c.service is not None:
+            assert c.service in names, sc.id
+        if c.kind == "deploy":
+            deploys = [ev.deploy for ev in _changes(sc, "deploy") if ev.deploy and ev.deploy.version == c.ref]
+            assert [d.service for d in deploys] == [c.service], sc.id
+            svc = sc.service(c.service or "")
+            assert svc is not None
+            rollback = next(m for m in sc.truth.mitigations if m.action == "rollback")
+            assert rollback.fields() == {"service": c.service, "to": svc.version}, sc.id
+        elif c.kind == "config":
+            keys = [(ev.config.service, ev.config.key) for ev in _changes(sc, "config") if ev.config]
+            assert (c.service, c.ref) in keys, sc.id
+        elif c.kind == "flag":
+            assert c.ref in sc.flags, sc.id
+            assert c.ref in [ev.flag.flag for ev in _changes(sc, "flag") if ev.flag], sc.id
+        elif c.kind == "dependency":
+            assert c.ref in names, sc.id
+        elif c.kind == "resource":
+            assert c.ref in {"memory", "cpu", "disk", "connections", "file-descriptors", "threads"}
+            ramps = [
+                ev.metric
+                for ev in _changes(sc, "metric")
+                if ev.metric and ev.metric.service == c.service and ev.metric.shape == "ramp"
+            ]
+            assert ramps, sc.id
+
+
+def test_the_culprit_is_the_only_change_of_its_kind_on_its_target(
+    worlds: list[tuple[dict[str, Any], Scenario]],
+) -> None:
+    """Herrings never deploy the culprit's service nor flip the culprit's flag: the truth stays unique."""
+    for _, sc in worlds:
+        c = sc.truth.culprit
+        if c.kind == "deploy":
+            assert sum(1 for ev in _changes(sc, "deploy") if ev.deploy and ev.deploy.service == c.service) == 1
+        if c.kind == "flag":
+            assert sum(1 for ev in _changes(sc, "flag") if ev.flag and ev.flag.flag == c.ref) == 1
+
+
+def test_worlds_carry_red_herrings(worlds: list[tuple[dict[str, Any], Scenario]]) -> None:
+    with_decoy_change = 0
+    for d, sc in worlds:
+        assert "Red herrings:" in d["summary"], sc.id
+        c = sc.truth.culprit
+        decoys = [
+            ev
+            for ev in sc.timeline
+            if ev.kind in ("deploy", "flag", "config", "infra")
+            and not (
+                ev.kind == c.kind
+                and (
+                    getattr(ev.body, "version", None) == c.ref
+                    or getattr(ev.body, "key", None) == c.ref
+                    or getattr(ev.body, "flag", None) == c.ref
+                )
+            )
+        ]
+        with_decoy_change += bool(decoys)
+    assert with_decoy_change >= N * 0.6
+
+
+def test_third_party_with_fallback_flag_is_fixed_by_the_flag_only() -> None:
+    seen = 0
+    for i in range(200):
+        d = generate_world(i, seed=9, kind="dependency")
+        sc = parse_scenario(d, d["id"])
+        fallback = [
+            k
+            for k, f in sc.flags.items()
+            if f.metadata and sc.truth.culprit.ref in str(f.metadata.get("description", ""))
+        ]
+        if fallback:
+            seen += 1
+            assert {m.action for m in sc.truth.mitigations} <= {"enable_flag", "set_flag_variant"}
+            assert {m.fields()["flag"] for m in sc.truth.mitigations} == {fallback[0]}
+    assert seen >= 10
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown culprit kind"):
+        generate_world(0, seed=1, kind="gremlins")
+
+
+def test_cli_generate_writes_loadable_files(tmp_path: Path) -> None:
+    from firebreak.cli import app
+
+    result = CliRunner().invoke(app, ["drill", "generate", "--count", "7", "--seed", "4", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    files = sorted(tmp_path.glob("*.yaml"))
+    assert len(files) == 7
+    assert {load_scenario(f).truth.culprit.kind for f in files} >= set(KINDS[:4])
