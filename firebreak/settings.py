@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     update_minutes: int = 30
+    # Post-mortem reminder this many hours after a major/critical incident resolves; unset: next working morning.
+    postmortem_delay_hours: float | None = None
     session_secret: SecretStr | None = None
     public_url: str | None = None
     action_timeout_seconds: float = 120.0
