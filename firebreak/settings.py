@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # Real backends (unset: embedded stores).
     loki_url: str | None = None
     prometheus_url: str | None = None
+    # Trace backends for the trace tools (Tempo first); unset: the embedded trace store.
+    tempo_url: str | None = None
+    jaeger_url: str | None = None
+    # Bearer token for OTLP intake (/v1/traces, /v1/logs, /v1/metrics); unset: intake refused (401).
+    otlp_token: SecretStr | None = None
     # Labels naming a series' service, tried in order (Prometheus and the metrics tools).
     service_labels: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["service", "job", "app", "app_kubernetes_io_name", "container"])

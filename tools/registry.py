@@ -25,6 +25,7 @@ Out = TypeVar("Out", bound=BaseModel)
 TOOL_MODULES = (
     "tools.logs",
     "tools.metrics",
+    "tools.traces",
     "tools.changes",
     "tools.flags",
     "tools.sentry",

@@ -407,18 +407,18 @@ class TraceStore(SQLiteStore):
                     break
         return out
 
-    def trace(self, trace_id: str, limit: int = 200) -> tuple[list[SpanRecord], int]:
-        """The spans of one trace, oldest first (at most `limit`), and how many the trace holds."""
+    def trace(self, trace_id: str, limit: int = 200) -> tuple[list[SpanRecord], int, int]:
+        """The spans of one trace, oldest first (at most `limit`), how many it holds and how many failed."""
         conn = self._conn()
         rows = conn.execute(
             "SELECT trace_id, span_id, parent_id, service, operation, start_us, end_us, status, attributes "
             "FROM spans WHERE trace_id = ? ORDER BY start_us, id LIMIT ?",
             (trace_id, limit),
         ).fetchall()
-        total = len(rows)
-        if total >= limit:
-            (total,) = conn.execute("SELECT COUNT(*) FROM spans WHERE trace_id = ?", (trace_id,)).fetchone()
-        return [_record(r) for r in rows], int(total)
+        total, errors = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 2), 0) FROM spans WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+        return [_record(r) for r in rows], int(total), int(errors)
 
 
 def _record(row: tuple[Any, ...]) -> SpanRecord:
