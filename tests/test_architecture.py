@@ -48,7 +48,7 @@ def imports_of(path: Path) -> set[str]:
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = this.split(".")[: -node.level] if not path.name == "__init__.py" else this.split(".")
+                base = this.split(".")[: -node.level] if path.name != "__init__.py" else this.split(".")
                 if node.level > 1 and path.name == "__init__.py":
                     base = this.split(".")[: -(node.level - 1)]
                 found.add(".".join([*base, node.module] if node.module else base))
