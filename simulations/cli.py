@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import statistics
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from simulations.scenario import ScenarioError, find_scenarios, load_scenario
+from simulations.scenario import ScenarioError, load_scenario
 
 app = typer.Typer(help="Drills: replay blank incidents from scenario files.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -71,7 +70,8 @@ def _not_utf8(file: Path, exc: UnicodeDecodeError) -> str:
 
 @app.command("run")
 def run_cmd(
-    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    file: Annotated[Path, typer.Argument(
+        help="Scenario YAML file, or recorded-incident folder (one holding incident.yaml).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the spec's JSON object.")] = False,
     server: Annotated[str | None, typer.Option(
         "--server", help="Deliver to a running `firebreak serve` at this URL (same data dir and secrets).")] = None,
@@ -79,12 +79,21 @@ def run_cmd(
         "--keep", help="Build the drill's world in this folder and keep it (default: a temp dir, removed).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each timeline step.")] = False,
 ) -> None:
-    """Run one scenario with the configured investigator and score it against its truth."""
+    """Run one scenario file or recorded-incident folder with the configured investigator; score it."""
+    from simulations.recorded.model import load_incident
+    from simulations.recorded.readers import read_folder
     from simulations.runner import DrillSetupError, preload, run_drill
 
     _quiet_logs()
+    recorded = file.is_dir()
     try:
-        load_scenario(file)
+        if recorded:
+            incident = load_incident(file)
+            telemetry = read_folder(file, incident.triage_at)
+            if server is not None:
+                raise _fail(f"{file}: --server takes scenario files only (a recorded incident runs in process)", 2)
+        else:
+            load_scenario(file)
     except ScenarioError as exc:
         raise _fail(str(exc), 2) from None
     except UnicodeDecodeError as exc:
@@ -96,8 +105,15 @@ def run_cmd(
         except OSError as exc:
             raise _fail(f"--keep: cannot create {keep} ({exc.strerror or exc})", 2) from None
     try:
-        result = run_drill(file, server=server, keep_dir=keep,
-                           on_step=(lambda line: err.print(f"  {line}", markup=False)) if verbose else None)
+        step = (lambda line: err.print(f"  {line}", markup=False)) if verbose else None
+        if recorded:
+            from simulations.recorded.run import run_recorded
+
+            result = run_recorded(file, keep_dir=keep, on_step=step, incident=incident, telemetry=telemetry)
+        else:
+            result = run_drill(file, server=server, keep_dir=keep, on_step=step)
+    except ScenarioError as exc:
+        raise _fail(str(exc), 2) from None
     except DrillSetupError as exc:
         raise _fail(f"{file}: {exc}", 1) from None
     except Exception as exc:  # an error in the machinery: one line, not a traceback
@@ -116,59 +132,39 @@ class InvalidScenarios(ValueError):
 
 
 def aggregate(results: list[Any]) -> dict[str, Any]:
-    """The bench JSON: ratios over all scenarios and every result."""
-    n = len(results)
+    """The bench JSON: ratios over all drills, the baselines, and for recorded incidents AC@k by fault."""
+    from simulations.bench import aggregate as bench_aggregate
 
-    def ratio(key: str) -> float:
-        return round(sum(1 for r in results if getattr(r, key)) / n, 3) if n else 0.0
-
-    return {
-        "scenarios": n,
-        "hit_at_1": ratio("hit_at_1"),
-        "hit_at_3": ratio("hit_at_3"),
-        "mitigation_ok": ratio("mitigation_ok"),
-        "median_wall_seconds": round(statistics.median(r.wall_seconds for r in results), 3) if n else 0.0,
-        "results": [r.spec_json() for r in results],
-    }
+    return bench_aggregate(results)
 
 
 def bench_dir(directory: Path, progress: bool = True) -> dict[str, Any]:
-    """Run every scenario below a folder; files that do not follow the format stop it before any runs."""
+    """Run every scenario file and recorded-incident folder below a folder; anything that does not follow
+    its format stops the bench before any drill runs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from simulations.runner import failed_result, preload, run_drill
+    from simulations.bench import collect, run_item
+    from simulations.runner import preload
 
-    files = find_scenarios(directory)
-    problems = []
-    scenarios = []
-    for f in files:
-        try:
-            scenarios.append(load_scenario(f))
-        except ScenarioError as exc:
-            problems.append(str(exc))
-        except UnicodeDecodeError as exc:
-            problems.append(_not_utf8(f, exc))
+    items, problems = collect(directory)
     if problems:
         raise InvalidScenarios("\n".join(problems))
     preload()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=not progress, transient=False) as bar:
-        task = bar.add_task("drills", total=len(scenarios))
-        for sc in scenarios:
-            bar.update(task, description=f"{sc.id:<34}")
-            try:
-                results.append(run_drill(sc))
-            except Exception as exc:
-                err.print(f"{sc.id}: the drill could not run: {type(exc).__name__}: {exc}", markup=False)
-                results.append(failed_result(sc, f"{type(exc).__name__}: {exc}"))
+        task = bar.add_task("drills", total=len(items))
+        for item in items:
+            bar.update(task, description=f"{item.id:<34}")
+            results.append(run_item(item, lambda line: err.print(line, markup=False)))
             bar.advance(task)
     return aggregate(results)
 
 
 @app.command("bench")
 def bench_cmd(
-    directory: Annotated[Path, typer.Argument(help="Folder: every *.yaml below it is a scenario.")],
+    directory: Annotated[Path, typer.Argument(
+        help="Folder: every *.yaml below it is a scenario, every folder holding incident.yaml a recorded incident.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the aggregate JSON with every result.")] = False,
 ) -> None:
     """Run every scenario below DIR and print hit@1, hit@3, right-fix rate and median wall time."""

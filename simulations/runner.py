@@ -136,8 +136,11 @@ def dependencies_of(sc: Scenario) -> dict[str, list[str]]:
     return {s.name: list(s.depends_on) for s in sc.services if s.depends_on}
 
 
-def drill_settings(sc: Scenario, data_dir: Path, secrets: Secrets, **extra: Any) -> Settings:
-    """Environment settings (model, budgets) with everything that would reach outside the drill cut off."""
+def drill_settings(sc: Scenario | None, data_dir: Path, secrets: Secrets, **extra: Any) -> Settings:
+    """Environment settings (model, budgets) with everything that would reach outside the drill cut off.
+
+    `sc` gives the dependencies of a scenario; a recorded incident passes None and its own `dependencies`.
+    """
     overrides: dict[str, Any] = {
         "data_dir": data_dir,
         "database_url": None,
@@ -154,7 +157,7 @@ def drill_settings(sc: Scenario, data_dir: Path, secrets: Secrets, **extra: Any)
         "slack_channel": None,
         "service_map": {},
         "group_wait_seconds": 0.0,
-        "dependencies": dependencies_of(sc),
+        "dependencies": dependencies_of(sc) if sc is not None else {},
         "sentry_client_secret": SecretStr(secrets.sentry_client_secret),
         "grafana_hmac_secret": SecretStr(secrets.grafana_hmac_secret),
         "webhook_token": SecretStr(secrets.webhook_token),
@@ -524,6 +527,14 @@ def result_of(sc: Scenario, env: DrillEnv, progress: Progress, triage: Triage, s
     )
 
 
+def drill_baselines(sc: Scenario, env: DrillEnv, progress: Progress) -> dict[str, dict[str, Any]]:
+    """The naive rankers of `simulations.baselines` on this drill, from the stores, by the same scorer."""
+    from simulations.baselines import run_baselines
+
+    until = progress.triaged_at or env.clock.now()
+    return run_baselines(env.ctx, until, lambda suspects, fix: score(suspects, fix, None, sc.truth))
+
+
 def preload() -> None:
     """Import the intake, the app and the investigator once, before any drill's clock starts.
 
@@ -593,6 +604,7 @@ def run_drill(
         t = time.perf_counter()
         result = result_of(sc, env, progress, read_triage(env.ctx), started)
         marks["score"] = time.perf_counter() - t
+        result.details["baselines"] = drill_baselines(sc, env, progress)
         result.details.update(counts)
         result.details["timings"] = {k: round(v, 3) for k, v in marks.items()}
         result.details["data_dir"] = str(env.data_dir) if keep_dir else None

@@ -8,11 +8,14 @@ right when its action equals a listed one and every field that entry gives is eq
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from simulations.scenario import Mitigation, SuspectRef, Truth
+
+if TYPE_CHECKING:
+    from simulations.recorded.model import RecordedTruth
 
 
 class SuspectIn(BaseModel):
@@ -43,7 +46,7 @@ def suspect_matches(suspect: SuspectIn, target: SuspectRef) -> bool:
     return not (suspect.service and target.service and _norm(suspect.service) != _norm(target.service))
 
 
-def matches_truth(suspect: SuspectIn, truth: Truth) -> bool:
+def matches_truth(suspect: SuspectIn, truth: Truth | RecordedTruth) -> bool:
     return any(suspect_matches(suspect, t) for t in [truth.culprit, *truth.also_accept])
 
 
@@ -59,7 +62,7 @@ def fix_matches(fix: dict[str, Any] | None, mitigations: list[Mitigation]) -> bo
     return False
 
 
-def rank_of(suspects: list[SuspectIn], truth: Truth) -> int | None:
+def rank_of(suspects: list[SuspectIn], truth: Truth | RecordedTruth) -> int | None:
     for i, s in enumerate(suspects, start=1):
         if matches_truth(s, truth):
             return i
@@ -77,6 +80,56 @@ def score(suspects: list[SuspectIn], fix: dict[str, Any] | None, severity: str |
         mitigation_ok=fix_matches(fix, truth.mitigations),
         severity_ok=sev_ok,
     )
+
+
+def blamed_service(suspect: SuspectIn) -> str | None:
+    """The service a hypothesis blames: its service, or for a dependency suspect the dependency (its ref)."""
+    if _norm(suspect.kind) == "dependency":
+        return suspect.ref
+    return suspect.service
+
+
+def _target_service(target: SuspectRef) -> str | None:
+    return target.ref if target.kind == "dependency" and not target.service else target.service
+
+
+def service_rank(suspects: list[SuspectIn], truth: RecordedTruth) -> int | None:
+    """`level: service`: 1-based position of the first hypothesis whose blamed service is the culprit's
+    (or one of `also_accept`'s), hypotheses counted as given, so hit@k reads the first k hypotheses."""
+    targets = {_norm(s) for s in (_target_service(t) for t in [truth.culprit, *truth.also_accept]) if s}
+    for i, s in enumerate(suspects, start=1):
+        service = blamed_service(s)
+        if service and _norm(service) in targets:
+            return i
+    return None
+
+
+def acts_on(fix: dict[str, Any] | None, service: str | None) -> bool:
+    """A fix that acts on the service: its `service` parameter names it."""
+    return bool(fix and service and fix.get("service") is not None and _norm(fix["service"]) == _norm(service))
+
+
+def score_recorded(suspects: list[SuspectIn], fix: dict[str, Any] | None, severity: str | None,
+                   truth: RecordedTruth) -> Score:
+    """A recorded incident: service level, or suspect level as drills; a fix is right when it is listed in
+    `truth.mitigations` or (none listed, or service level) acts on the culprit's service."""
+    rank = service_rank(suspects, truth) if truth.level == "service" else rank_of(suspects, truth)
+    fix_ok = fix_matches(fix, truth.mitigations)
+    if not fix_ok and (truth.level == "service" or not truth.mitigations):
+        fix_ok = acts_on(fix, _target_service(truth.culprit))
+    sev_ok = None if truth.severity is None else (severity is not None and _norm(severity) == truth.severity)
+    return Score(rank=rank, hit_at_1=rank == 1, hit_at_3=rank is not None and rank <= 3, mitigation_ok=fix_ok,
+                 severity_ok=sev_ok)
+
+
+def ac_at(ranks: list[int | None], k: int) -> float:
+    """AC@k: the share of cases whose culprit is within the first k."""
+    return sum(1 for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
+
+
+def avg_at(ranks: list[int | None], k: int = 5) -> float:
+    """Avg@k: the mean of AC@1..AC@k."""
+    return sum(ac_at(ranks, j) for j in range(1, k + 1)) / k if ranks else 0.0
 
 
 def describe_truth(truth: Truth) -> dict[str, Any]:
