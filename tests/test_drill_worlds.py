@@ -82,6 +82,11 @@ def test_truth_points_at_what_the_world_contains(worlds: list[tuple[dict[str, An
                 if ev.metric and ev.metric.service == c.service and ev.metric.shape == "ramp"
             ]
             assert ramps, sc.id
+        elif c.kind == "infra":
+            notes = [(ev.infra.service, ev.infra.note) for ev in _changes(sc, "infra") if ev.infra]
+            assert (c.service, c.ref) in notes, sc.id
+        else:  # traffic, certificate, data: the ref is named in the logs the world writes
+            assert any(c.ref in line.text for ev in _changes(sc, "logs") if ev.logs for line in ev.logs.lines), sc.id
 
 
 def test_the_culprit_is_the_only_change_of_its_kind_on_its_target(

@@ -16,12 +16,14 @@ from typing import Any
 
 import yaml
 
-from simulations.worlds import config, dependency, deploy, flag, resource
+from simulations.worlds import certificate, config, data, dependency, deploy, flag, infra, resource, traffic
 from simulations.worlds.builder import World
 from simulations.worlds.herrings import add_herrings
 
 # Explicit registry: a new culprit kind is a new module added here.
-FAMILIES: dict[str, ModuleType] = {m.KIND: m for m in (deploy, config, flag, dependency, resource)}
+FAMILIES: dict[str, ModuleType] = {
+    m.KIND: m for m in (deploy, config, flag, dependency, resource, traffic, certificate, data, infra)
+}
 KINDS: tuple[str, ...] = tuple(FAMILIES)
 
 
