@@ -11,9 +11,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 import mimetypes
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,24 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from memory.models import Alert, Approval, DrillRun, Incident, Investigation
+from server import throttle
 from server.api_transcripts import record_review, summary_of, transcript_of
 from server.app import get_ctx
-from server.sessions import COOKIE_NAME, MAX_AGE_SECONDS, WebSession, session_key, sign, unsign
+from server.sessions import (
+    COOKIE_NAME,
+    MAX_AGE_SECONDS,
+    WebSession,
+    open_session,
+    revoke_session,
+    session_is_live,
+    session_key,
+    sign,
+    unsign,
+)
 from server.users import authenticate, user_exists
 from tools.context import ToolContext
 from tools.redact import redact_text
@@ -122,9 +132,10 @@ def current_session(request: Request, ctx: ToolContext) -> WebSession:
     key = ctx.resource("web-session-key", lambda: session_key(ctx.settings))
     sess = unsign(key, request.cookies.get(COOKIE_NAME)) or WebSession()
     if sess.user:
+        # The server-side row decides: logout, a password change or `users revoke` end the session.
         with ctx.db.session() as s:
-            if not user_exists(s, sess.user):
-                sess.user = None
+            if not user_exists(s, sess.user) or not session_is_live(s, sess.sid, sess.user, now=ctx.clock.now()):
+                sess.user, sess.sid = None, None
     request.state.web_session = sess
     request.state.web_user = sess.user
     return sess
@@ -227,15 +238,36 @@ def login(
     next: str = Form("/"), ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session),
 ) -> Response:
     check_csrf(sess, csrf)
+    address = request.client.host if request.client else "unknown"
+    account = name.strip()[:128] or "?"
+    now = ctx.clock.now()
     with ctx.db.session() as s:
-        who = authenticate(s, name, password) if name and password else None
-        _audit(s, ctx, actor=name.strip()[:128] or "?", event="web_login" if who else "web_login_failed",
-               detail={"ip": request.client.host if request.client else None})
+        held = throttle.check(s, account=account, address=address, now=now)
+        if held is not None:  # refused before the password is looked at; the attempt still counts
+            throttle.record(s, account=account, address=address, ok=False, now=now)
+            _audit(s, ctx, actor=account, event="web_login_throttled",
+                   detail={"ip": address, "scope": held.scope, "failures": held.failures,
+                           "retry_after_seconds": held.retry_after_seconds})
+            log.warning("sign-in throttled for %r from %s (%s, %d failures, retry in %d s)", account, address,
+                        held.scope, held.failures, held.retry_after_seconds)
+            who = None
+        else:
+            who = authenticate(s, name, password) if name and password else None
+            throttle.record(s, account=account, address=address, ok=who is not None, now=now)
+            _audit(s, ctx, actor=account, event="web_login" if who else "web_login_failed",
+                   detail={"ip": address})
+        sid = open_session(s, who, now=now, address=address, user_agent=request.headers.get("user-agent")) \
+            if who else None
+    if held is not None:
+        response = render(request, ctx, "login.html", status_code=429, next=_local_next(next), has_users=True,
+                          error=f"Too many failed sign-ins: try again in {held.retry_after_seconds} s.")
+        response.headers["Retry-After"] = str(held.retry_after_seconds)
+        return response
     if who is None:
         return render(request, ctx, "login.html", status_code=401, next=_local_next(next), has_users=True,
                       error="Wrong name or password.")
     # A new session (and CSRF token) at sign-in: nothing from before carries over.
-    new = WebSession(user=who)
+    new = WebSession(user=who, sid=sid)
     request.state.web_session = new
     request.state.web_user = who
     return redirect(request, ctx, _local_next(next))
@@ -245,6 +277,9 @@ def login(
 def logout(request: Request, csrf: str = Form(""), ctx: ToolContext = Depends(get_ctx),
            sess: WebSession = Depends(web_session)) -> Response:
     check_csrf(sess, csrf)
+    if sess.sid:
+        with ctx.db.session() as s:
+            revoke_session(s, sess.sid, now=ctx.clock.now(), reason="logout")
     request.state.web_session = WebSession()
     return redirect(request, ctx, "/login")
 
@@ -346,130 +381,6 @@ def decide_approval(
     return redirect(request, ctx, back, flash=message if ok else f"error: {message}")
 
 
-# --- indicators -----------------------------------------------------------------------------------
-
-SEVERITY_COLORS = {"minor": "#9bb8d3", "major": "#e0a03c", "critical": "#c8412c"}
-
-
-class ChartBar(BaseModel):
-    x: float
-    y: float
-    w: float
-    h: float
-    color: str
-    label: str
-
-
-def _bar_chart(weeks: list[dict[str, Any]], series: list[tuple[str, str, str]], *, stacked: bool,
-               unit: str) -> dict[str, Any]:
-    """Geometry of an inline SVG bar chart; `series` is (key, label, color), values None are skipped."""
-    width, height, left, bottom, top = 640, 220, 44, 28, 12
-    n = max(len(weeks), 1)
-    slot = (width - left - 8) / n
-
-    def total(w: dict[str, Any]) -> float:
-        vals = [w.get(k) or 0 for k, _, _ in series]
-        return float(sum(vals) if stacked else max(vals or [0]))
-
-    peak = max([total(w) for w in weeks] + [1.0])
-    if stacked:  # counts: whole numbers on the axis
-        peak = float(math.ceil(peak))
-    scale = (height - bottom - top) / peak
-    bars: list[ChartBar] = []
-    for i, w in enumerate(weeks):
-        x0 = left + i * slot + slot * 0.15
-        bw = slot * 0.7
-        base = float(height - bottom)
-        for j, (key, label, color) in enumerate(series):
-            v = w.get(key)
-            if v is None or v == 0:
-                continue
-            h = float(v) * scale
-            if stacked:
-                bars.append(ChartBar(x=x0, y=base - h, w=bw, h=h, color=color, label=f"{w['label']}: {v} {label}"))
-                base -= h
-            else:
-                sub = bw / len(series)
-                bars.append(ChartBar(x=x0 + j * sub, y=base - h, w=sub, h=h, color=color,
-                                     label=f"{w['label']}: {label} {_fmt_minutes(float(v))}"))
-    ticks = sorted({round(peak * f) if stacked else round(peak * f, 1) for f in (0.0, 0.5, 1.0)})
-    return {
-        "width": width, "height": height, "left": left, "bottom": bottom, "bars": bars, "unit": unit,
-        "yticks": [{"y": height - bottom - t * scale, "label": f"{t:g}"} for t in ticks],
-        "xlabels": [{"x": left + i * slot + slot / 2, "label": w["label"]} for i, w in enumerate(weeks)],
-        "legend": [{"label": label, "color": color} for _, label, color in series],
-        "empty": not bars,
-    }
-
-
-@router.get("/indicators", response_class=HTMLResponse)
-def indicators(
-    request: Request, weeks: int = 12, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
-) -> HTMLResponse:
-    weeks = max(1, min(weeks, 104))
-    from memory.stats import weekly_stats
-
-    with ctx.db.session() as s:
-        stats = weekly_stats(s, weeks=weeks, now=ctx.clock.now())
-    rows = [
-        {"label": w.week_start.strftime("%d %b"), "week_start": w.week_start, "incidents": w.incidents,
-         **w.by_severity, "mttm": w.mean_minutes_to_mitigate, "mttr": w.mean_minutes_to_resolve,
-         "hotfixes": w.hotfixes, "rollbacks": w.rollbacks, "overdue": w.overdue_remediations}
-        for w in stats
-    ]
-    sev_chart = _bar_chart(rows, [(k, k, c) for k, c in SEVERITY_COLORS.items()], stacked=True, unit="incidents")
-    # Minutes are shown in hours when they are large; the axis stays in minutes for one scale.
-    time_chart = _bar_chart(rows, [("mttm", "MTTM", "#4f7cac"), ("mttr", "MTTR", "#8a5a9e")], stacked=False,
-                            unit="minutes")
-    return render(request, ctx, "indicators.html", rows=rows, weeks=weeks, sev_chart=sev_chart,
-                  time_chart=time_chart, now=ctx.clock.now())
-
-
-# --- dashboards -----------------------------------------------------------------------------------
-
-
-def _sparkline(points: list[list[Any]], width: int = 560, height: int = 120) -> dict[str, Any]:
-    """SVG polyline geometry for one panel's series (points are [iso time, value])."""
-    values = [float(p[1]) for p in points if p[1] is not None]
-    if len(values) < 2:
-        return {"points": "", "min": None, "max": None, "width": width, "height": height}
-    lo, hi = min(values), max(values)
-    span = (hi - lo) or 1.0
-    step = width / (len(values) - 1)
-    coords = " ".join(f"{i * step:.1f},{height - 4 - (v - lo) / span * (height - 8):.1f}" for i, v in enumerate(values))
-    return {"points": coords, "min": lo, "max": hi, "width": width, "height": height,
-            "first": points[0][0], "last": points[-1][0]}
-
-
-@router.get("/dashboards/{uid}", response_class=HTMLResponse)
-def dashboard_page(
-    request: Request, uid: str, hours: float = 2.0, ctx: ToolContext = Depends(get_ctx),
-    user: str = Depends(signed_in),
-) -> HTMLResponse:
-    """An embedded dashboard: each panel's series over the last hours, read through the same tools."""
-    from tools.registry import ToolError, call_tool
-
-    boards = call_tool(ctx, "list_dashboards", {}).get("dashboards", [])
-    board = next((b for b in boards if b.get("uid") == uid), None)
-    if board is None:
-        return render(request, ctx, "error.html", status_code=404, message=f"No dashboard {uid!r}.")
-    until = ctx.clock.now()
-    since = until - timedelta(hours=max(0.25, min(hours, 72.0)))
-    panels = []
-    for n, panel in enumerate(board.get("panels", []), start=1):
-        chart: dict[str, Any] = {"points": ""}
-        error = None
-        if panel.get("service") and panel.get("metric"):
-            try:
-                series = call_tool(ctx, "query_metric", {"service": panel["service"], "name": panel["metric"],
-                                                          "since": since.isoformat(), "until": until.isoformat()})
-                chart = _sparkline(series.get("points", []))
-            except ToolError as exc:
-                error = exc.message
-        panels.append({"n": n, **panel, "chart": chart, "error": error})
-    return render(request, ctx, "dashboard.html", board=board, panels=panels, since=since, until=until)
-
-
 # --- drills ---------------------------------------------------------------------------------------
 
 
@@ -536,3 +447,9 @@ def review(
     except (LookupError, ValueError, ValidationError) as exc:
         return redirect(request, ctx, back, flash=f"error: {exc}")
     return redirect(request, ctx, back, flash=f"Review saved: {verdict}.")
+
+
+# The indicator and dashboard pages live in their own module (they import render and signed_in from here).
+from server.web_charts import router as _charts_router  # noqa: E402
+
+router.include_router(_charts_router)
