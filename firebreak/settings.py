@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     service_map: dict[str, str] = Field(default_factory=dict)
     dependencies: dict[str, list[str]] = Field(default_factory=dict)
     intake_queue_limit: int = 50_000
+    # Security (README "Security"): alerts per delivery (counted while the body streams in), OS users
+    # allowed to approve from the CLI without a password ({"os-login": "firebreak-name"}), and whether
+    # /metrics and /docs + /openapi.json answer without the API token.
+    max_alerts_per_delivery: int = 10_000
+    cli_os_users: dict[str, str] = Field(default_factory=dict)
+    public_metrics: bool = False
+    public_docs: bool = False
 
     # Investigation budgets.
     max_tool_calls: int = 30
