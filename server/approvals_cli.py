@@ -1,12 +1,21 @@
 """`firebreak approvals list|approve|reject`: the approval flow without Slack.
 
-The operator's name (`--as`) is checked against FIREBREAK_APPROVERS by `server.approvals.decide`, exactly
-as a Slack click is; refusals print one line and exit 1.
+`--as NAME` is only a claim: before anything is decided the person proves it, in this order, with
+  - a personal token from `firebreak users token NAME` on stdin (`--token-stdin`),
+  - NAME's password on stdin (`--password-stdin`),
+  - the OS account running the command, when FIREBREAK_CLI_OS_USERS maps it to NAME,
+  - else NAME's password, asked at the terminal.
+Password attempts are throttled like web sign-ins (per name and per OS account). The audit log records
+how the approver was authenticated (`approver_authenticated`, or `approver_auth_failed`); the name is
+then checked against FIREBREAK_APPROVERS by `server.approvals.decide`, exactly as a Slack click is.
+Refusals print one line and exit 1.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -54,10 +63,58 @@ def list_cmd(
                        + ", ".join(f"{k}={v}" for k, v in alt.parameters.items()))
 
 
-def _decide(approval_id: str, name: str, decision: str, reason: str | None, choice: str | None) -> None:
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def _authenticate(ctx, name: str, token_stdin: bool, password_stdin: bool) -> str | None:  # type: ignore[no-untyped-def]
+    """How `name` proved who they are ("personal_token", "password", "os_user"), or None."""
+    from server import throttle
+    from server.users import authenticate, token_user
+
+    now = ctx.clock.now()
+    if token_stdin:
+        with ctx.db.session() as s:
+            return "personal_token" if token_user(s, sys.stdin.readline().strip(), at=now) == name else None
+    os_user = _os_user()
+    if not password_stdin and os_user and ctx.settings.cli_os_users.get(os_user) == name:
+        return "os_user"
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+    else:
+        return None
+    address = f"cli:{os_user or '?'}"
+    with ctx.db.session() as s:
+        held = throttle.check(s, account=name, address=address, now=now)
+        ok = held is None and authenticate(s, name, password) is not None
+        throttle.record(s, account=name, address=address, ok=ok, now=now)
+    return "password" if ok else None
+
+
+def _decide(approval_id: str, name: str, decision: str, reason: str | None, choice: str | None,
+            token_stdin: bool = False, password_stdin: bool = False) -> None:
+    from memory.models import AuditEvent
     from server.approvals import decide
 
-    outcome = decide(_ctx(), approval_id, user=name.strip(), decision=decision, via="cli",
+    ctx = _ctx()
+    name = name.strip()
+    method = _authenticate(ctx, name, token_stdin, password_stdin)
+    with ctx.db.session() as s:
+        s.add(AuditEvent(at=ctx.clock.now(), actor=name[:128] or "?",
+                         event="approver_authenticated" if method else "approver_auth_failed",
+                         detail={"approval_id": approval_id, "via": "cli", "method": method,
+                                 "os_user": _os_user()[:128], "decision": decision}))
+    if method is None:
+        typer.echo(f"not authenticated as {name!r}: give your password (--password-stdin or at the prompt), "
+                   "a personal token (--token-stdin, from `firebreak users token`), or run as the OS user "
+                   "mapped in FIREBREAK_CLI_OS_USERS; the attempt was logged.", err=True)
+        raise typer.Exit(1)
+    outcome = decide(ctx, approval_id, user=name, decision=decision, via="cli",
                      reason=reason, choice=choice)
     typer.echo(outcome.message, err=not outcome.ok)
     if not outcome.ok:
@@ -71,9 +128,13 @@ def approve_cmd(
     approval_id: Annotated[str, typer.Argument(help="approval id, e.g. apr-1a2b3c4d5e6f")],
     name: Annotated[str, typer.Option("--as", help="your name, as listed in FIREBREAK_APPROVERS")],
     choice: Annotated[str | None, typer.Option(help="run alternative N (or its id) instead")] = None,
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help="read your personal token from stdin")]
+    = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read your password from stdin")]
+    = False,
 ) -> None:
     """Approve a proposed fix; it runs once (exit 3 when it ran and failed)."""
-    _decide(approval_id, name, "approve", None, choice)
+    _decide(approval_id, name, "approve", None, choice, token_stdin, password_stdin)
 
 
 @app.command("reject")
@@ -81,9 +142,13 @@ def reject_cmd(
     approval_id: Annotated[str, typer.Argument(help="approval id")],
     name: Annotated[str, typer.Option("--as", help="your name, as listed in FIREBREAK_APPROVERS")],
     reason: Annotated[str | None, typer.Option(help="why, kept in the incident log")] = None,
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help="read your personal token from stdin")]
+    = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read your password from stdin")]
+    = False,
 ) -> None:
     """Reject a proposed fix; nothing runs."""
-    _decide(approval_id, name, "reject", reason, None)
+    _decide(approval_id, name, "reject", reason, None, token_stdin, password_stdin)
 
 
 @app.command("updates")

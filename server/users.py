@@ -1,7 +1,11 @@
-"""Named web users with scrypt-hashed passwords, and `firebreak users add|list|remove`.
+"""Named users with scrypt-hashed passwords, and `firebreak users add|list|remove|sessions|revoke|token`.
 
 Approvals from the page are attributed to the signed-in name and checked against FIREBREAK_APPROVERS
-by that name, so a user is only a name and a password hash: no roles are stored here.
+by that name, so a user is only a name and a password hash: no roles are stored here. Passwords are
+hashed with scrypt from the standard library (RFC 7914 parameters, a random salt each), a memory-hard
+scheme that needs no extra dependency. A new password or a removal revokes the user's web sessions.
+Personal tokens (`users token`) let a person prove who they are to `firebreak approvals` without a
+password prompt; only their SHA-256 is stored (they are 256-bit random, so a fast hash is enough).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.state.security import PersonalToken
 from memory.models import User
+from server.sessions import list_sessions, revoke_session, revoke_user_sessions
 
 if TYPE_CHECKING:
     from tools.context import ToolContext
@@ -78,8 +84,48 @@ def add_user(session: Session, name: str, password: str, *, at: datetime, replac
         session.add(user)
     else:
         user.password_hash = hash_password(password)
+        # Whoever signed in with the old password is signed out everywhere, and old tokens stop working.
+        revoke_user_sessions(session, name, now=at, reason="password_changed")
+        revoke_tokens(session, name, now=at)
     session.flush()
     return user
+
+
+TOKEN_PREFIX = "fbp_"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def issue_token(session: Session, name: str, *, at: datetime, label: str = "") -> str:
+    """A new personal token for `name` (returned once, stored as its hash)."""
+    if session.get(User, name) is None:
+        raise UserError("name", f"no user {name!r}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(PersonalToken(id=secrets.token_hex(8), user=name, token_hash=_token_hash(token),
+                              label=label[:200], created_at=at))
+    session.flush()
+    return token
+
+
+def token_user(session: Session, token: str, *, at: datetime) -> str | None:
+    """The user a live personal token belongs to (and marks it used), else None."""
+    if not token.strip():
+        return None
+    row = session.scalar(select(PersonalToken).where(PersonalToken.token_hash == _token_hash(token)))
+    if row is None or row.revoked_at is not None or session.get(User, row.user) is None:
+        return None
+    row.last_used_at = at
+    return row.user
+
+
+def revoke_tokens(session: Session, name: str, *, now: datetime) -> int:
+    rows = list(session.scalars(select(PersonalToken).where(PersonalToken.user == name,
+                                                            PersonalToken.revoked_at.is_(None))))
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)
 
 
 @cache
@@ -171,4 +217,95 @@ def remove_cmd(name: str = typer.Argument(..., help="user name")) -> None:
             typer.echo(f"error: name: no user {name!r}", err=True)
             raise typer.Exit(2)
         s.delete(user)
+        revoke_user_sessions(s, name, now=ctx.clock.now(), reason="user_removed")
+        revoke_tokens(s, name, now=ctx.clock.now())
     typer.echo(f"user {name} removed")
+
+
+@app.command("sessions")
+def sessions_cmd(
+    name: str | None = typer.Argument(None, help="only this user's sessions"),
+    all_: bool = typer.Option(False, "--all", help="also ended (revoked or expired) sessions"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """List web sessions (live ones by default), newest first."""
+    import json
+
+    ctx = _ctx()
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        rows = [
+            {"id": r.id, "user": r.user, "created_at": r.created_at.isoformat(),
+             "last_seen_at": r.last_seen_at.isoformat(), "expires_at": r.expires_at.isoformat(),
+             "address": r.address, "user_agent": r.user_agent,
+             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None, "revoked_reason": r.revoked_reason,
+             "live": r.revoked_at is None and r.expires_at > now}
+            for r in list_sessions(s, user=name, now=now, include_ended=all_)
+        ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no live sessions" if not all_ else "no sessions")
+        return
+    for r in rows:
+        state = "live" if r["live"] else f"ended ({r['revoked_reason'] or 'expired'})"
+        typer.echo(f"{r['id']}  {r['user']:<20} {r['address'] or '-':<16} since {r['created_at']}  {state}")
+
+
+@app.command("revoke")
+def revoke_cmd(
+    session_id: str | None = typer.Argument(None, help="the session id from `firebreak users sessions`"),
+    user: str | None = typer.Option(None, "--user", help="revoke every session and token of this user"),
+) -> None:
+    """End a web session now (or all of a user's sessions and personal tokens with --user)."""
+    if bool(session_id) == bool(user):
+        typer.echo("error: give a session id or --user NAME (one of them)", err=True)
+        raise typer.Exit(2)
+    ctx = _ctx()
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        if user:
+            n = revoke_user_sessions(s, user, now=now, reason="revoked_by_admin")
+            t = revoke_tokens(s, user, now=now)
+            message = f"revoked {n} session(s) and {t} token(s) of {user}"
+        elif not revoke_session(s, str(session_id), now=now, reason="revoked_by_admin"):
+            typer.echo(f"error: session: no live session {session_id!r}", err=True)
+            raise typer.Exit(2)
+        else:
+            message = f"session {session_id} revoked"
+        from memory.models import AuditEvent
+
+        s.add(AuditEvent(at=now, actor=_os_user(), event="sessions_revoked",
+                         detail={"session": session_id, "user": user, "via": "cli"}))
+    typer.echo(message)
+
+
+@app.command("token")
+def token_cmd(
+    name: str = typer.Argument(..., help="user name (you prove it with their password)"),
+    label: str = typer.Option("", "--label", help="what the token is for, shown nowhere secret"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin"),
+) -> None:
+    """Issue a personal token for `firebreak approvals --token-stdin` (printed once; keep it like a password)."""
+    import sys
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"password for {name}: ")
+    ctx = _ctx()
+    with ctx.db.session() as s:
+        if authenticate(s, name, password) is None:
+            from memory.models import AuditEvent
+
+            s.add(AuditEvent(at=ctx.clock.now(), actor=name[:128], event="token_refused",
+                             detail={"os_user": _os_user()}))
+            typer.echo("error: password: wrong name or password", err=True)
+            raise typer.Exit(1)
+        token = issue_token(s, name.strip(), at=ctx.clock.now(), label=label)
+    typer.echo(token)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()[:128]
+    except (KeyError, OSError):
+        return "?"

@@ -14,12 +14,20 @@ from server.approvals import request_approval
 from tests.fake_slack import open_incident, sample_report
 from tools.context import ToolContext
 
+PASSWORD = "correct horse battery"
+PW = ["--password-stdin"]
+
 
 @pytest.fixture
 def env(settings: Settings, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[ToolContext]:
     monkeypatch.setenv("FIREBREAK_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("FIREBREAK_APPROVERS", "alice, bob")
     get_settings.cache_clear()
+    from server.users import add_user
+
+    with ctx.db.session() as s:  # the CLI asks each approver to prove their name (here: --password-stdin)
+        for name in ("alice", "bob", "mallory"):
+            add_user(s, name, PASSWORD, at=ctx.clock.now())
     yield ctx
     get_settings.cache_clear()
 
@@ -51,14 +59,16 @@ def test_list_and_json(env: ToolContext) -> None:
 def test_refused_then_approved(env: ToolContext) -> None:
     runner = CliRunner()
     aid = _pending(env)
-    r = runner.invoke(app, ["approvals", "approve", aid, "--as", "mallory"])
+    r = runner.invoke(app, ["approvals", "approve", aid, "--as", "mallory", *PW], input=PASSWORD + "\n")
     assert r.exit_code == 1 and "not allowed" in r.output and "Traceback" not in r.output
-    r = runner.invoke(app, ["approvals", "approve", "apr-unknown", "--as", "alice"])
+    r = runner.invoke(app, ["approvals", "approve", "apr-unknown", "--as", "alice", *PW], input=PASSWORD + "\n")
     assert r.exit_code == 1 and "No approval apr-unknown" in r.output
-    r = runner.invoke(app, ["approvals", "approve", aid, "--as", "alice", "--choice", "1"])
+    r = runner.invoke(app, ["approvals", "approve", aid, "--as", "alice", "--choice", "1", *PW],
+                      input=PASSWORD + "\n")
     assert r.exit_code == 0, r.output
     assert "Approved rollback(service=search, to=5.0.3)" in r.output and "by hand" in r.output
-    r = runner.invoke(app, ["approvals", "reject", aid, "--as", "bob", "--reason", "late"])
+    r = runner.invoke(app, ["approvals", "reject", aid, "--as", "bob", "--reason", "late", *PW],
+                      input=PASSWORD + "\n")
     assert r.exit_code == 1 and "already approved by alice" in r.output
     r = runner.invoke(app, ["approvals", "list", "--status", "all"])
     assert "manual" in r.output and "by alice" in r.output
@@ -66,7 +76,8 @@ def test_refused_then_approved(env: ToolContext) -> None:
 
 def test_reject_with_reason(env: ToolContext) -> None:
     aid = _pending(env)
-    r = CliRunner().invoke(app, ["approvals", "reject", aid, "--as", "bob", "--reason", "flag is fine"])
+    r = CliRunner().invoke(app, ["approvals", "reject", aid, "--as", "bob", "--reason", "flag is fine", *PW],
+                           input=PASSWORD + "\n")
     assert r.exit_code == 0 and "Rejected" in r.output
     r = CliRunner().invoke(app, ["approvals", "list", "--status", "rejected", "--json"])
     assert json.loads(r.output)[0]["result"] == "rejected: flag is fine"
