@@ -18,6 +18,7 @@ ROUTER_MODULES = (
     "server.health",
     "server.observability",
     "server.webhooks",
+    "server.otlp",
     "server.api_incidents",
     "server.api_tools",
     "server.api_transcripts",

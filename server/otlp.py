@@ -1,0 +1,212 @@
+"""OTLP over HTTP intake: POST /v1/traces, /v1/logs, /v1/metrics into the embedded stores.
+
+Speaks what the OpenTelemetry Collector's `otlphttp` exporter and the SDKs' `otlp-proto-http`
+exporters send: `application/x-protobuf` or `application/json` (OTLP/JSON: hex trace and span ids,
+lowerCamelCase fields), optionally `Content-Encoding: gzip` (or deflate). Closed until
+`FIREBREAK_OTLP_TOKEN` is set; senders pass `Authorization: Bearer <token>` (Collector: `headers:`
+on the exporter, or the bearertokenauth extension).
+
+Answers: 200 with an empty Export*ServiceResponse in the request's encoding; 400 for a body that is
+not the OTLP message (or holds an unusable record: the whole request is refused, nothing stored);
+401 for a missing or wrong token; 413 for a body over the cap; 415 for another content type or
+encoding. Errors carry a JSON `detail` like every other Firebreak endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from server.app import get_ctx
+from server.otlp_convert import OTLPError, log_lines, metric_points, span_rows
+from tools.context import ToolContext
+from tools.log_store import get_log_store
+from tools.metric_store import get_metric_store
+from tools.trace_store import trace_store
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # compressed or not: the Collector's batches are a few MB at most
+MAX_INFLATED_BYTES = 128 * 1024 * 1024
+_PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+router = APIRouter(tags=["otlp"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Not an OTLP export request of this signal, or an unusable record"},
+    401: {"description": "Missing or wrong bearer token, or FIREBREAK_OTLP_TOKEN unset"},
+    413: {"description": "Body over the cap"},
+    415: {"description": "Content-Type other than application/x-protobuf or application/json, or unknown encoding"},
+}
+
+
+def require_otlp_token(request: Request, ctx: ToolContext = Depends(get_ctx)) -> None:
+    token = ctx.settings.otlp_token
+    if token is None:
+        raise HTTPException(401, detail="OTLP intake disabled: set FIREBREAK_OTLP_TOKEN to enable /v1/*")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), token.get_secret_value().encode()
+    ):
+        raise HTTPException(401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, detail=f"body over {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, detail=f"body over {MAX_BODY_BYTES} bytes")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return bytes(body)
+    if encoding not in ("gzip", "deflate"):
+        raise HTTPException(415, detail=f"Content-Encoding {encoding!r} not supported: use gzip, deflate or none")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    try:
+        out = inflater.decompress(bytes(body), MAX_INFLATED_BYTES)
+    except zlib.error as exc:
+        raise HTTPException(400, detail=f"body is not valid {encoding} data: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise HTTPException(413, detail=f"body inflates past {MAX_INFLATED_BYTES} bytes")
+    if not inflater.eof:
+        raise HTTPException(400, detail=f"body is truncated {encoding} data")
+    return out
+
+
+def _hex_ids_to_base64(node: Any, path: str = "") -> Any:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64 for bytes."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    out[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise OTLPError(f"{path}{key}: {value!r} is not a hex id") from None
+            else:
+                out[key] = _hex_ids_to_base64(value, f"{path}{key}.")
+        return out
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(v, f"{path[:-1]}[{i}].") for i, v in enumerate(node)]
+    return node
+
+
+def _parse(request: Request, body: bytes, message: type[Message], top_field: str) -> tuple[Message, bool]:
+    """(request message, was it JSON); HTTPException 400/415 naming what is wrong."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    name = message.DESCRIPTOR.name
+    if ctype in _PROTOBUF_TYPES:
+        msg = message()
+        try:
+            msg.ParseFromString(body)
+        except DecodeError as exc:
+            raise HTTPException(400, detail=f"body is not a protobuf {name}: {exc}") from None
+        if body and _unknown_size(msg) == msg.ByteSize():
+            raise HTTPException(400, detail=f"body is not a protobuf {name} (only unknown fields)")
+        return msg, False
+    if ctype == "application/json":
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HTTPException(400, detail=f"body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, detail=f"body: expected a JSON object ({name}), got {type(data).__name__}")
+        if data and top_field not in data:
+            raise HTTPException(400, detail=f"body: not an OTLP {name}: no {top_field!r} field")
+        try:
+            return json_format.ParseDict(_hex_ids_to_base64(data), message(), ignore_unknown_fields=True), True
+        except OTLPError as exc:
+            raise HTTPException(400, detail=str(exc)) from None
+        except (json_format.ParseError, binascii.Error, ValueError, TypeError) as exc:
+            raise HTTPException(400, detail=f"body is not an OTLP/JSON {name}: {exc}") from None
+    raise HTTPException(
+        415, detail=f"Content-Type {ctype or '(none)'!r} not supported: use application/x-protobuf or application/json"
+    )
+
+
+def _unknown_size(msg: Message) -> int:
+    """Bytes of the top-level unknown fields (a body of random bytes may parse as nothing but those)."""
+    known = type(msg)()
+    known.CopyFrom(msg)
+    known.DiscardUnknownFields()
+    return msg.ByteSize() - known.ByteSize()
+
+
+async def _export(
+    request: Request,
+    ctx: ToolContext,
+    message: type[Message],
+    response: type[Message],
+    top_field: str,
+    store: Callable[[Any], int],
+) -> Response:
+    body = await _body(request)
+    msg, as_json = _parse(request, body, message, top_field)
+    try:
+        await run_in_threadpool(store, msg)
+    except (OTLPError, ValueError) as exc:
+        raise HTTPException(400, detail=str(exc)) from None
+    if as_json:
+        return Response(content=json_format.MessageToJson(response(), indent=None), media_type="application/json")
+    return Response(content=response().SerializeToString(), media_type="application/x-protobuf")
+
+
+@router.post("/v1/traces", responses=_ERRORS, dependencies=[Depends(require_otlp_token)])
+async def otlp_traces(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+    """OTLP/HTTP traces: spans into the embedded trace store."""
+
+    def store(msg: ExportTraceServiceRequest) -> int:
+        rows = span_rows(msg)
+        return trace_store(ctx).add_rows(rows) if rows else 0
+
+    return await _export(request, ctx, ExportTraceServiceRequest, ExportTraceServiceResponse, "resourceSpans", store)
+
+
+@router.post("/v1/logs", responses=_ERRORS, dependencies=[Depends(require_otlp_token)])
+async def otlp_logs(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+    """OTLP/HTTP logs: records into the embedded log store."""
+
+    def store(msg: ExportLogsServiceRequest) -> int:
+        lines = log_lines(msg, ctx.clock.now())
+        return get_log_store(ctx).ingest(lines, batch_size=max(len(lines), 1)) if lines else 0
+
+    return await _export(request, ctx, ExportLogsServiceRequest, ExportLogsServiceResponse, "resourceLogs", store)
+
+
+@router.post("/v1/metrics", responses=_ERRORS, dependencies=[Depends(require_otlp_token)])
+async def otlp_metrics(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+    """OTLP/HTTP metrics: data points into the embedded metric store (Prometheus-style names)."""
+
+    def store(msg: ExportMetricsServiceRequest) -> int:
+        points = metric_points(msg, ctx.clock.now())
+        return get_metric_store(ctx).ingest(points) if points else 0
+
+    return await _export(
+        request, ctx, ExportMetricsServiceRequest, ExportMetricsServiceResponse, "resourceMetrics", store
+    )
