@@ -67,6 +67,36 @@ def test_drill_end_to_end_and_truth_stays_out(settings: Settings, tmp_path: Path
     ctx.close()
 
 
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "recorded" / "shop-checkout-cpu"
+# truth.root_cause, truth.fault and source of the recorded fixture, and its onset in every form a store could use
+SECRETS_OF_THE_RECORDING = (b"TRUTH-ROOT-CAUSE-MARKER", b"cpu-hog-fault-marker", b"SOURCE-MARKER",
+                            b"10:19:47", b"1712656787")
+
+
+def test_recorded_truth_and_onset_stay_out(settings: Settings, tmp_path: Path) -> None:
+    from simulations.recorded.run import run_recorded
+
+    world = tmp_path / "world"
+    world.mkdir()
+    result = run_recorded(RECORDED, keep_dir=world)
+    assert result.details["triaged_at"] and result.details["triage_error"] is None
+    files = [p for p in world.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for secret in SECRETS_OF_THE_RECORDING:
+            assert secret not in data, f"{secret!r} leaked into {path}"
+    ctx = ToolContext(settings=Settings(data_dir=world, _env_file=None),  # type: ignore[call-arg]
+                      clock=FixedClock(result_clock()))
+    with ctx.db.session() as s:
+        investigations = list(s.scalars(select(Investigation)))
+        assert investigations
+        for inv in investigations:
+            text = json.dumps([inv.messages, inv.tool_calls, inv.report], default=str).encode()
+            assert not any(secret in text for secret in SECRETS_OF_THE_RECORDING)
+    ctx.close()
+
+
 def result_clock():  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
@@ -97,8 +127,11 @@ def test_cli_bench_aggregate_and_bad_files(settings: Settings, tmp_path: Path) -
     res = runner.invoke(app, ["drill", "bench", str(lib), "--json"])
     assert res.exit_code == 0, res.output
     agg = json.loads(res.stdout.strip().splitlines()[-1])
-    assert set(agg) == {"scenarios", "hit_at_1", "hit_at_3", "mitigation_ok", "median_wall_seconds", "results"}
+    assert set(agg) == {"scenarios", "hit_at_1", "hit_at_3", "mitigation_ok", "median_wall_seconds", "baselines",
+                        "results"}
     assert agg["scenarios"] == 2 and [r["scenario"] for r in agg["results"]] == ["tiny-deploy", "tiny-two"]
+    assert set(agg["baselines"]) == {"most_recent_change", "alerting_service"}
+    assert all(set(r) == SPEC_KEYS | {"baselines"} for r in agg["results"])
     assert all(0.0 <= agg[k] <= 1.0 for k in ("hit_at_1", "hit_at_3", "mitigation_ok"))
 
     bad = lib / "c.yaml"

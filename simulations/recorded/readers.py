@@ -220,10 +220,9 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not text.strip():
                     continue
                 try:
-                    obj = json.loads(text)
-                except ValueError as exc:
-                    col = getattr(exc, "colno", None)
-                    raise _fail(path, f"line {n}" + (f", column {col}" if col else ""), f"not JSON: {exc}") from None
+                    obj = json.loads(text.rstrip("\r\n"))
+                except json.JSONDecodeError as exc:
+                    raise _fail(path, f"line {n}, column {exc.colno}", f"not JSON: {exc.msg}") from None
                 if not isinstance(obj, dict):
                     raise _fail(path, f"line {n}", "each line must be one JSON object")
                 yield n, obj
