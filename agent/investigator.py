@@ -4,7 +4,9 @@ The agent (deps = ToolContext) sees every registry query tool with its name, doc
 schema, plus two of its own: `submit_report` (the structured triage report) and `request_action`
 (the proposed fix: an approval-required, deferred tool). A run therefore always stops on
 `DeferredToolRequests` when there is a fix; only `resume()` after a person's decision lets the action
-tool run, and that tool only calls `tools.executors.execute_once`, which executes at most once.
+tool run, and that tool only asks the notifier (`agent.notify`) to run the approved action through the
+one executor entry point, which executes at most once. The agent never imports the approval service or
+the server: it reaches them through that notifier.
 
 Everything is recorded on the `Investigation` row: messages, tool calls (args, results, durations),
 usage, model, report, wall time, status (`done`, `awaiting_approval`, `failed`).
@@ -39,9 +41,11 @@ from pydantic_ai.messages import ModelMessage, ToolCallPart
 from sqlalchemy import select, update
 
 from agent.actions import ProposedFix
+from agent.notify import get_notifier
 from agent.offline import ACTION_TOOL, SUBMIT_TOOL, OfflineInvestigator
 from agent.prompts import SYSTEM_PROMPT, user_prompt
 from agent.report import TriageReport
+from firebreak.statuses import ApprovalStatus, Decision, InvestigationStatus
 from memory.models import Approval, Incident, Investigation
 from tools.context import ToolContext
 from tools.registry import ToolError, ToolSpec, call_tool, load_tools
@@ -177,7 +181,7 @@ def build_tools(rec: RunRecorder) -> list[Tool[ToolContext]]:
 
 
 def _execute_approved(ctx: ToolContext, investigation_id: str, tool_call_id: str | None) -> dict[str, Any]:
-    """Runs only after approval: find the Approval row for this call and execute it once."""
+    """Runs only after approval: find the Approval row for this call and have it executed (once)."""
     with ctx.db.session() as s:
         row = s.scalars(
             select(Approval).where(Approval.investigation_id == investigation_id, Approval.tool_call_id == tool_call_id)
@@ -187,37 +191,9 @@ def _execute_approved(ctx: ToolContext, investigation_id: str, tool_call_id: str
         decision = row.decision if row else None
     if approval_id is None:
         return {"status": "failed", "detail": "no approval record for this action; nothing executed"}
-    if not _is_approved(status, decision):
+    if decision != Decision.APPROVE:
         return {"status": "refused", "detail": f"approval {approval_id} is {status}; nothing executed"}
-    try:
-        from tools.executors import execute_once
-    except ImportError:
-        return {"status": "failed", "detail": "no executor installed (tools.executors); do it by hand"}
-    try:
-        result = execute_once(ctx, approval_id)
-    except Exception as exc:  # noqa: BLE001 - the outcome is reported, the transcript still closes
-        return {"status": "failed", "detail": f"{type(exc).__name__}: {exc}"[:500]}
-    if isinstance(result, BaseModel):
-        data = result.model_dump(mode="json")
-    elif isinstance(result, dict):
-        data = dict(result)
-    else:
-        data = {"status": getattr(result, "status", str(result)), "detail": getattr(result, "detail", "")}
-    return {
-        "status": str(data.get("status", "done")),
-        "detail": str(data.get("detail", ""))[:2000],
-        "approval_id": approval_id,
-    }
-
-
-def _is_approved(status: str | None, decision: str | None) -> bool:
-    for value in (decision, status):
-        v = (value or "").lower()
-        if v in ("reject", "rejected", "pending", "alternative", "not_chosen", "expired", "cancelled"):
-            return False
-        if v.startswith("approv") or v in ("executed", "executing", "manual", "failed", "done", "chosen"):
-            return True
-    return False
+    return get_notifier().run_approved(ctx, approval_id)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,7 +324,7 @@ def queue_investigation(ctx: ToolContext, incident_id: str, *, not_before: datet
             Investigation(
                 id=inv_id,
                 incident_id=incident_id,
-                status="queued",
+                status=InvestigationStatus.QUEUED,
                 model=ctx.settings.model,
                 queued_at=now,
                 not_before=not_before or now,
@@ -360,17 +336,18 @@ def queue_investigation(ctx: ToolContext, incident_id: str, *, not_before: datet
     return inv_id
 
 
-def investigate(ctx: ToolContext, investigation_id: str) -> TriageReport:
-    """Run the investigation, store its transcript and report, and request approval of its fix."""
+def investigate(ctx: ToolContext, investigation_id: str, *, notify: bool = True) -> TriageReport:
+    """Run the investigation, store its transcript and report, and (with `notify`) ask for approval of its
+    fix; a durable workflow passes notify=False and asks in a step of its own."""
     with ctx.db.session() as s:
         inv = s.get(Investigation, investigation_id)
         if inv is None:
             raise InvestigationError(f"investigation_id: no investigation {investigation_id}")
-        if inv.status in ("done", "awaiting_approval") and inv.report:
+        if inv.status in (InvestigationStatus.DONE, InvestigationStatus.AWAITING_APPROVAL) and inv.report:
             return TriageReport.model_validate(inv.report)
         incident_id = inv.incident_id
         now = ctx.clock.now()
-        inv.status = "running"
+        inv.status = InvestigationStatus.RUNNING
         inv.started_at = now
         inv.model = ctx.settings.model
     wall0 = time.perf_counter()
@@ -381,7 +358,7 @@ def investigate(ctx: ToolContext, investigation_id: str) -> TriageReport:
         with ctx.db.session() as s:
             inv = s.get(Investigation, investigation_id)
             if inv is not None:
-                inv.status = "failed"
+                inv.status = InvestigationStatus.FAILED
                 inv.error = f"{type(exc).__name__}: {exc}"[:2000]
                 inv.finished_at = ctx.clock.now()
                 inv.wall_seconds = round(time.perf_counter() - wall0, 3)
@@ -394,7 +371,7 @@ def investigate(ctx: ToolContext, investigation_id: str) -> TriageReport:
     elif report.proposed_fix is not None:
         report.notes.append("the proposed fix was not submitted for approval")
     report = TriageReport.model_validate(_redact(report.model_dump(mode="json")))
-    status = "awaiting_approval" if fix_call is not None else "done"
+    status = InvestigationStatus.AWAITING_APPROVAL if fix_call is not None else InvestigationStatus.DONE
     wall = round(time.perf_counter() - wall0, 3)
     with ctx.db.session() as s:
         inv = s.get(Investigation, investigation_id)
@@ -406,7 +383,7 @@ def investigate(ctx: ToolContext, investigation_id: str) -> TriageReport:
         inv.tool_calls = _redact(rec.tool_calls)
         inv.usage = {**outcome.usage, "pending_tool_call_ids": [c.tool_call_id for c in calls]}
         inv.report = report.model_dump(mode="json")
-        inv.finished_at = ctx.clock.now() if status == "done" else None
+        inv.finished_at = ctx.clock.now() if status == InvestigationStatus.DONE else None
         inv.wall_seconds = wall
         incident = s.get(Incident, incident_id)
         if incident is not None:
@@ -429,42 +406,9 @@ def investigate(ctx: ToolContext, investigation_id: str) -> TriageReport:
                 ),
                 new={"investigation_id": investigation_id, "top": top.suspect.model_dump() if top else None},
             )
-    if fix_call is not None and report.proposed_fix is not None:
-        alternatives = _alternatives(report)
-        try:
-            from server.approvals import request_approval
-        except ImportError:
-            log.warning("server.approvals missing: investigation %s left awaiting approval", investigation_id)
-        else:
-            try:
-                request_approval(
-                    ctx,
-                    incident_id=incident_id,
-                    investigation_id=investigation_id,
-                    tool_call_id=fix_call.tool_call_id,
-                    fix=report.proposed_fix,
-                    alternatives=alternatives,
-                )
-            except Exception as exc:  # noqa: BLE001 - the report stands; the approval error is kept
-                log.exception("request_approval failed for %s", investigation_id)
-                with ctx.db.session() as s:
-                    inv = s.get(Investigation, investigation_id)
-                    if inv is not None:
-                        inv.error = f"request_approval failed: {type(exc).__name__}: {exc}"[:2000]
+    if notify and fix_call is not None and report.proposed_fix is not None:
+        get_notifier().report_ready(ctx, investigation_id)
     return report
-
-
-def _alternatives(report: TriageReport) -> list[ProposedFix]:
-    seen = {json.dumps(report.proposed_fix.flat(), sort_keys=True)} if report.proposed_fix else set()
-    out = []
-    for h in report.hypotheses[1:]:
-        if h.fix is None:
-            continue
-        k = json.dumps(h.fix.flat(), sort_keys=True)
-        if k not in seen:
-            seen.add(k)
-            out.append(h.fix)
-    return out[:3]
 
 
 def _offline_run(
@@ -562,15 +506,17 @@ def _fill_messages(ctx: ToolContext, report: TriageReport, now: datetime, incide
     report.customer_message = report.customer_message or customer
 
 
-def resume(ctx: ToolContext, approval_id: str) -> str:
-    """Continue the paused run after a person decided; safe to call twice (execution is execute_once's)."""
+def resume(ctx: ToolContext, approval_id: str, *, takeover: bool = False) -> str:
+    """Continue the paused run after a person decided; safe to call twice (the action runs at most once).
+
+    `takeover=True` (a recovered workflow) also continues a run left `resuming` by a process that died."""
     with ctx.db.session() as s:
         appr = s.get(Approval, approval_id)
         if appr is None:
             raise InvestigationError(f"approval_id: no approval {approval_id}")
-        if appr.status == "pending" and appr.decision is None:
+        if appr.status == ApprovalStatus.PENDING and appr.decision is None:
             raise InvestigationError(f"approval_id: approval {approval_id} is still pending")
-        approved = _is_approved(appr.status, appr.decision)
+        approved = appr.decision == Decision.APPROVE
         decided_by = appr.decided_by or "someone"
         inv_id, call_id = appr.investigation_id, appr.tool_call_id
         if inv_id is None or call_id is None:
@@ -578,12 +524,13 @@ def resume(ctx: ToolContext, approval_id: str) -> str:
         inv = s.get(Investigation, inv_id)
         if inv is None:
             raise InvestigationError(f"approval_id: investigation {inv_id} is gone")
-        if inv.status != "awaiting_approval":
+        resumable = [InvestigationStatus.AWAITING_APPROVAL] + ([InvestigationStatus.RESUMING] if takeover else [])
+        if inv.status not in resumable:
             return str((inv.usage or {}).get("outcome") or f"investigation {inv_id} already {inv.status}")
         claimed = s.execute(
             update(Investigation)
-            .where(Investigation.id == inv_id, Investigation.status == "awaiting_approval")
-            .values(status="resuming")
+            .where(Investigation.id == inv_id, Investigation.status.in_(resumable))
+            .values(status=InvestigationStatus.RESUMING)
         )
         if getattr(claimed, "rowcount", 1) == 0:
             return f"investigation {inv_id} is being resumed elsewhere"
@@ -619,7 +566,7 @@ def resume(ctx: ToolContext, approval_id: str) -> str:
         with ctx.db.session() as s:
             inv = s.get(Investigation, inv_id)
             if inv is not None:
-                inv.status = "failed"
+                inv.status = InvestigationStatus.FAILED
                 inv.error = f"resume failed: {type(exc).__name__}: {exc}"[:2000]
                 inv.finished_at = ctx.clock.now()
         raise
@@ -639,7 +586,7 @@ def resume(ctx: ToolContext, approval_id: str) -> str:
             "action_result": action_result,
             "pending_tool_call_ids": [],
         }
-        inv.status = "done"
+        inv.status = InvestigationStatus.DONE
         inv.finished_at = ctx.clock.now()
         inv.wall_seconds = round((inv.wall_seconds or 0.0) + time.perf_counter() - wall0, 3)
     return str(text)

@@ -1,14 +1,18 @@
-"""Runs queued investigations: synchronously for drills (`run_due`), in a thread for `firebreak serve`."""
+"""Runs queued investigations in process: `run_due` for drills and tests, a polling thread for a server
+started without the durable engine. `firebreak serve` uses `workflows.engine.DurableWorker` instead,
+which runs the same investigation as a DBOS workflow (recovered after a crash, shared by replicas)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import select, update
 
+from firebreak.statuses import InvestigationStatus
 from memory.models import Investigation
 from tools.context import ToolContext
 
@@ -20,8 +24,8 @@ def _claim(ctx: ToolContext, inv_id: str) -> bool:
     with ctx.db.session() as s:
         res = s.execute(
             update(Investigation)
-            .where(Investigation.id == inv_id, Investigation.status == "queued")
-            .values(status="running", started_at=ctx.clock.now())
+            .where(Investigation.id == inv_id, Investigation.status == InvestigationStatus.QUEUED)
+            .values(status=InvestigationStatus.RUNNING, started_at=ctx.clock.now())
         )
         return bool(getattr(res, "rowcount", 0))
 
@@ -29,9 +33,9 @@ def _claim(ctx: ToolContext, inv_id: str) -> bool:
 def due_ids(ctx: ToolContext) -> list[str]:
     now = ctx.clock.now()
     with ctx.db.session() as s:
-        rows = s.scalars(
-            select(Investigation)
-            .where(Investigation.status == "queued")
+        rows = s.execute(
+            select(Investigation.id, Investigation.not_before)
+            .where(Investigation.status == InvestigationStatus.QUEUED)
             .order_by(Investigation.queued_at, Investigation.id)
         ).all()
         return [r.id for r in rows if r.not_before is None or r.not_before <= now]
@@ -40,22 +44,14 @@ def due_ids(ctx: ToolContext) -> list[str]:
 def warm_up(ctx: ToolContext) -> float:
     """Load what the first investigation would otherwise pay for (agent library, memory index and its
     embedding model, log template miner), so a report is ready within seconds of the first alert."""
-    import time
-
     started = time.perf_counter()
     try:
-        import importlib
-
         from agent.investigator import RunRecorder, build_tools
         from agent.offline import OfflineInvestigator
         from tools.registry import call_tool, load_tools
 
         build_tools(RunRecorder("warm-up"))  # tool schemas, cached for every later run
         OfflineInvestigator("warm-up", ctx.clock.now()).model()
-        for mod in ("server.approvals", "server.slack", "agent.messages"):
-            with contextlib.suppress(ImportError):
-                importlib.import_module(mod)
-
         tools = load_tools()
         if "similar_incidents" in tools:
             call_tool(ctx, "similar_incidents", {"text": "warm up", "k": 1})
@@ -82,13 +78,17 @@ def run_due(ctx: ToolContext) -> list[str]:
 
 
 class InvestigationWorker:
-    """A daemon thread polling `run_due`; `stop()` waits for the current investigation to end."""
+    """A daemon thread polling `run_due`; `stop()` waits for the current investigation to end.
 
-    def __init__(self, ctx: ToolContext, *, interval: float = 1.0, updates_every: float = 60.0) -> None:
+    `periodic` jobs (every N seconds) are the server's to give (e.g. reminders in Slack threads)."""
+
+    def __init__(
+        self, ctx: ToolContext, *, interval: float = 1.0,
+        periodic: Iterable[tuple[float, Callable[[ToolContext], Any]]] = (),
+    ) -> None:
         self.ctx = ctx
         self.interval = interval
-        self.updates_every = updates_every
-        self._next_updates = 0.0
+        self.periodic = [(every, job, [0.0]) for every, job in periodic]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -106,21 +106,15 @@ class InvestigationWorker:
                 run_due(self.ctx)
             except Exception:  # noqa: BLE001 - keep polling; the database may be briefly locked
                 log.exception("investigation worker iteration failed")
-            self._post_updates()
+            now = time.monotonic()
+            for every, job, next_at in self.periodic:
+                if now >= next_at[0]:
+                    next_at[0] = now + every
+                    try:
+                        job(self.ctx)
+                    except Exception:  # noqa: BLE001 - Slack being down must not stop investigations
+                        log.exception("periodic job failed")
             self._stop.wait(self.interval)
-
-    def _post_updates(self) -> None:
-        """About once a minute, remind incident threads that are owed an update (every 20-30 minutes)."""
-        now = time.monotonic()
-        if now < self._next_updates:
-            return
-        self._next_updates = now + self.updates_every
-        try:
-            from server.updates import post_due_updates
-
-            post_due_updates(self.ctx)
-        except Exception:  # noqa: BLE001 - Slack being down must not stop investigations
-            log.exception("posting due incident updates failed")
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     max_tokens: int = 200_000
     max_wall_seconds: float = 120.0
 
+    # Durable workflows (workflows/): replicas, queue limits, re-investigation, actions safe to retry.
+    replica_id: str | None = None
+    worker_concurrency: int = 2
+    investigation_concurrency: int = 8
+    reinvestigate_minutes: float = 30.0
+    followup_debounce_seconds: float = 60.0
+    idempotent_actions: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Real backends (unset: embedded stores).
     loki_url: str | None = None
     prometheus_url: str | None = None
@@ -77,7 +85,7 @@ class Settings(BaseSettings):
     sentry_org: str | None = None
     embedding_model: str = "local"
 
-    @field_validator("approvers", "service_labels", mode="before")
+    @field_validator("approvers", "service_labels", "idempotent_actions", mode="before")
     @classmethod
     def _split_approvers(cls, value: object) -> object:
         if isinstance(value, str):

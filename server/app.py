@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from server.approvals import install as install_approvals
 from tools.context import ToolContext, default_context
 
 # Each module exposes `router` (an APIRouter). Order matters only for the web page ("/") last.
@@ -31,18 +32,17 @@ ROUTER_MODULES = (
 def create_app(ctx: ToolContext | None = None, *, start_worker: bool = True) -> FastAPI:
     """Build the app around one ToolContext (a drill passes its own data dir and clock)."""
     context = ctx or default_context()
+    install_approvals()  # the agent and the approval service reach people through Slack / the web page
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = None
-        if start_worker:
-            try:
-                from agent.worker import InvestigationWorker
-            except ImportError:
-                InvestigationWorker = None  # type: ignore[assignment,misc]  # noqa: N806
-            if InvestigationWorker is not None:
-                worker = InvestigationWorker(context)
-                worker.start()
+        if start_worker:  # durable investigations and approvals (DBOS on the state database)
+            from server.updates import post_due_updates
+            from workflows.engine import DurableWorker
+
+            worker = DurableWorker(context, periodic=[(60.0, post_due_updates)])
+            worker.start()
         app.state.worker = worker
         try:
             yield

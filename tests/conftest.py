@@ -13,12 +13,14 @@ from firebreak.db import reset_databases
 from firebreak.settings import Settings
 from tests.shared_guard import install as refuse_shared_reads
 from tools.context import ToolContext
+from workflows import install as install_workflows
 
 REPO = Path(__file__).resolve().parent.parent
 # Everything the tests read lives inside the repository (a user's clone has no ../shared).
 FIXTURES = REPO / "tests" / "fixtures" / "vendor"
 SHARED = REPO / "tests" / "fixtures"  # holds `scenarios/`, copied from the project's shared contracts
 refuse_shared_reads()  # any open under ../shared fails (tests/test_repo_stands_alone.py)
+install_workflows()  # the agent asks for approvals through the approval service, as the app and CLI wire it
 
 
 @pytest.fixture

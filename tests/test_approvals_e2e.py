@@ -117,7 +117,8 @@ def test_alerts_to_one_approved_execution(ctx: ToolContext, clock: FixedClock, f
     lines = runs.read_text().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0]) == {"incident": incident_id, "approval_id": approval.id, "action": "rollback",
-                                    "service": "checkout", "to": "8.2.0", "approved_by": APPROVER}
+                                    "service": "checkout", "to": "8.2.0", "approved_by": APPROVER,
+                                    "idempotency_key": approval.id}
     with ctx.db.session() as ss:
         done = ss.get(Approval, approval.id)
         assert done is not None and done.status == "executed" and done.decided_by == APPROVER

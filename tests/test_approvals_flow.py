@@ -17,7 +17,8 @@ from memory.models import Approval, AuditEvent, Countermeasure, Incident, Timeli
 from server.approvals import ApprovalError, approvals_for_incident, decide, list_approvals, request_approval
 from tests.fake_slack import open_incident, sample_report, seed_flags
 from tools.context import ToolContext
-from tools.executors import ExecutionRefused, execute_once
+from workflows.executor import ExecutionRefused
+from workflows.executor import execute_approved as execute_once
 
 ROLLBACK = ProposedFix(action="rollback", parameters={"service": "checkout", "to": "8.2.0"},
                        rationale="8.3.0 broke payments", risk="loses the new banner", undo="deploy 8.3.0")
@@ -147,7 +148,7 @@ def test_approve_runs_command_once_and_marks_incident(actx: ToolContext, tmp_pat
     assert "rolled back by test executor" in out.execution.detail
     (run,) = _runs(tmp_path)
     assert run == {"incident": inc, "approval_id": aid, "action": "rollback", "service": "checkout",
-                   "to": "8.2.0", "approved_by": "alice"}
+                   "to": "8.2.0", "approved_by": "alice", "idempotency_key": aid}
     again = decide(actx, aid, user="alice", decision="approve", via="web")
     assert again.code == "already_decided" and "already approved by alice" in again.message
     assert execute_once(actx, aid).already
@@ -175,10 +176,12 @@ def test_failed_command_is_reported(actx: ToolContext, tmp_path: Path, monkeypat
 
 def test_hook_receives_json(actx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
     got: list[dict[str, Any]] = []
+    keys: list[str | None] = []
 
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            keys.append(self.headers.get("Idempotency-Key"))
             self.send_response(202)
             self.end_headers()
             self.wfile.write(b"")
@@ -198,7 +201,8 @@ def test_hook_receives_json(actx: ToolContext, monkeypatch: pytest.MonkeyPatch) 
     assert out.execution is not None and out.execution.status == "executed"
     assert "answered 202" in out.execution.detail and "t=x" not in out.execution.detail
     assert got == [{"incident": got[0]["incident"], "approval_id": aid, "action": "rollback",
-                    "service": "checkout", "to": "8.2.0", "approved_by": "alice"}]
+                    "service": "checkout", "to": "8.2.0", "approved_by": "alice", "idempotency_key": aid}]
+    assert keys == [aid]  # the receiver can drop a repeat of the same approval
 
 
 def test_reject_records_reason_and_runs_nothing(actx: ToolContext, tmp_path: Path,

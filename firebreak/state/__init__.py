@@ -1,0 +1,1 @@
+"""State tables kept with their own domain (they share `memory.models.Base`'s metadata)."""
