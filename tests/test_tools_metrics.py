@@ -171,7 +171,8 @@ def test_metric_anomalies_filters_limits_and_errors(world: ToolContext) -> None:
     both = call_tool(world, "metric_anomalies", {"service": "api", "since": START.isoformat()})["anomalies"]
     assert [a["name"] for a in both] == ["http_requests_per_second", "latency_p99_seconds"]  # earliest first
     out = call_tool(world, "metric_anomalies", {"service": "api", "since": START.isoformat(), "limit": 1})
-    assert [a["name"] for a in out["anomalies"]] == [max(both, key=lambda a: a["score"])["name"]]  # largest change
+    # The largest lasting change: the drop holds, the spike came back.
+    assert [a["name"] for a in out["anomalies"]] == ["http_requests_per_second"]
     assert out["truncated"] is True and out["series_checked"] == 2
     with pytest.raises(ToolError) as err:
         call_tool(world, "metric_anomalies", {"service": "checkout"})
@@ -280,3 +281,27 @@ def test_failed_ingest_leaves_no_stale_series_ids(ctx: ToolContext) -> None:
     store.ingest([MetricPoint(ts=now, service="newsvc", name="m", value=2.0)])
     sid = store.series("newsvc", "m")[0].id
     assert [v for _, _, v in store.points([sid], now, now)] == [2.0]
+
+
+def test_embedded_counters_are_read_as_rates(ctx: ToolContext) -> None:
+    """A `_total` counter grows on its own: its rate is what moves (a reset counts from zero)."""
+    store = get_metric_store(ctx)
+    points, total = [], 0.0
+    for i in range(N):
+        total = 0.0 if i == 100 else total + (30.0 if i >= 120 else 15.0)  # 1/s, then 2/s; a restart at 100
+        points.append(MetricPoint(START + i * STEP, "api", "http_requests_total", total))
+        points.append(MetricPoint(START + i * STEP, "api", "jobs_total", 15.0 * i))  # steady growth
+    store.ingest(points)
+    out = call_tool(ctx, "metric_anomalies", {"since": START.isoformat()})
+    (a,) = out["anomalies"]
+    assert (a["name"], a["kind"], a["direction"]) == ("http_requests_total", "rate", "up")
+    assert a["before"] == pytest.approx(1.0) and a["after"] == pytest.approx(2.0)
+    assert abs(datetime.fromisoformat(a["onset"]) - (START + 120 * STEP)) <= STEP
+    q = call_tool(ctx, "query_metric", {"service": "api", "name": "jobs_total", "since": START.isoformat(),
+                                        "step_seconds": 60})
+    assert q["kind"] == "rate" and {v for _, v in q["points"]} == {1.0}
+    get_metric_store(ctx).set_metric_kind("jobs_total", "gauge")  # declared types win over the suffix
+    q = call_tool(ctx, "query_metric", {"service": "api", "name": "jobs_total", "since": START.isoformat()})
+    assert q["kind"] == "gauge" and q["points"][-1][1] > 1000
+    with pytest.raises(ValueError, match="kind"):
+        store.set_metric_kind("x", "summary")

@@ -29,6 +29,8 @@ class Change:
     direction: Literal["up", "down"]
     score: float
     recovered_index: int | None = None
+    size: float = 0.0  # how far the level stays moved, relative to the baseline: ranks changes
+
 
 
 def noise_sigma(x: np.ndarray) -> float:
@@ -90,7 +92,14 @@ def detect_change(values: Any, *, sigmas: float = DETECT_SIGMAS, run: int = 3) -
     back = near[:-2] & near[1:-1] & near[2:] if near.size >= 3 else np.zeros(0, dtype=bool)
     recovered = int(np.argmax(back)) + tau + peak if back.any() else None
     direction: Literal["up", "down"] = "up" if after > before else "down"
-    return Change(tau, before, after, direction, round(min(score, 1e6), 2), recovered)
+    if tau < m and _is_trend(x):
+        return None  # moving the same way since the window began: a trend (a counter-like gauge), not a change
+    # Size for ranking: the median level after the onset against the baseline (plus noise, so a
+    # zero baseline does not make every blip infinite). A sparse counter's lone blip or a spike that
+    # came straight back has a small size; a step, a drop or a ramp that holds has a large one.
+    held = float(np.median(x[tau:]))
+    size = abs(held - before) / (abs(before) + sigma)
+    return Change(tau, before, after, direction, round(min(score, 1e6), 2), recovered, round(min(size, 1e6), 4))
 
 
 def _fit_onset(x: np.ndarray, *, lo: int, i: int, hi: int) -> int:
@@ -124,3 +133,16 @@ def _fit_onset(x: np.ndarray, *, lo: int, i: int, hi: int) -> int:
     sse_ramp = sum_yy - sum_yt * sum_yt / sum_tt
     total = sse_pre + np.minimum(sse_step, sse_ramp)
     return lo + int(taus[int(np.argmin(total))])
+
+
+def _is_trend(x: np.ndarray, tolerance: float = 0.06) -> bool:
+    """True when one straight line explains the series to within `tolerance` of its range."""
+    import numpy as np
+
+    span = float(np.max(x) - np.min(x))
+    if span <= 0:
+        return False
+    t = np.arange(len(x), dtype=float)
+    slope, intercept = np.polyfit(t, x, 1)
+    rms = float(np.sqrt(np.mean((x - (slope * t + intercept)) ** 2)))
+    return rms <= tolerance * span

@@ -256,7 +256,7 @@ def metric_anomalies(ctx: ToolContext, args: MetricAnomaliesInput) -> MetricAnom
     `skipped` says what was not read. Default range: the two hours before now.
     """
     since, until = resolve_range(ctx, args.since, args.until, DEFAULT_ANOMALY_WINDOW)
-    found: list[Anomaly] = []
+    found: list[tuple[float, Anomaly]] = []
     skipped: list[str] = []
     if ctx.settings.prometheus_url:
         checked, capped = _prometheus_anomalies(ctx, args.service, since, until, found, skipped)
@@ -264,8 +264,9 @@ def metric_anomalies(ctx: ToolContext, args: MetricAnomaliesInput) -> MetricAnom
     else:
         checked, capped = _embedded_anomalies(ctx, args.service, since, until, found, skipped)
         source = "embedded"
-    # The largest changes make the cut; they are then listed earliest first.
-    kept = sorted(found, key=lambda a: -a.score)[: args.limit]
+    # The largest changes make the cut (held level against baseline, then noise score); they are then
+    # listed earliest first.
+    kept = [a for _, a in sorted(found, key=lambda sa: (-sa[0], -sa[1].score))[: args.limit]]
     kept.sort(key=lambda a: (a.onset, -a.score))
     return MetricAnomaliesOutput(
         anomalies=kept,
@@ -279,7 +280,7 @@ def metric_anomalies(ctx: ToolContext, args: MetricAnomaliesInput) -> MetricAnom
 
 
 def _embedded_anomalies(
-    ctx: ToolContext, service: str | None, since: datetime, until: datetime, found: list[Anomaly],
+    ctx: ToolContext, service: str | None, since: datetime, until: datetime, found: list[tuple[float, Anomaly]],
     skipped: list[str],
 ) -> tuple[int, bool]:
     import numpy as np
@@ -319,12 +320,12 @@ def _embedded_anomalies(
             rec = None if change.recovered_index is None else from_ms(int(ts[change.recovered_index]))
             onset = from_ms(int(ts[change.onset_index]))
             kind = "rate" if kinds[key.name] == "counter" else "gauge"
-            found.append(_anomaly(key.service, key.name, key.labels, onset, change, rec, kind))
+            found.append((change.size, _anomaly(key.service, key.name, key.labels, onset, change, rec, kind)))
     return len(keys), capped
 
 
 def _prometheus_anomalies(
-    ctx: ToolContext, service: str | None, since: datetime, until: datetime, found: list[Anomaly],
+    ctx: ToolContext, service: str | None, since: datetime, until: datetime, found: list[tuple[float, Anomaly]],
     skipped: list[str],
 ) -> tuple[int, bool]:
     from tools import metrics_prometheus as mp
@@ -332,13 +333,13 @@ def _prometheus_anomalies(
     result = mp.scan(_prom(ctx), service, since, until, labels=ctx.settings.service_labels)
     skipped.extend(result.skipped)
     for series in result.series:
-        values = [v for v in series.values]
-        change = detect_change(values)
+        change = detect_change(series.values)
         if change is None:
             continue
         onset = mp.to_datetime(series.ts[change.onset_index])
         rec = None if change.recovered_index is None else mp.to_datetime(series.ts[change.recovered_index])
-        found.append(_anomaly(series.service, series.name, series.labels, onset, change, rec, series.kind))
+        found.append((change.size, _anomaly(series.service, series.name, series.labels, onset, change, rec,
+                                            series.kind)))
     return result.checked, result.capped
 
 
