@@ -69,6 +69,9 @@ def create_app(ctx: ToolContext | None = None, *, start_worker: bool = True) -> 
                 raise
             continue
         app.include_router(mod.router)
+    from server.guard import install as install_guards
+
+    install_guards(app)  # body caps and JSON limits on every route; /docs and /openapi.json behind the token
     return app
 
 

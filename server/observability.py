@@ -2,14 +2,17 @@
 
 Metrics live in prometheus-client's default registry, defined once at import so every app built in
 one process (tests, drills) shares them. The investigation queue depth is read from the database
-at scrape time, so it is right whichever process queued or ran the investigations.
+at scrape time, so it is right whichever process queued or ran the investigations. `/metrics` needs
+the API token (`Authorization: Bearer FIREBREAK_API_TOKEN`, Prometheus' `authorization` scrape
+setting) unless FIREBREAK_PUBLIC_METRICS is set: counters of refused deliveries and queue depths tell
+an attacker what works.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 
@@ -46,6 +49,12 @@ def _queued_investigations(ctx: ToolContext) -> int:
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
-async def metrics(ctx: ToolContext = Depends(get_ctx)) -> Response:
+async def metrics(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+    from server.guard import token_or_session
+
+    if not ctx.settings.public_metrics and not await run_in_threadpool(token_or_session, request):
+        return JSONResponse({"detail": "missing or wrong bearer token (FIREBREAK_API_TOKEN); set "
+                                       "FIREBREAK_PUBLIC_METRICS=true to open /metrics"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
     INVESTIGATION_QUEUE.set(await run_in_threadpool(_queued_investigations, ctx))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -133,7 +133,8 @@ def test_errors(client: TestClient) -> None:
 
 
 def test_openapi_describes_every_query_tool(client: TestClient) -> None:
-    spec = client.get("/openapi.json").json()
+    assert client.get("/openapi.json").status_code == 401  # behind the token unless FIREBREAK_PUBLIC_DOCS
+    spec = client.get("/openapi.json", headers=AUTH).json()
     from tools.registry import load_tools
 
     for name, t in load_tools().items():

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from firebreak.clock import FixedClock
 from memory.models import Alert, Change, Incident, Investigation
 from tests.test_intake_common import (
+    API_TOKEN,
     WEBHOOK_TOKEN,
     bearer,
     client,
@@ -339,7 +340,8 @@ def test_metrics_endpoint(ctx: ToolContext, fixtures_dir: Path) -> None:
     body = fixture_bytes(fixtures_dir, AM)
     c.post("/webhooks/alertmanager", content=body, headers=bearer())
     c.post("/webhooks/alertmanager", content=body, headers=bearer("wrong"))
-    text = c.get("/metrics").text
+    assert c.get("/metrics").status_code == 401  # behind the API token unless FIREBREAK_PUBLIC_METRICS
+    text = c.get("/metrics", headers={"Authorization": f"Bearer {API_TOKEN}"}).text
     assert 'firebreak_alerts_received_total{source="alertmanager"}' in text
     assert 'firebreak_webhook_refused_total{reason="bad_token",source="alertmanager"}' in text
     assert "firebreak_incidents_opened_total" in text
