@@ -14,7 +14,6 @@ encoding. Errors carry a JSON `detail` like every other Firebreak endpoint.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
 import json
@@ -41,16 +40,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from server.app import get_ctx
-from server.otlp_convert import OTLPError, log_lines, metric_points, span_rows
 from tools.context import ToolContext
 from tools.log_store import get_log_store
 from tools.metric_store import get_metric_store
+from tools.otlp_convert import OTLPError, hex_ids_to_base64, log_lines, metric_points, span_rows
 from tools.trace_store import trace_store
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # compressed or not: the Collector's batches are a few MB at most
 MAX_INFLATED_BYTES = 128 * 1024 * 1024
 _PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 router = APIRouter(tags=["otlp"])
 
@@ -99,24 +97,6 @@ async def _body(request: Request) -> bytes:
     return out
 
 
-def _hex_ids_to_base64(node: Any, path: str = "") -> Any:
-    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64 for bytes."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                try:
-                    out[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError:
-                    raise OTLPError(f"{path}{key}: {value!r} is not a hex id") from None
-            else:
-                out[key] = _hex_ids_to_base64(value, f"{path}{key}.")
-        return out
-    if isinstance(node, list):
-        return [_hex_ids_to_base64(v, f"{path[:-1]}[{i}].") for i, v in enumerate(node)]
-    return node
-
-
 def _parse(request: Request, body: bytes, message: type[Message], top_field: str) -> tuple[Message, bool]:
     """(request message, was it JSON); HTTPException 400/415 naming what is wrong."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -140,7 +120,7 @@ def _parse(request: Request, body: bytes, message: type[Message], top_field: str
         if data and top_field not in data:
             raise HTTPException(400, detail=f"body: not an OTLP {name}: no {top_field!r} field")
         try:
-            return json_format.ParseDict(_hex_ids_to_base64(data), message(), ignore_unknown_fields=True), True
+            return json_format.ParseDict(hex_ids_to_base64(data), message(), ignore_unknown_fields=True), True
         except OTLPError as exc:
             raise HTTPException(400, detail=str(exc)) from None
         except (json_format.ParseError, binascii.Error, ValueError, TypeError) as exc:

@@ -10,6 +10,7 @@ tools read OTLP series like scraped ones.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,9 @@ UNKNOWN_SERVICE = "unknown_service"
 _INVALID_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 # OTLP SeverityNumber ranges (logs data model): 1-4 TRACE, 5-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20 ERROR, 21-24 FATAL.
 _SEVERITY = ("INFO", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{22}==|[A-Za-z0-9+/]{11}=")  # 16 or 8 bytes
 _AGG_CUMULATIVE = 2  # AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 
 
@@ -204,3 +208,26 @@ def _metric(m: Any, service: str, now: datetime) -> Iterator[MetricPoint]:
                 yield MetricPoint(ts, service, base, q.value, {**labels, "quantile": repr(q.quantile)})
             yield MetricPoint(ts, service, base + "_count", float(dp.count), labels)
             yield MetricPoint(ts, service, base + "_sum", dp.sum, labels)
+
+
+def hex_ids_to_base64(node: Any, path: str = "") -> Any:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64 for bytes.
+
+    Ids that are not hex of a trace or span id's length are left alone (Tempo answers base64).
+    """
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str) and value:
+                if len(value) in (16, 32) and _HEX.fullmatch(value):
+                    out[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                elif _BASE64.fullmatch(value):
+                    out[key] = value
+                else:
+                    raise OTLPError(f"{path}{key}: {value!r} is not a hex (or base64) id")
+            else:
+                out[key] = hex_ids_to_base64(value, f"{path}{key}.")
+        return out
+    if isinstance(node, list):
+        return [hex_ids_to_base64(v, f"{path[:-1]}[{i}].") for i, v in enumerate(node)]
+    return node
