@@ -11,7 +11,6 @@ Only a signed click from a user id in FIREBREAK_APPROVERS decides anything (see 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +23,7 @@ from firebreak.settings import Settings
 from server import slack_blocks as sb
 from server.app import get_ctx
 from tools.context import ToolContext
+from tools.redact import redact_obj, redact_text
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -56,9 +56,10 @@ def post(
     """chat.postMessage; returns (channel id, ts) or None when Slack is off or refused."""
     if not slack_enabled(settings):
         return None
-    kwargs: dict[str, Any] = {"channel": channel or settings.slack_channel, "text": text}
+    # Slack is a way out: whatever the message quotes (titles, notes, evidence) is redacted here too.
+    kwargs: dict[str, Any] = {"channel": channel or settings.slack_channel, "text": redact_text(text)}
     if blocks:
-        kwargs["blocks"] = blocks
+        kwargs["blocks"] = redact_obj(blocks)
     if thread_ts:
         kwargs["thread_ts"] = thread_ts
         if broadcast:
@@ -76,7 +77,7 @@ def update(settings: Settings, *, channel: str, ts: str, text: str, blocks: list
     if not slack_enabled(settings):
         return False
     try:
-        client(settings).chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        client(settings).chat_update(channel=channel, ts=ts, text=redact_text(text), blocks=redact_obj(blocks))
     except Exception as exc:
         log.warning("Slack chat.update failed: %s", exc)
         return False
@@ -88,6 +89,7 @@ def ephemeral(
     thread_ts: str | None = None,
 ) -> bool:
     """A message only `user` sees: chat.postEphemeral when we can, else the click's response_url."""
+    text = redact_text(text)
     if settings.slack_bot_token is not None and channel:
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if thread_ts:
@@ -195,10 +197,12 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     raw = form.get("payload")
     if not raw:
         raise HTTPException(400, detail="payload: missing form field")
-    try:
-        data = json.loads(raw[0])
-    except json.JSONDecodeError as exc:
-        raise HTTPException(400, detail=f"payload: not JSON ({exc.msg})") from None
+    from server.guard import JSONLimitError, loads_limited
+
+    try:  # bounded: nesting and huge numbers in a signed payload are a 400, not a crash
+        data = loads_limited(raw[0])
+    except JSONLimitError as exc:
+        raise HTTPException(400, detail=f"payload: {exc}") from None
     if not isinstance(data, dict):
         raise HTTPException(400, detail="payload: expected a JSON object")
     return data
