@@ -76,7 +76,8 @@ def test_otlp_json_traces_are_linked_across_requests(client: TestClient, ctx: To
     assert r.status_code == 200 and r.json() == {} and r.headers["content-type"] == "application/json"
     parent = _traces("api", [_span(T1, "EEE19B7EC3C1B173", None, "GET /", 1544712660.0, 1544712661.0)])
     r = client.post(
-        "/v1/traces", content=gzip.compress(json.dumps(parent).encode()),
+        "/v1/traces",
+        content=gzip.compress(json.dumps(parent).encode()),
         headers={**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
     assert r.status_code == 200, r.text
@@ -98,7 +99,8 @@ def test_protobuf_answer_is_protobuf_and_deflate_works(client: TestClient, ctx: 
     sp.start_time_unix_nano, sp.end_time_unix_nano = 1_700_000_000_000_000_000, 1_700_000_000_250_000_000
     sp.status.code = 2
     r = client.post(
-        "/v1/traces", content=zlib.compress(req.SerializeToString()),
+        "/v1/traces",
+        content=zlib.compress(req.SerializeToString()),
         headers={**AUTH, "Content-Type": "application/x-protobuf", "Content-Encoding": "deflate"},
     )
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
@@ -107,36 +109,88 @@ def test_protobuf_answer_is_protobuf_and_deflate_works(client: TestClient, ctx: 
 
 
 def test_otlp_json_logs_and_metrics(client: TestClient, ctx: ToolContext) -> None:
-    logs = {"resourceLogs": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mailer"}}]},
-        "scopeLogs": [{"scope": {"name": "my.library"}, "logRecords": [{
-            "timeUnixNano": "1544712660300000000", "observedTimeUnixNano": "1544712660300000000",
-            "severityNumber": 17, "traceId": T1, "spanId": "EEE19B7EC3C1B174",
-            "body": {"stringValue": "Example log record"},
-            "attributes": [{"key": "int.attribute", "value": {"intValue": "10"}}],
-        }]}],
-    }]}
+    logs = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mailer"}}]},
+                "scopeLogs": [
+                    {
+                        "scope": {"name": "my.library"},
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1544712660300000000",
+                                "observedTimeUnixNano": "1544712660300000000",
+                                "severityNumber": 17,
+                                "traceId": T1,
+                                "spanId": "EEE19B7EC3C1B174",
+                                "body": {"stringValue": "Example log record"},
+                                "attributes": [{"key": "int.attribute", "value": {"intValue": "10"}}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     assert client.post("/v1/logs", json=logs, headers=AUTH).status_code == 200
     lines, total, _ = get_log_store(ctx).search(since=EPOCH, until=FAR, service="mailer")
     assert total == 1 and lines[0].level == "ERROR" and lines[0].message == "Example log record"
     assert lines[0].attributes == {"int.attribute": 10, "trace_id": T1.lower(), "span_id": "eee19b7ec3c1b174"}
     assert lines[0].ts == datetime(2018, 12, 13, 14, 51, 0, 300000, tzinfo=UTC)
-    metrics = {"resourceMetrics": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}}]},
-        "scopeMetrics": [{"scope": {"name": "my.library"}, "metrics": [
-            {"name": "my.counter", "unit": "1", "sum": {"aggregationTemporality": 2, "isMonotonic": True,
-             "dataPoints": [{"asDouble": 5, "timeUnixNano": "1544712660300000000",
-                             "attributes": [{"key": "my.counter.attr", "value": {"stringValue": "v"}}]}]}},
-            {"name": "my.gauge", "gauge": {"dataPoints": [{"asInt": "10", "timeUnixNano": "1544712660300000000"}]}},
-            {"name": "my.histogram", "histogram": {"aggregationTemporality": 2, "dataPoints": [{
-                "timeUnixNano": "1544712660300000000", "count": "2", "sum": 2, "bucketCounts": ["1", "1"],
-                "explicitBounds": [1]}]}},
-        ]}],
-    }]}
+    metrics = {
+        "resourceMetrics": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}}]},
+                "scopeMetrics": [
+                    {
+                        "scope": {"name": "my.library"},
+                        "metrics": [
+                            {
+                                "name": "my.counter",
+                                "unit": "1",
+                                "sum": {
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": True,
+                                    "dataPoints": [
+                                        {
+                                            "asDouble": 5,
+                                            "timeUnixNano": "1544712660300000000",
+                                            "attributes": [{"key": "my.counter.attr", "value": {"stringValue": "v"}}],
+                                        }
+                                    ],
+                                },
+                            },
+                            {
+                                "name": "my.gauge",
+                                "gauge": {"dataPoints": [{"asInt": "10", "timeUnixNano": "1544712660300000000"}]},
+                            },
+                            {
+                                "name": "my.histogram",
+                                "histogram": {
+                                    "aggregationTemporality": 2,
+                                    "dataPoints": [
+                                        {
+                                            "timeUnixNano": "1544712660300000000",
+                                            "count": "2",
+                                            "sum": 2,
+                                            "bucketCounts": ["1", "1"],
+                                            "explicitBounds": [1],
+                                        }
+                                    ],
+                                },
+                            },
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     assert client.post("/v1/metrics", json=metrics, headers=AUTH).status_code == 200
     store = get_metric_store(ctx)
-    got = {(s.name, tuple(sorted(s.labels.items()))): store.points([s.id], EPOCH, FAR)[0][2]
-           for s in store.series(service="cart")}
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): store.points([s.id], EPOCH, FAR)[0][2]
+        for s in store.series(service="cart")
+    }
     assert got == {
         ("my_counter_total", (("my_counter_attr", "v"),)): 5.0,
         ("my_gauge", ()): 10.0,
@@ -184,13 +238,17 @@ def test_one_bad_span_refuses_the_whole_request(client: TestClient, ctx: ToolCon
 
 def test_token_required(ctx: ToolContext) -> None:
     with TestClient(create_app(ctx, start_worker=False)) as c:
-        r = c.post("/v1/logs", content=ExportLogsServiceRequest().SerializeToString(),
-                   headers={"Content-Type": "application/x-protobuf", **AUTH})
+        r = c.post(
+            "/v1/logs",
+            content=ExportLogsServiceRequest().SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", **AUTH},
+        )
         assert r.status_code == 401 and "FIREBREAK_OTLP_TOKEN" in r.json()["detail"]
     ctx.settings.otlp_token = SecretStr(TOKEN)
     with TestClient(create_app(ctx, start_worker=False)) as c:
-        r = c.post("/v1/logs", content=b"", headers={"Content-Type": "application/x-protobuf",
-                                                     "Authorization": "Bearer wrong"})
+        r = c.post(
+            "/v1/logs", content=b"", headers={"Content-Type": "application/x-protobuf", "Authorization": "Bearer wrong"}
+        )
         assert r.status_code == 401
         r = c.post("/v1/logs", content=b"", headers={"Content-Type": "application/x-protobuf", **AUTH})
         assert r.status_code == 200  # an empty export is valid OTLP

@@ -234,6 +234,12 @@ def service_dependencies(ctx: ToolContext, args: ServiceDependenciesInput) -> Se
     or a change to one often explains symptoms upstream.
     """
     deps = {svc: set(targets) for svc, targets in ctx.settings.dependencies.items()}
+    note = ""
+    if not deps:  # no configured graph: the one traces show
+        from tools.traces import observed_dependencies
+
+        deps = {svc: set(targets) for svc, targets in observed_dependencies(ctx).items()}
+        note = "from traces (calls seen in the last 24 h); FIREBREAK_DEPENDENCIES overrides" if deps else ""
     all_edges = sorted((svc, d) for svc, targets in deps.items() for d in targets)
     if not all_edges:
         return ServiceDependenciesOutput(
@@ -242,7 +248,7 @@ def service_dependencies(ctx: ToolContext, args: ServiceDependenciesInput) -> Se
     if args.service is None:
         edges = all_edges[:200]
         return ServiceDependenciesOutput(
-            edges=[Edge(service=a, depends_on=b) for a, b in edges], truncated=len(all_edges) > len(edges)
+            edges=[Edge(service=a, depends_on=b) for a, b in edges], truncated=len(all_edges) > len(edges), note=note
         )
     known = set(deps) | {d for targets in deps.values() for d in targets}
     if args.service not in known:
@@ -257,5 +263,5 @@ def service_dependencies(ctx: ToolContext, args: ServiceDependenciesInput) -> Se
     edges = [(a, b) for a, b in all_edges if args.service in (a, b)]
     return ServiceDependenciesOutput(
         edges=[Edge(service=a, depends_on=b) for a, b in edges],
-        depends_on=_closure(args.service, deps), dependents=_closure(args.service, reverse),
+        depends_on=_closure(args.service, deps), dependents=_closure(args.service, reverse), note=note,
     )
