@@ -255,3 +255,82 @@ def get_incident(session: Session, incident_id: str) -> Incident:
     if inc is None:
         raise IncidentLogError("id", f"no incident {incident_id}")
     return inc
+
+
+# --- state that follows alerts and reports --------------------------------------------------------
+
+# Actors that are Firebreak itself; any other actor is a person (or a person's import).
+AUTOMATIC_ACTORS = ("intake", "firebreak", "drill")
+ALERTS_RESOLVED = "alerts_resolved"
+
+
+def _automatic(actor: str) -> bool:
+    return actor.startswith(AUTOMATIC_ACTORS)
+
+
+def set_by_person(session: Session, incident: Incident, field: str) -> str | None:
+    """Who last set `field` by hand (None when only Firebreak did): people's choices are not overridden."""
+    rows = session.execute(
+        select(TimelineEntry.actor).where(TimelineEntry.incident_id == incident.id, TimelineEntry.field == field)
+        .order_by(TimelineEntry.id.desc())
+    ).scalars().all()
+    for actor in rows:
+        if not _automatic(actor):
+            return actor
+    if field == "severity" and incident.source == "manual":
+        return "the person who opened it"
+    return None
+
+
+def all_alerts_resolved(session: Session, incident: Incident, *, at: datetime, actor: str) -> bool:
+    """Every alert of an open incident has resolved: it is mitigated (mitigated_at kept) and the timeline
+    says so. It is not closed: a person confirms and closes it. Returns True when the state changed."""
+    if incident.status != "open":
+        return False
+    changes: dict[str, Any] = {"status": "mitigated"}
+    if incident.mitigated_at is None:
+        changes["mitigated_at"] = at
+    update_incident(session, incident, changes, at=at, actor=actor)
+    record(session, incident, at=at, actor=actor, kind=ALERTS_RESOLVED,
+           text="Every alert of this incident has resolved: marked mitigated. A person confirms and closes it "
+                f"(firebreak incidents close {incident.id}).")
+    return True
+
+
+def alert_fired_again(session: Session, incident: Incident, *, at: datetime, actor: str) -> bool:
+    """An alert of a mitigated incident fires again: the incident is open again (the timeline keeps when
+    it was mitigated). Returns True when the state changed."""
+    if incident.status != "mitigated":
+        return False
+    update_incident(session, incident, {"status": "open", "mitigated_at": None}, at=at, actor=actor)
+    return True
+
+
+def follow_report(
+    session: Session, incident: Incident, *, severity: str, reason: str, fault_service: str | None,
+    fault_title: str | None, at: datetime, actor: str,
+) -> str:
+    """Make the triage report and the incident agree; returns the one severity both now carry.
+
+    Severity: the report's judgement becomes the incident's, with a timeline entry, unless a person set
+    the incident's severity (then the report follows the person). Name: an incident opened from an alert
+    is renamed after the service most likely at fault, once a report names one; the timeline keeps the
+    first alert's title. A person's title is never replaced.
+    """
+    _check("severity", severity)
+    person = set_by_person(session, incident, "severity")
+    if person is None and severity != incident.severity:
+        old = incident.severity
+        for entry in update_incident(session, incident, {"severity": severity}, at=at, actor=actor):
+            entry.text = f"severity {old} -> {severity} from the triage report: {reason or 'no reason given'}"
+    if fault_service and incident.source != "manual" and set_by_person(session, incident, "title") is None:
+        first = incident.title
+        wanted = f"{fault_service}: {fault_title or first}"[:200]
+        if not first.startswith(f"{fault_service}: ") and wanted != first:
+            for entry in update_incident(session, incident, {"title": wanted}, at=at, actor=actor):
+                entry.text = f"named after {fault_service}, the service most likely at fault; first alert: {first}"
+        services = list(incident.services or [])
+        if fault_service not in services[:1]:
+            ordered = [fault_service, *[s for s in services if s != fault_service]]
+            update_incident(session, incident, {"services": ordered}, at=at, actor=actor)
+    return incident.severity

@@ -69,6 +69,7 @@ class DeliveryAccepted(BaseModel):
     incidents_opened: list[str] = Field(default_factory=list)
     incidents_updated: list[str] = Field(default_factory=list)
     investigations_queued: list[str] = Field(default_factory=list)
+    incidents_mitigated: list[str] = Field(default_factory=list)
     ignored: str | None = None
 
 

@@ -79,3 +79,4 @@ class IngestResult(BaseModel):
     incidents_opened: list[str] = Field(default_factory=list)
     incidents_updated: list[str] = Field(default_factory=list)
     investigations_queued: list[str] = Field(default_factory=list)
+    incidents_mitigated: list[str] = Field(default_factory=list)  # every alert of theirs has resolved

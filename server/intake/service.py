@@ -43,7 +43,7 @@ from sqlalchemy import JSON, Dialect, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, load_only
 
-from memory.incident_log import add_link, open_incident, update_incident
+from memory.incident_log import add_link, alert_fired_again, all_alerts_resolved, open_incident, update_incident
 from memory.models import Alert, Incident, Investigation, TimelineEntry
 from server.intake.correlate import SEVERITY_RANK, Correlator, incident_severity, last_activity
 from server.intake.errors import IntakeRefused
@@ -182,6 +182,7 @@ class _Ingest:
         self.new_rows: list[_NewAlert] = []  # bulk-inserted at the end
         self.correlator = Correlator(self.open, self.settings.dependencies, now, self.window)
         self.timeline: list[dict[str, Any]] = []  # alert timeline entries, bulk-inserted at the end
+        self.resolving: dict[str, Incident] = {}  # incidents that saw a resolution: all resolved now?
 
     def run(self, alerts: list[NormalizedAlert]) -> None:
         known: dict[tuple[str, str], Alert | _NewAlert] = dict(self._existing(alerts))
@@ -199,6 +200,15 @@ class _Ingest:
             _bulk_insert(self.s, _ALERTS, [row.as_row() for row in self.new_rows])
         if self.timeline:
             _bulk_insert(self.s, _TIMELINE, self.timeline)
+        self._mitigate_when_all_resolved()
+
+    def _mitigate_when_all_resolved(self) -> None:
+        """Incident state follows its alerts: none firing any more means mitigated (a person closes it)."""
+        for incident in self.resolving.values():
+            firing = self.s.scalar(select(func.count()).select_from(Alert).where(
+                Alert.incident_id == incident.id, Alert.status == "firing"))
+            if not firing and all_alerts_resolved(self.s, incident, at=self.now, actor=ACTOR):
+                self.result.incidents_mitigated.append(incident.id)
 
     def _existing(self, alerts: list[NormalizedAlert]) -> dict[tuple[str, str], Alert]:
         wanted: dict[str, set[str]] = {}
@@ -252,6 +262,7 @@ class _Ingest:
             self.result.resolved += 1
             if incident is not None:
                 self._note(incident, alert, "Alert resolved")
+                self.resolving[incident.id] = incident
             return
         self.result.updated += 1
         refired = was == "resolved"
@@ -264,6 +275,7 @@ class _Ingest:
         else:
             self._raise_severity(incident, alert)
             if refired:
+                alert_fired_again(self.s, incident, at=self.now, actor=ACTOR)
                 self._note(incident, alert, "Alert firing again")
             else:
                 self._touch(incident)
