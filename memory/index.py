@@ -886,42 +886,85 @@ class MemoryIndex:
         """
         if not text.strip():
             raise ValueError("text: must not be empty")
-        excluded = set(exclude)
         with self._lock:
-            mirror = self._fresh(INCIDENTS) if collection == "incidents" else self._documents()
-            recs = mirror.records
+            found = self._candidates(collection, text, k, service, since, kinds, set(exclude), mode, include_open)
+            return self._ranked([found], text, k, mode)
 
-            def allowed(rid: str) -> bool:
-                rec = recs.get(rid)
-                return rec is not None and _matches(rec, service, since, kinds, excluded, include_open)
+    def search_all(
+        self,
+        text: str,
+        *,
+        k: int = 5,
+        kinds: set[str] | None = None,
+        service: str | None = None,
+        since: datetime | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        """One ranking over past incidents, runbooks and Slack threads (each hit says its `kind`).
 
-            pool = max(DENSE_CANDIDATES, k * 4)
-            dense: dict[str, float] = {}
-            lexical: dict[str, float] = {}
-            query_vec: list[float] | None = None
-            if mode != "lexical" and recs:
-                query_vec = self.embedder.embed([text])[0]
-                selective = service is not None or since is not None or kinds is not None
-                if selective and len(mirror.vectors) == len(recs):
-                    # A chroma `where` on service/start/kind cost ~20 ms at 10k records (measured): the
-                    # metadata filter runs before the vector search. The mirrored vectors give the exact
-                    # answer in ~2 ms: one matrix product, the filter as a mask.
-                    dense = self._exact_dense(mirror, query_vec, pool, service, since, kinds, allowed)
-                else:
-                    n = min(pool + len(excluded), len(recs))
-                    res = mirror.collection.query(
-                        query_embeddings=[query_vec], n_results=n, where=_where(service, since, kinds),
-                        include=["distances"],
-                    )
-                    for rid, dist in zip(res["ids"][0], res["distances"][0], strict=False):
-                        if allowed(rid):
-                            dense[rid] = 1.0 - float(dist)
-            if mode != "dense":
-                lexical = dict(mirror.lexical.search(text, allowed=allowed, limit=pool))
-                if mode == "hybrid" and query_vec is not None:
-                    self._fill_dense(mirror, query_vec, [rid for rid in lexical if rid not in dense], dense)
-            best_lex = max(lexical.values(), default=0.0) or 1.0
-            scored: list[tuple[float, str]] = []
+        Why one list: a person asking "what do we know about X" should not have to know which
+        collection holds the answer (issue 19). Lexical scores are scaled by the best match over both
+        collections, so a weak runbook match is not lifted to 1.0 just because it leads its own.
+        """
+        if not text.strip():
+            raise ValueError("text: must not be empty")
+        wanted = set(kinds) if kinds else {"incident", "runbook", "slack"}
+        found = []
+        with self._lock:
+            if "incident" in wanted:
+                found.append(self._candidates("incidents", text, k, service, since, wanted, set(), mode, True))
+            if wanted & {"runbook", "slack"}:
+                found.append(self._candidates("documents", text, k, service, since, wanted, set(), mode, True))
+            return self._ranked(found, text, k, mode)
+
+    def _candidates(
+        self, collection: str, text: str, k: int, service: str | None, since: datetime | None,
+        kinds: set[str] | None, excluded: set[str], mode: Mode, include_open: bool,
+    ) -> tuple[_Mirror, dict[str, float], dict[str, float]]:
+        """Dense (cosine) and raw lexical (BM25) scores of the records of one collection that pass the
+        filters. Caller holds the lock."""
+        mirror = self._fresh(INCIDENTS) if collection == "incidents" else self._documents()
+        recs = mirror.records
+
+        def allowed(rid: str) -> bool:
+            rec = recs.get(rid)
+            return rec is not None and _matches(rec, service, since, kinds, excluded, include_open)
+
+        pool = max(DENSE_CANDIDATES, k * 4)
+        dense: dict[str, float] = {}
+        lexical: dict[str, float] = {}
+        query_vec: list[float] | None = None
+        if mode != "lexical" and recs:
+            query_vec = self.embedder.embed([text])[0]
+            selective = service is not None or since is not None or kinds is not None
+            if selective and len(mirror.vectors) == len(recs):
+                # A chroma `where` on service/start/kind cost ~20 ms at 10k records (measured): the
+                # metadata filter runs before the vector search. The mirrored vectors give the exact
+                # answer in ~2 ms: one matrix product, the filter as a mask.
+                dense = self._exact_dense(mirror, query_vec, pool, service, since, kinds, allowed)
+            else:
+                n = min(pool + len(excluded), len(recs))
+                res = mirror.collection.query(
+                    query_embeddings=[query_vec], n_results=n, where=_where(service, since, kinds),
+                    include=["distances"],
+                )
+                for rid, dist in zip(res["ids"][0], res["distances"][0], strict=False):
+                    if allowed(rid):
+                        dense[rid] = 1.0 - float(dist)
+        if mode != "dense" and recs:
+            lexical = dict(mirror.lexical.search(text, allowed=allowed, limit=pool))
+            if mode == "hybrid" and query_vec is not None:
+                self._fill_dense(mirror, query_vec, [rid for rid in lexical if rid not in dense], dense)
+        return mirror, dense, lexical
+
+    @staticmethod
+    def _ranked(
+        found: list[tuple[_Mirror, dict[str, float], dict[str, float]]], text: str, k: int, mode: Mode
+    ) -> list[Hit]:
+        """Fuse dense and lexical scores (lexical relative to the best match over all `found`), top k."""
+        best_lex = max((v for _, _, lex in found for v in lex.values()), default=0.0) or 1.0
+        scored: list[tuple[float, str, int]] = []
+        for n, (_, dense, lexical) in enumerate(found):
             for rid in set(dense) | set(lexical):
                 d = dense.get(rid, 0.0)
                 lx = lexical.get(rid, 0.0) / best_lex
@@ -931,25 +974,25 @@ class MemoryIndex:
                     score = lx
                 else:
                     score = DENSE_WEIGHT * d + (1 - DENSE_WEIGHT) * lx
-                scored.append((score, rid))
-            scored.sort(key=lambda sr: (-sr[0], sr[1]))
-            hits: list[Hit] = []
-            for score, rid in scored[:k]:
-                rec = recs[rid]
-                hits.append(
-                    Hit(
-                        id=rec.id, kind=rec.kind, title=rec.title, source=rec.source, services=rec.services,
-                        score=round(max(0.0, score), 4),
-                        dense_score=round(dense[rid], 4) if rid in dense else None,
-                        lexical_score=round(lexical.get(rid, 0.0) / best_lex, 4) if mode != "dense" else None,
-                        matched_identifiers=mirror.lexical.matched_identifiers(rid, text),
-                        excerpt=excerpt(rec.text, text), status=rec.status, severity=rec.severity,
-                        started_at=rec.started_at, root_cause=rec.root_cause,
-                        countermeasures=rec.countermeasures, url=rec.url,
-                    )
+                scored.append((score, rid, n))
+        scored.sort(key=lambda sr: (-sr[0], sr[1]))
+        hits: list[Hit] = []
+        for score, rid, n in scored[:k]:
+            mirror, dense, lexical = found[n]
+            rec = mirror.records[rid]
+            hits.append(
+                Hit(
+                    id=rec.id, kind=rec.kind, title=rec.title, source=rec.source, services=rec.services,
+                    score=round(max(0.0, score), 4),
+                    dense_score=round(dense[rid], 4) if rid in dense else None,
+                    lexical_score=round(lexical.get(rid, 0.0) / best_lex, 4) if mode != "dense" else None,
+                    matched_identifiers=mirror.lexical.matched_identifiers(rid, text),
+                    excerpt=excerpt(rec.text, text), status=rec.status, severity=rec.severity,
+                    started_at=rec.started_at, root_cause=rec.root_cause,
+                    countermeasures=rec.countermeasures, url=rec.url,
                 )
-            return hits
-
+            )
+        return hits
 
     @staticmethod
     def _exact_dense(mirror: _Mirror, query_vec: list[float], pool: int, service: str | None,

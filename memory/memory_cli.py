@@ -87,17 +87,27 @@ def import_(
         sys.stdout.write(f"imported {parts} from {path} ({changed} new or changed)\n")
 
 
+KINDS = ("incident", "runbook", "slack")
+KIND_LABEL = {"incident": "incident", "runbook": "runbook", "slack": "Slack thread"}
+
+
 @app.command("search")
 def search(
     text: Annotated[str, typer.Argument(help="What is happening, in plain words.")],
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many hits.")] = 5,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="Only this kind: incident, runbook or slack (repeat for several)."),
+    ] = None,
     service: Annotated[str | None, typer.Option("--service", help="Only this service.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only incidents started after (RFC 3339).")] = None,
-    docs: Annotated[bool, typer.Option("--docs", help="Search runbooks and Slack threads instead.")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only incidents started after (RFC 3339, -2h, yesterday 14:00).")
+    ] = None,
+    docs: Annotated[bool, typer.Option("--docs", hidden=True, help="Same as --kind runbook --kind slack.")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid | dense | lexical")] = "hybrid",
     as_json: JsonOpt = False,
 ) -> None:
-    """Search past incidents (or, with --docs, runbooks and Slack threads)."""
+    """Search everything the team knows: past incidents, runbooks and Slack threads, in one ranked list."""
     from memory.embeddings import EmbeddingError
     from memory.index import MemoryError_, get_index
 
@@ -105,21 +115,27 @@ def search(
         fail("text: must not be empty")
     if mode not in ("hybrid", "dense", "lexical"):
         fail(f"--mode: unknown value {mode!r} (hybrid, dense or lexical)")
+    kinds = {x.strip().lower() for x in kind or []}
+    if docs:
+        kinds |= {"runbook", "slack"}
+    for x in sorted(kinds):
+        if x not in KINDS:
+            fail(f"--kind: unknown value {x!r} (incident, runbook or slack)")
     since_dt: datetime | None = None
-    if since is not None:
-        try:
-            since_dt = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            fail(f"--since: not an RFC 3339 timestamp: {since!r}")
-        if since_dt.tzinfo is None:
-            fail("--since: timestamp has no timezone (e.g. 2026-03-02T08:00:00Z)")
     ctx = _ctx()
+    if since is not None:
+        from firebreak.timeparse import TimeParseError, parse_when
+
+        try:
+            since_dt = parse_when(since, now=ctx.clock.now())
+        except TimeParseError as exc:
+            fail(f"--since: {exc}")
     try:
         index = get_index(ctx)
-        if not docs:
+        if not kinds or "incident" in kinds:
             index.sync_incidents(ctx.db)
-        hits = index.search(
-            text, collection="documents" if docs else "incidents", k=k, service=service, since=since_dt,
+        hits = index.search_all(
+            text, k=k, kinds=kinds or None, service=service, since=since_dt,
             mode=mode,  # type: ignore[arg-type]
         )
     except (MemoryError_, EmbeddingError) as exc:
@@ -128,12 +144,16 @@ def search(
         _print_json({"hits": [h.model_dump(mode="json") for h in hits]})
         return
     if not hits:
-        sys.stdout.write("no matches\n")
+        counts = index.counts()
+        sys.stdout.write(
+            f"no matches (the memory holds {counts['incidents']} incidents and {counts['documents']} runbook "
+            "sections and Slack threads; `firebreak memory import DIR` adds runbooks)\n"
+        )
         return
     for n, h in enumerate(hits, 1):
         when = f" {h.started_at:%Y-%m-%d}" if h.started_at else ""
         svc = f" [{', '.join(h.services)}]" if h.services else ""
-        sys.stdout.write(f"{n}. {h.score:.2f}  {h.id}{when}{svc}  {h.title}\n")
+        sys.stdout.write(f"{n}. {h.score:.2f}  {KIND_LABEL.get(h.kind, h.kind)}  {h.id}{when}{svc}  {h.title}\n")
         sys.stdout.write(f"     {h.excerpt}\n")
         if h.root_cause:
             sys.stdout.write(f"     root cause: {h.root_cause}\n")

@@ -41,6 +41,16 @@ def test_import_search_reindex(env: Settings, ctx: ToolContext) -> None:
     code, out, _ = run("search", "MemoryError", "--docs", "--k", "2", "--json")
     hits = json.loads(out)["hits"]
     assert code == 0 and len(hits) == 2 and hits[0]["kind"] == "runbook"
+    # one search covers every kind by default, each hit labelled; --kind narrows it
+    code, out, _ = run("search", "mailer out of memory", "--k", "10", "--json")
+    kinds = {h["kind"] for h in json.loads(out)["hits"]}
+    assert code == 0 and {"incident", "runbook"} <= kinds
+    code, out, _ = run("search", "mailer out of memory", "--k", "10")
+    assert " incident  INC-2025-031" in out and " runbook  " in out
+    code, out, _ = run("search", "mailer out of memory", "--kind", "slack", "--k", "10", "--json")
+    assert code == 0 and {h["kind"] for h in json.loads(out)["hits"]} == {"slack"}
+    code, out, _ = run("search", "mailer", "--kind", "incident", "--since", "2025-01-01T00:00:00Z", "--json")
+    assert [h["id"] for h in json.loads(out)["hits"]] == ["INC-2025-031"]
     code, out, _ = run("reindex", "--json")
     assert code == 0 and json.loads(out)["incidents"] == 1 and json.loads(out)["documents"] == 9
     code, out, _ = run("reindex")
@@ -50,8 +60,9 @@ def test_import_search_reindex(env: Settings, ctx: ToolContext) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("search", "x", "--since", "yesterday"), "--since: not an RFC 3339 timestamp"),
-        (("search", "x", "--since", "2026-01-01T00:00:00"), "--since: timestamp has no timezone"),
+        (("search", "x", "--since", "last fortnight"), "--since: not a time: 'last fortnight'; use ISO 8601"),
+        (("search", "x", "--since", "2026-01-01T00:00:00"), "has no timezone"),
+        (("search", "x", "--kind", "wiki"), "--kind: unknown value 'wiki'"),
         (("search", "x", "--mode", "fuzzy"), "--mode: unknown value"),
         (("search", "  "), "text: must not be empty"),
         (("import", "/nonexistent/path"), "no such file or directory"),
@@ -64,4 +75,4 @@ def test_bad_input_is_one_line(env: Settings, args: tuple[str, ...], message: st
 
 def test_search_on_empty_memory(env: Settings) -> None:
     code, out, _ = run("search", "anything")
-    assert code == 0 and out == "no matches\n"
+    assert code == 0 and out.startswith("no matches (the memory holds 0 incidents") and "memory import" in out

@@ -17,7 +17,6 @@ import json
 import os
 import re
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, NoReturn
 
 import typer
@@ -39,8 +38,6 @@ FAMILIES: dict[str, str] = {
     "memory": "Similar past incidents and runbooks.",
 }
 MAX_CELL = 120
-_RELATIVE = re.compile(r"^-?(\d+)([smhd])(?:\s*ago)?$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class CliInputError(ValueError):
@@ -89,7 +86,8 @@ def _help(prop: dict[str, Any], kind: str, required: bool) -> str:
     if kind == "choice":
         parts.append("One of: " + ", ".join(str(v) for v in prop.get("enum", [prop.get("const")])) + ".")
     if kind == "datetime":
-        parts.append("ISO 8601 with a zone (2026-03-02T08:00:00Z), 'now', or relative: -30m, 2h, 1d.")
+        parts.append("ISO 8601 with a zone (2026-03-02T08:00:00Z), 'now', -30m, 2h ago, yesterday 14:00, "
+                     "last tuesday (UTC).")
     if kind == "json":
         parts.append('JSON, or key=value pairs separated by commas (email=a@b.com,region=eu).')
     if not required and "default" in prop and prop["default"] not in (None, [], {}):
@@ -97,15 +95,14 @@ def _help(prop: dict[str, Any], kind: str, required: bool) -> str:
     return " ".join(p for p in parts if p).strip()
 
 
-def _to_datetime(value: str, ctx: ToolContext) -> str:
-    text = value.strip().lower()
-    if text == "now":
-        return ctx.clock.now().isoformat()
-    m = _RELATIVE.match(text)
-    if m:
-        delta = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-        return (ctx.clock.now() - delta).isoformat()
-    return value
+def _to_datetime(value: str, ctx: ToolContext, name: str = "") -> str:
+    """ISO 8601, `now`, `-2h`, `yesterday 14:00`, `last tuesday` (firebreak.timeparse); else one line."""
+    from firebreak.timeparse import TimeParseError, parse_when
+
+    try:
+        return parse_when(value, ctx.clock.now()).isoformat()
+    except TimeParseError as exc:
+        raise CliInputError(f"--{name.replace('_', '-')}: {exc}" if name else str(exc)) from None
 
 
 def _to_json(name: str, value: str) -> Any:
@@ -169,7 +166,7 @@ def _build_command(spec: ToolSpec) -> Callable[..., None]:
                     continue
                 kind = kinds.get(key)
                 if kind == "datetime":
-                    value = _to_datetime(value, ctx)
+                    value = _to_datetime(value, ctx, key)
                 elif kind == "json":
                     value = _to_json(key, value)
                 args[key] = value
