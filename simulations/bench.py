@@ -134,3 +134,22 @@ def aggregate(results: list[DrillResult]) -> dict[str, Any]:
     out["baselines"] = aggregate_baselines([r.details.get("baselines") or {} for r in results], recorded)
     out["results"] = [_result_json(r) for r in results]
     return out
+
+
+def summary_lines(agg: dict[str, Any]) -> list[str]:
+    """The readable tail of a bench: AC@k of recorded incidents by fault, then each baseline beside it."""
+    lines: list[str] = []
+    if "ac_at_1" in agg:
+        lines.append("recorded incidents (service level unless the folder says suspect):")
+        lines.append(f"  {'fault':<24} {'cases':>5}  {'AC@1':>5}  {'AC@3':>5}  {'Avg@5':>5}")
+        rows = [("all", sum(v["cases"] for v in agg["by_fault"].values()), agg)]
+        rows += [(fault, v["cases"], v) for fault, v in agg["by_fault"].items()]
+        for name, cases, v in rows:
+            lines.append(f"  {name:<24} {cases:>5}  {v['ac_at_1']:>5.2f}  {v['ac_at_3']:>5.2f}  {v['avg_at_5']:>5.2f}")
+    lines.append("baselines on the same drills:")
+    for name, v in agg.get("baselines", {}).items():
+        ac = (f"  AC@1 {v['ac_at_1']:.2f}  AC@3 {v['ac_at_3']:.2f}  Avg@5 {v['avg_at_5']:.2f}"
+              if "ac_at_1" in v else "")
+        lines.append(f"  {name:<20} hit@1 {v['hit_at_1']:.2f}  hit@3 {v['hit_at_3']:.2f}  "
+                     f"right fix {v['mitigation_ok']:.2f}{ac}")
+    return lines

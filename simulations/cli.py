@@ -189,6 +189,10 @@ def bench_cmd(
     out.print(f"scenarios {agg['scenarios']}  hit@1 {agg['hit_at_1']:.2f}  hit@3 {agg['hit_at_3']:.2f}  "
               f"right fix {agg['mitigation_ok']:.2f}  median wall {agg['median_wall_seconds']:.2f} s",
               highlight=False)
+    from simulations.bench import summary_lines
+
+    for line in summary_lines(agg):
+        out.print(line, highlight=False, markup=False)
 
 
 @app.command("practice")

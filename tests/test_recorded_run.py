@@ -129,3 +129,29 @@ def test_cli_bad_folder_is_one_line(settings: Settings, tmp_path: Path) -> None:
         assert "Traceback" not in res.output
     res = CliRunner().invoke(app, ["drill", "run", str(tmp_path)])
     assert res.exit_code == 2 and f"{tmp_path}: no incident.yaml in this folder" in res.output
+
+
+def test_spans_written_by_a_forked_writer_match(settings: Settings, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulations.recorded import replay as replay_mod
+    from simulations.recorded.model import load_incident
+    from simulations.recorded.readers import read_folder
+    from simulations.recorded.run import make_recorded_env
+    from tools.trace_store import trace_store
+
+    inc = load_incident(SHOP)
+    tel = read_folder(SHOP, inc.triage_at)
+    seen = {}
+    for parallel in (False, True):
+        monkeypatch.setattr(replay_mod, "PARALLEL_SPANS", 1 if parallel else 10**9)
+        env = make_recorded_env(inc, tmp_path / f"w{parallel}")
+        try:
+            counts = replay_mod.replay(env.ctx, tel)
+            store = trace_store(env.ctx)
+            since, until = inc.window.since, inc.triage_at
+            seen[parallel] = (counts["spans"], store.count(), store.span_totals(since, until),
+                              store.edge_totals(since, until))
+        finally:
+            env.close()
+    assert seen[True] == seen[False] and seen[True][0] == 75
+    assert ("checkout", "payments-db") in seen[True][3]

@@ -33,7 +33,6 @@ _GUESS = [(re.compile(r"\b(fatal|panic|critical)\b", re.I), "FATAL"),
           (re.compile(r"\b(warn|warning)\b", re.I), "WARN"),
           (re.compile(r"\b(debug|trace)\b", re.I), "DEBUG")]
 _METRIC_NAME_BAD = re.compile(r"[^a-zA-Z0-9_:]")
-_EPOCH_MS = re.compile(r"^-?\d+$")
 
 METRIC_COLUMNS = ("ts", "service", "name", "value")
 TRACE_COLUMNS = ("trace_id", "span_id", "parent_id", "service", "operation", "start", "end", "status")
@@ -67,6 +66,10 @@ class RowError(ValueError):
         super().__init__(message)
 
 
+EPOCH_MS = "epoch milliseconds"
+RFC3339 = "RFC 3339"
+
+
 class TimeColumn:
     """One timestamp column: RFC 3339 with a zone or epoch ms, decided by its first value, then held to it."""
 
@@ -76,23 +79,31 @@ class TimeColumn:
 
     def micros(self, value: object) -> int:
         """The instant as integer microseconds since the epoch (UTC)."""
-        if isinstance(value, bool) or value is None or value == "":
+        if value.__class__ is str:
+            text: str = value  # type: ignore[assignment]
+            if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
+                if self.form is not EPOCH_MS:
+                    self._hold(EPOCH_MS)
+                return int(text) * 1000
+            if self.form is not RFC3339:
+                self._hold(RFC3339)
+            try:
+                dt = datetime.fromisoformat(text)  # 3.11 reads a trailing Z as UTC
+            except ValueError:
+                if not text:
+                    raise RowError(self.name, "a timestamp is required (RFC 3339 with a zone, or epoch "
+                                              "milliseconds)") from None
+                raise RowError(self.name, f"not an RFC 3339 timestamp: {value!r}") from None
+            if dt.tzinfo is None:
+                raise RowError(self.name, f"timestamp {value!r} has no zone (write e.g. 2026-03-02T08:00:00Z)")
+            return round(dt.timestamp() * 1_000_000)
+        if value.__class__ is int:
+            if self.form is not EPOCH_MS:
+                self._hold(EPOCH_MS)
+            return int(value) * 1000  # type: ignore[call-overload]
+        if value is None:
             raise RowError(self.name, "a timestamp is required (RFC 3339 with a zone, or epoch milliseconds)")
-        if isinstance(value, int) or (isinstance(value, str) and _EPOCH_MS.match(value)):
-            self._hold("epoch milliseconds")
-            return int(value) * 1000
-        if not isinstance(value, str):
-            raise RowError(self.name, f"expected an RFC 3339 timestamp or epoch milliseconds, got {value!r}")
-        self._hold("RFC 3339")
-        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise RowError(self.name, f"not an RFC 3339 timestamp: {value!r}") from None
-        if dt.tzinfo is None:
-            raise RowError(self.name, f"timestamp {value!r} has no zone (write e.g. 2026-03-02T08:00:00Z)")
-        delta = dt - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        raise RowError(self.name, f"expected an RFC 3339 timestamp or epoch milliseconds, got {value!r}")
 
     def _hold(self, form: str) -> None:
         if self.form is None:
@@ -177,6 +188,7 @@ def read_metrics(path: Path, until_us: int, tel: Telemetry) -> None:
     columns = (*METRIC_COLUMNS, "labels")
     ts_col = TimeColumn("ts")
     append = tel.metrics.append
+    names: dict[str, str] = {}
     for line, (ts, service, name, value, labels) in _csv_rows(path, METRIC_COLUMNS, ("labels",)):
         try:
             us = ts_col.micros(ts.strip())
@@ -188,14 +200,17 @@ def read_metrics(path: Path, until_us: int, tel: Telemetry) -> None:
                 number = float(value)
             except ValueError:
                 raise RowError("value", f"not a number: {value!r}") from None
-            labs = {str(k): str(v) for k, v in _json_object(labels, "labels").items()}
+            labs = {str(k): str(v) for k, v in _json_object(labels, "labels").items()} if labels else {}
         except RowError as exc:
             raise _fail(path, _where(line, columns, exc.column), str(exc)) from None
         if us > until_us:
             tel.dropped_after_triage += 1
             continue
         if math.isfinite(number):
-            append((us // 1000, service.strip(), metric_name(name), number, labs))
+            norm = names.get(name)
+            if norm is None:
+                norm = names[name] = metric_name(name)
+            append((us // 1000, service.strip(), norm, number, labs))
 
 
 def _level(value: object, message: str) -> str:

@@ -8,8 +8,13 @@ model as `/webhooks/changes` would record them. `onset` and `truth` are never wr
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,6 +23,8 @@ from simulations.recorded.readers import Telemetry
 from tools.context import ToolContext
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PARALLEL_SPANS = 20_000  # below this, forking a writer costs more than it saves
+SpanRow = tuple[str, str, str | None, str, str, int, int, str, dict[str, Any]]
 
 
 def _dt_us(us: int) -> datetime:
@@ -60,17 +67,71 @@ def write_logs(ctx: ToolContext, tel: Telemetry) -> int:
     return get_log_store(ctx).ingest(lines())
 
 
+def _records(rows: list[SpanRow]) -> Iterator[Any]:
+    from tools.trace_store import SpanRecord, SpanStatus
+
+    for trace_id, span_id, parent_id, service, operation, start, end, status, attrs in rows:
+        yield SpanRecord(trace_id, span_id, parent_id, service, operation, _dt_us(start), _dt_us(end),
+                         SpanStatus(status), attrs)
+
+
 def write_spans(ctx: ToolContext, tel: Telemetry) -> int:
     if not tel.spans:
         return 0
-    from tools.trace_store import SpanRecord, SpanStatus, trace_store
+    from tools.trace_store import trace_store
 
-    def spans() -> Iterator[SpanRecord]:
-        for trace_id, span_id, parent_id, service, operation, start, end, status, attrs in tel.spans:
-            yield SpanRecord(trace_id, span_id, parent_id, service, operation, _dt_us(start), _dt_us(end),
-                             SpanStatus(status), attrs)
+    return trace_store(ctx).add_spans(_records(tel.spans))
 
-    return trace_store(ctx).add_spans(spans())
+
+def _span_child(conn: Connection, data_dir: Path, rows: list[SpanRow]) -> None:
+    """In a forked process: write the spans into the data dir's trace store, send back (count, error)."""
+    try:
+        from tools.trace_store import open_trace_store
+
+        store = open_trace_store(data_dir)
+        try:
+            conn.send((store.add_spans(_records(rows)), None))
+        finally:
+            store.close()
+    except BaseException as exc:  # reported to the parent, which raises it as a replay failure
+        conn.send((0, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+class SpanWriter:
+    """Spans written by a forked process while this one writes logs and metrics.
+
+    The log store and the trace store are separate SQLite files and both ingests are CPU-bound Python
+    (redaction, parent/child linking), so on two cores a large replay takes the longer of the two
+    instead of their sum. Below PARALLEL_SPANS, or where fork does not exist, spans are written here.
+    """
+
+    def __init__(self, ctx: ToolContext, tel: Telemetry) -> None:
+        self.ctx, self.tel = ctx, tel
+        self.proc: BaseProcess | None = None
+        self.recv: Connection | None = None
+        if len(tel.spans) >= PARALLEL_SPANS and "fork" in mp.get_all_start_methods():
+            fork = mp.get_context("fork")
+            self.recv, send = fork.Pipe(duplex=False)
+            self.proc = fork.Process(target=_span_child, args=(send, ctx.settings.ensure_data_dir(), tel.spans),
+                                     daemon=True)
+            self.proc.start()
+            send.close()
+
+    def result(self) -> int:
+        if self.proc is None or self.recv is None:
+            return write_spans(self.ctx, self.tel)
+        try:
+            count, error = self.recv.recv()
+        except EOFError:
+            count, error = 0, "the span writer process died"
+        finally:
+            self.recv.close()
+            self.proc.join()
+        if error:
+            raise RuntimeError(f"writing spans failed: {error}")
+        return int(count)
 
 
 def write_changes(ctx: ToolContext, changes: list[object]) -> int:
@@ -89,10 +150,12 @@ def replay(ctx: ToolContext, tel: Telemetry, changes: list[object] | None = None
     write, so a bad change line writes nothing). Counts per kind."""
     if changes is None:
         changes = check_changes(tel)
-    return {
+    spans = SpanWriter(ctx, tel)
+    counts = {
         "metric_points": write_metrics(ctx, tel),
         "log_lines": write_logs(ctx, tel) if tel.logs else 0,
-        "spans": write_spans(ctx, tel),
         "changes": write_changes(ctx, changes),
-        "dropped_after_triage": tel.dropped_after_triage,
     }
+    counts["spans"] = spans.result()
+    counts["dropped_after_triage"] = tel.dropped_after_triage
+    return counts
