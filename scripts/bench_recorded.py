@@ -92,6 +92,7 @@ def generate(folder: Path, mb: float, gz: bool, seed: int = 1) -> dict[str, int]
                 lat = 0.05 + rnd.random() * 0.01 + (0.9 if svc == "checkout" and t >= ONSET else 0.0)
                 fh.write(f"{int(t.timestamp() * 1000)},{svc},latency_p99_seconds,{lat:.4f}\n")
             t += timedelta(seconds=15)
+    alert_at = iso(ONSET + timedelta(minutes=3))
     deps = "".join(f"  - {{service: frontend, depends_on: {s}}}\n  - {{service: {s}, depends_on: {s}-db}}\n"
                    for s in SERVICES[1:])
     (folder / "incident.yaml").write_text(f"""version: 1
@@ -103,7 +104,7 @@ onset: {iso(ONSET)}
 triage_at: {iso(TRIAGE)}
 dependencies:
 {deps}alerts:
-  - {{service: frontend, title: "frontend P99 latency above 1s", severity: major, at: {iso(ONSET + timedelta(minutes=3))}}}
+  - {{service: frontend, title: "frontend P99 latency above 1s", severity: major, at: {alert_at}}}
 truth:
   level: service
   culprit: {{kind: resource, service: checkout, ref: connections}}
