@@ -2,14 +2,14 @@
 
 It decides its next tool calls from what the previous ones returned (a fixed, sensible plan:
 incident -> changes/metrics/Sentry/flags/dependencies -> logs around the onset and similar past
-incidents), then submits the report built by `agent.evidence`, then requests the proposed fix
+incidents, traces when the trace tools exist), then submits the report built by `agent.triage`
+(suspects, features, fitted ranking, fix policy), then requests the proposed fix
 through the approval-required action tool. Deterministic: same stores, same clock, same report.
 Text from tools is only ever scored as data; nothing in it is executed or obeyed.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,10 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from agent.evidence import _TRAFFIC_RE, Findings, bad_patterns, build_report, parse_time
+from agent.triage import build_report
+from agent.triage.observe import Findings, content, findings_from, parse_time
+from agent.triage.signals import bad_patterns
+from agent.triage.vocab import TRAFFIC_RE
 
 SUBMIT_TOOL = "submit_report"
 ACTION_TOOL = "request_action"
@@ -37,8 +40,9 @@ PHASE2 = (
     "flag_history",
     "list_flags",
     "list_dashboards",
+    "service_map",
 )
-PHASE3 = ("log_patterns", "similar_incidents")
+PHASE3 = ("log_patterns", "similar_incidents", "trace_errors", "latency_breakdown")
 # Only these levels can carry new errors; filtering at the store skips the INFO bulk (10x faster).
 PATTERN_LEVELS = ("ERROR", "WARN", "FATAL")
 
@@ -70,70 +74,7 @@ def collect(messages: list[ModelMessage]) -> list[tuple[str, dict[str, Any], Any
     return out
 
 
-def _content(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        try:
-            loaded = json.loads(value)
-        except ValueError:
-            return {"error": value}
-        return loaded if isinstance(loaded, dict) else {"value": loaded}
-    return {"value": value}
-
-
-def findings_from(results: list[tuple[str, dict[str, Any], Any]], now: datetime) -> Findings:
-    """Fold tool results into Findings; errors are kept as notes, never fatal."""
-    f = Findings(now=now)
-    for name, args, raw in results:
-        res = _content(raw)
-        if "error" in res and len(res) == 1:
-            f.errors.append(f"{name}: {str(res['error'])[:200]}")
-            continue
-        if name == "incident_details":
-            f.incident = res
-        elif name == "recent_changes":
-            f.changes.extend(res.get("changes") or [])
-        elif name == "metric_anomalies":
-            f.anomalies.extend(res.get("anomalies") or [])
-        elif name == "log_patterns":
-            f.patterns.extend(res.get("patterns") or [])
-            pivot = parse_time(args.get("pivot"))
-            if pivot is not None:
-                f.pattern_window = (
-                    pivot,
-                    float(args.get("before_minutes") or 30),
-                    float(args.get("after_minutes") or 30),
-                )
-        elif name == "list_sentry_issues":
-            f.sentry.extend(res.get("issues") or [])
-        elif name == "service_dependencies":
-            f.edges.extend(res.get("edges") or [])
-        elif name == "list_flags":
-            f.flags.extend(res.get("flags") or [])
-        elif name == "flag_history":
-            f.flag_events.extend(res.get("events") or [])
-        elif name == "similar_incidents":
-            f.similar.extend(res.get("hits") or [])
-        elif name == "list_dashboards":
-            f.dashboards.extend(res.get("dashboards") or [])
-        elif name == "search_logs":
-            f.log_samples.append(
-                {"service": args.get("service"), "text": args.get("text"), "lines": res.get("lines") or []}
-            )
-    _dedupe(f)
-    return f
-
-
-def _dedupe(f: Findings) -> None:
-    seen: set[str] = set()
-    uniq = []
-    for c in f.changes:
-        k = json.dumps(c, sort_keys=True, default=str)
-        if k not in seen:
-            seen.add(k)
-            uniq.append(c)
-    f.changes = uniq
+_content = content
 
 
 class OfflineInvestigator:
@@ -178,10 +119,11 @@ class OfflineInvestigator:
                 "flag_history": {"since": _iso(since)},
                 "list_flags": {},
                 "list_dashboards": {"service": primary} if primary else {},
+                "service_map": {"since": _iso(since), "until": _iso(self.now)},
             }
             return calls(*[(n, args[n]) for n in phase2])
         phase3 = [n for n in PHASE3 if n in available and n not in done]
-        if phase3:
+        if phase3 and not any(n in done for n in PHASE3):
             pivot, after = self._pivot(f, start)
             pairs: list[tuple[str, dict[str, Any]]] = []
             if "log_patterns" in phase3:
@@ -198,6 +140,20 @@ class OfflineInvestigator:
                     )
                     for level in PATTERN_LEVELS
                 ]
+            if "trace_errors" in phase3 and f.tools_answered & {"service_map"}:
+                pairs.append(("trace_errors", {"since": _iso(pivot), "until": _iso(self.now)}))
+            if "latency_breakdown" in phase3 and primary and f.trace_edges:
+                pairs.append(
+                    (
+                        "latency_breakdown",
+                        {
+                            "service": primary,
+                            "since": _iso(pivot - timedelta(minutes=30)),
+                            "until": _iso(self.now),
+                            "pivot": _iso(pivot),
+                        },
+                    )
+                )
             if "similar_incidents" in phase3:
                 pairs.append(
                     (
@@ -266,7 +222,7 @@ class OfflineInvestigator:
         (service, None) for a service whose request rate jumped with no such line: sample its logs."""
         probes: list[tuple[str, str | None]] = []
         for b in bad_patterns(f):
-            for m in _TRAFFIC_RE.finditer(b.example):
+            for m in TRAFFIC_RE.finditer(b.example):
                 key = b.example[m.start() : m.start(2)].strip(" \"'")
                 probe: tuple[str, str | None] = (b.service, key)
                 if key and probe not in probes:

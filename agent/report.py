@@ -44,6 +44,7 @@ class Hypothesis(BaseModel):
     rule_out: str = ""
     status: Literal["suspected", "likely", "confirmed", "ruled_out"] = "suspected"
     fix: ProposedFix | None = None
+    alternatives: list[ProposedFix] = Field(default_factory=list)  # next fixes in the policy's order
 
 
 class TriageReport(BaseModel):

@@ -1,0 +1,8 @@
+"""Triage in three stages: suspects (agent.triage.suspects, one module per kind), named evidence
+features (agent.triage.features), and a fitted ranking (agent.triage.ranking, weights.json); then one
+fix policy (agent.triage.fix_policy) and the report (agent.triage.pipeline)."""
+
+from agent.triage.observe import Findings, findings_from, parse_time
+from agent.triage.pipeline import build_report, rank_suspects, table
+
+__all__ = ["Findings", "build_report", "findings_from", "parse_time", "rank_suspects", "table"]

@@ -1,0 +1,178 @@
+"""Fit the investigator's ranking on generated training worlds (never on the library or held-out drills).
+
+    python scripts/fit_ranker.py collect --count 600 --seed 1 --jobs 2   # run worlds, keep tool outputs
+    python scripts/fit_ranker.py fit                                       # features, fit, weights.json
+
+`collect` runs every world through the real drill runner (intake, stores, tools, the offline
+investigator's plan) and keeps what the tools returned (the Findings) with the world's truth, so
+`fit` can recompute the features with the current code without rerunning drills. `fit` labels every
+suspect of every world (does it match the truth, as the scorer decides), fits a logistic regression
+(scikit-learn) on standardised features, reports grouped cross-validated hit@1 per culprit kind, and
+writes agent/triage/weights.json with the coefficients, the scaling and how it was fitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import statistics
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CACHE = ROOT / ".firebreak" / "fit_ranker"  # ignored by git
+
+
+def _collect_range(args: tuple[int, int, int]) -> list[dict[str, Any]]:
+    """Run worlds [start, stop) of the seed; returns one record per world: findings, truth, kind."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    from agent.triage import pipeline
+    from simulations.runner import run_drill
+    from simulations.scenario import parse_scenario
+    from simulations.worlds import generate_world
+
+    start, stop, seed = args
+    out = []
+    for i in range(start, stop):
+        world = generate_world(i, seed)
+        sc = parse_scenario(world, f"world {world['id']}")
+        seen: list[Any] = []
+        pipeline.RECORDER = seen.append
+        try:
+            run_drill(sc)
+        finally:
+            pipeline.RECORDER = None
+        if not seen:
+            print(f"\n{world['id']}: no investigation ran", file=sys.stderr)
+        else:
+            out.append({"id": world["id"], "kind": sc.truth.culprit.kind, "findings": seen[-1], "truth": sc.truth})
+    return out
+
+
+def collect(count: int, seed: int, jobs: int, path: Path) -> None:
+    began = time.perf_counter()
+    step = max(1, min(25, count // max(1, jobs * 4)))
+    chunks = [(s, min(s + step, count), seed) for s in range(0, count, step)]
+    records: list[dict[str, Any]] = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for part in pool.map(_collect_range, chunks):
+            records += part
+            print(f"\r{len(records)}/{count} worlds", end="", file=sys.stderr, flush=True)
+            # Written after every chunk: an interrupted collection keeps what it has.
+            path.write_bytes(pickle.dumps({"seed": seed, "count": count, "records": records}))
+    print(f"\n{len(records)} worlds collected in {time.perf_counter() - began:.0f} s -> {path}", file=sys.stderr)
+
+
+def table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[float]], list[int], list[int], list[str]]:
+    """Feature rows of every suspect of every world, its label, its world index and the world's kind."""
+    from agent.triage import features, suspects
+    from agent.triage.context import Context
+    from simulations.scorer import SuspectIn, matches_truth
+
+    names = features.names()
+    rows, labels, groups, kinds = [], [], [], []
+    for gi, rec in enumerate(records):
+        ctx = Context(rec["findings"])
+        for c in suspects.generate(ctx):
+            x = features.compute(c, ctx)
+            rows.append([x[n] for n in names])
+            s = SuspectIn(kind=c.suspect.kind, service=c.suspect.service, ref=c.suspect.ref)
+            labels.append(int(matches_truth(s, rec["truth"])))
+            groups.append(gi)
+            kinds.append(rec["kind"])
+    return names, rows, labels, groups, kinds
+
+
+def hit_at_1(scores: Any, labels: Any, groups: Any, kinds: list[str]) -> dict[str, float]:
+    """Share of worlds whose best-scored suspect is a right one, overall and per culprit kind."""
+    best: dict[int, tuple[float, int, str]] = {}
+    for s, y, g, k in zip(scores, labels, groups, kinds, strict=True):
+        if g not in best or s > best[g][0]:
+            best[g] = (float(s), int(y), k)
+    per: dict[str, list[int]] = defaultdict(list)
+    for _, y, k in best.values():
+        per[k].append(y)
+        per["all"].append(y)
+    return {k: round(statistics.mean(v), 3) for k, v in sorted(per.items())}
+
+
+def fit(path: Path, c_value: float, out: Path) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.preprocessing import StandardScaler
+
+    data = pickle.loads(path.read_bytes())
+    records = data["records"]
+    names, rows, labels, groups, kinds = table(records)
+    x, y, g = np.asarray(rows, dtype=float), np.asarray(labels), np.asarray(groups)
+    print(f"{len(records)} worlds, {len(y)} suspects, {int(y.sum())} right ones", file=sys.stderr)
+    cv_scores = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=5).split(x, y, g):
+        scaler = StandardScaler().fit(x[train])
+        lr = LogisticRegression(C=c_value, max_iter=2000).fit(scaler.transform(x[train]), y[train])
+        cv_scores[test] = lr.decision_function(scaler.transform(x[test]))
+    cv = hit_at_1(cv_scores, y, g, kinds)
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=c_value, max_iter=2000).fit(scaler.transform(x), y)
+    train_fit = hit_at_1(lr.decision_function(scaler.transform(x)), y, g, kinds)
+    weights = {
+        "version": f"lr-{datetime.now(UTC):%Y%m%d%H%M}",
+        "intercept": round(float(lr.intercept_[0]), 6),
+        "coef": {n: round(float(w), 6) for n, w in zip(names, lr.coef_[0], strict=True)},
+        "mean": {n: round(float(m), 6) for n, m in zip(names, scaler.mean_, strict=True)},
+        "scale": {n: round(float(s) or 1.0, 6) for n, s in zip(names, scaler.scale_, strict=True)},
+        "meta": {
+            "model": "sklearn LogisticRegression on standardised features",
+            "C": c_value,
+            "fitted_on": f"{len(records)} generated worlds (simulations.worlds, seed {data['seed']})",
+            "suspects": len(y),
+            "cv_hit_at_1_by_kind": cv,
+            "train_hit_at_1_by_kind": train_fit,
+        },
+    }
+    out.write_text(json.dumps(weights, indent=1, sort_keys=True) + "\n")
+    print(json.dumps({"worlds": len(records), "cv_hit_at_1": cv, "train_hit_at_1": train_fit}, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect", help="run generated worlds and keep their tool outputs")
+    c.add_argument("--count", type=int, default=600)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--jobs", type=int, default=2)
+    c.add_argument("--cache", type=Path, default=None)
+    f = sub.add_parser("fit", help="compute features, fit, write the weights")
+    f.add_argument("--cache", type=Path, nargs="+", default=None)
+    f.add_argument("--C", type=float, default=0.5, dest="c_value")
+    f.add_argument("--out", type=Path, default=ROOT / "agent" / "triage" / "weights.json")
+    a = ap.parse_args()
+    if a.cmd == "collect":
+        collect(a.count, a.seed, a.jobs, a.cache or CACHE / f"worlds-{a.seed}-{a.count}.pkl")
+    else:
+        paths = a.cache or sorted(CACHE.glob("worlds-*.pkl"))
+        if not paths:
+            sys.exit("fit_ranker: no collected worlds; run `python scripts/fit_ranker.py collect` first")
+        merged: dict[str, Any] = {"seed": [], "count": 0, "records": []}
+        for p in paths:
+            d = pickle.loads(Path(p).read_bytes())
+            merged["seed"].append(d["seed"])
+            merged["records"] += d["records"]
+        tmp = CACHE / "merged.pkl"
+        tmp.write_bytes(pickle.dumps({**merged, "seed": ",".join(map(str, merged["seed"]))}))
+        fit(tmp, a.c_value, a.out)
+
+
+if __name__ == "__main__":
+    main()
