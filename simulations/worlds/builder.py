@@ -40,6 +40,9 @@ _BASE_LINES: dict[str, list[tuple[int, str, str]]] = {
     "queue": [(10, "INFO", "partition {partition} leader epoch {n}"), (3, "INFO", "rolled segment for {topic}")],
     "dns": [(10, "INFO", "NOERROR A {host}.svc.cluster.local {ms}ms")],
 }
+# Log volumes are scaled down together so a drill runs in well under a second; ratios between the
+# baseline and the bursts are what the investigator reads, and they stay the same.
+LOG_SCALE = 0.4
 # Old noisy warnings that were always there (red herrings when they look like the symptom).
 NOISY_WARNS = [
     "connection reset by peer, retrying ({attempt}/3)",
@@ -153,7 +156,8 @@ class World:
             if len(line) > 2:
                 entry["weight"] = line[2]  # type: ignore[misc]
             out.append(entry)
-        body: dict[str, Any] = {"service": service, "rate": f"{rate}/m", "lines": out}
+        scaled = max(2, round(rate * LOG_SCALE))
+        body: dict[str, Any] = {"service": service, "rate": f"{scaled}/m", "lines": out}
         if for_ is not None:
             body["for"] = dur(for_)
         self.event(at, {"logs": body})
@@ -316,8 +320,9 @@ class World:
             "culprit": culprit,
             "root_cause": root_cause,
             "mitigations": mitigations,
-            "severity": severity or self.rng.choice(["major", "critical"]),
         }
+        if severity:
+            self.truth["severity"] = severity
         if also_accept:
             self.truth["also_accept"] = also_accept
 
@@ -359,13 +364,28 @@ class World:
         if self.history:
             out["history"] = self.history
         out["timeline"] = timeline
-        out["truth"] = self.truth
+        out["truth"] = {**self.truth, "severity": self.truth.get("severity") or self._severity()}
         return out
 
+    def _severity(self) -> str:
+        """README criteria, read off the entry point: most users failing is critical, a share is major."""
+        worst = max(
+            (
+                float(b["metric"]["to"])
+                for _, _, b in self.timeline
+                if "metric" in b
+                and b["metric"]["service"] == self.topo.edge
+                and b["metric"]["name"] == "http_request_error_ratio"
+            ),
+            default=0.0,
+        )
+        return "critical" if worst >= 0.3 else "major"
+
     def _base_rate(self, node: Node) -> int:
-        return {"edge": self.rng.randint(40, 120), "db": self.rng.randint(10, 30)}.get(
+        rate = {"edge": self.rng.randint(40, 120), "db": self.rng.randint(10, 30)}.get(
             node.role, self.rng.randint(15, 70)
         )
+        return max(2, round(rate * LOG_SCALE))
 
 
 def _num(x: float) -> float | int:
