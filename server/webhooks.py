@@ -1,17 +1,19 @@
 """Webhook endpoints: Sentry, Grafana, Alertmanager alerts and CI/CD or hand-made change records.
 
-Every delivery is verified first (see `server.intake.signatures`), then parsed and normalised, then
-stored through `server.intake.service` in arrival order. Answers: 202 with what was stored; 400/413/
-422 with a `detail` naming what is wrong; 401 for a missing or wrong signature or token (or a source
-with nothing configured, naming the variable to set); 429 with Retry-After past the intake backlog
-limit. Nothing a client sends produces a 500.
+Every delivery is verified first (see `server.intake.signatures`), a signed one is accepted only once
+(`server.intake.replay`, 409 for a replay), then parsed and normalised, then stored through
+`server.intake.service` in arrival order. Grafana and Alertmanager deliveries over
+FIREBREAK_MAX_ALERTS_PER_DELIVERY alerts are refused (413) while the body is still streaming in.
+Answers: 202 with what was stored; 400/409/413/422 with a `detail` naming what is wrong; 401 for a
+missing or wrong signature or token (or a source with nothing configured, naming the variable to
+set); 429 with Retry-After past the intake backlog limit. Nothing a client sends produces a 500.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -29,8 +31,16 @@ from server.intake.normalize import (
     normalize_sentry,
     parse_json_object,
 )
+from server.intake.replay import RETENTION as REPLAY_RETENTION
+from server.intake.replay import forget, remember
 from server.intake.service import intake_queue
-from server.intake.signatures import verify_bearer, verify_grafana, verify_sentry
+from server.intake.signatures import (
+    GRAFANA_MAX_SKEW_SECONDS,
+    Verified,
+    verify_bearer,
+    verify_grafana,
+    verify_sentry,
+)
 from server.observability import (
     ALERTS_RECEIVED,
     ALERTS_TRUNCATED,
@@ -43,6 +53,7 @@ from tools.context import ToolContext
 log = logging.getLogger("firebreak.intake")
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+_ALERT_MARK = b'"labels"'
 INLINE_PARSE_BYTES = 256 * 1024
 Source = Literal["sentry", "grafana", "alertmanager"]
 
@@ -86,17 +97,31 @@ def _refused(source: str, exc: IntakeRefused) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, max_alerts: int | None = None) -> bytes:
+    """The body, refused (413) past MAX_BODY_BYTES or, with `max_alerts`, past that many alerts.
+
+    Alerts are counted while the body streams in (each Grafana/Alertmanager alert has one `"labels"`
+    key; `groupLabels`/`commonLabels` do not match), so a 60,000-alert delivery is refused before any
+    of it is parsed.
+    """
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise IntakeRefused(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
     chunks: list[bytes] = []
-    size = 0
+    size = alerts = 0
+    tail = b""
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise IntakeRefused(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
         chunks.append(chunk)
+        if max_alerts is not None:
+            alerts += (tail + chunk).count(_ALERT_MARK)
+            tail = chunk[-(len(_ALERT_MARK) - 1):]
+            if alerts > max_alerts:
+                raise IntakeRefused(
+                    413, f"more than {max_alerts} alerts in one delivery (FIREBREAK_MAX_ALERTS_PER_DELIVERY); "
+                    "lower max_alerts on the sender or split the group", "too_many_alerts")
     return b"".join(chunks)
 
 
@@ -111,16 +136,21 @@ def _parse(source: Source, ctx: ToolContext, headers: dict[str, str], body: byte
 
 async def _deliver(source: Source, request: Request, ctx: ToolContext) -> DeliveryAccepted | JSONResponse:
     started = time.perf_counter()
+    verified: Verified | None = None
     try:
-        body = await _read_body(request)
+        body = await _read_body(request, None if source == "sentry" else ctx.settings.max_alerts_per_delivery)
         now = ctx.clock.now()
         headers = {k.lower(): v for k, v in request.headers.items()}
         if source == "sentry":
-            verify_sentry(ctx.settings, headers, body)
+            verified = verify_sentry(ctx.settings, headers, body, now)
         elif source == "grafana":
-            verify_grafana(ctx.settings, headers, body, now)
+            verified = verify_grafana(ctx.settings, headers, body, now)
         else:
             verify_bearer(ctx.settings, headers, "Alertmanager")
+        if verified is not None and verified.signature:  # a signed delivery is accepted once
+            keep = (timedelta(seconds=2 * GRAFANA_MAX_SKEW_SECONDS) if verified.method == "hmac_timestamp"
+                    else REPLAY_RETENTION)
+            await run_in_threadpool(remember, ctx, source, verified.signature, now=now, keep=keep)
         if len(body) <= INLINE_PARSE_BYTES:  # a thread hop costs more than parsing a normal delivery
             parsed = _parse(source, ctx, headers, body, now)
         else:
@@ -132,6 +162,8 @@ async def _deliver(source: Source, request: Request, ctx: ToolContext) -> Delive
             ALERTS_TRUNCATED.labels(source).inc(parsed.truncated)
         result = await intake_queue(ctx).submit(parsed.alerts) if parsed.alerts else None
     except IntakeRefused as exc:
+        if verified is not None and verified.signature and exc.reason != "replay":
+            await run_in_threadpool(forget, ctx, source, verified.signature)  # its retry must be accepted
         return _refused(source, exc)
     ALERTS_RECEIVED.labels(source).inc(len(parsed.alerts))
     DELIVERY_SECONDS.labels(source).observe(time.perf_counter() - started)

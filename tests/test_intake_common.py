@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,13 @@ def client(ctx: ToolContext) -> TestClient:
     return TestClient(make_app(ctx))
 
 
-def sentry_headers(body: bytes, resource: str | None, secret: str = SENTRY_SECRET) -> dict[str, str]:
+def sentry_headers(body: bytes, resource: str | None, secret: str = SENTRY_SECRET,
+                   stamp: int | None = None) -> dict[str, str]:
+    # Sentry-Hook-Timestamp is checked against a freshness window: now, unless a test gives another time.
     headers = {
         "Content-Type": "application/json",
         "Sentry-Hook-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-        "Sentry-Hook-Timestamp": "1566248777",
+        "Sentry-Hook-Timestamp": str(int(time.time()) if stamp is None else stamp),
     }
     if resource:
         headers["Sentry-Hook-Resource"] = resource

@@ -8,6 +8,11 @@
   skew is measured against the wall clock *or* the context's clock, so a drill running on simulated
   time can sign with either.
 - Grafana and Alertmanager may instead send `Authorization: Bearer FIREBREAK_WEBHOOK_TOKEN`.
+- Sentry sends `Sentry-Hook-Timestamp` (Unix seconds) beside its signature but does not sign it; when
+  present it must still be inside `SENTRY_MAX_SKEW_SECONDS` (a delivery replayed as captured is refused),
+  and the replay cache (`server.intake.replay`) refuses the same signature again whatever the header says.
+
+Each check returns a `Verified` naming how the delivery was proven and the signature to remember.
 
 A source with nothing configured is refused with 401 naming the variable to set: intake is never
 open by default. Comparisons are constant-time and on bytes (header text may be any Latin-1).
@@ -20,13 +25,38 @@ import hmac
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from firebreak.settings import Settings
 from server.intake.errors import IntakeRefused
 
 GRAFANA_MAX_SKEW_SECONDS = 300
+SENTRY_MAX_SKEW_SECONDS = 300
+
+
+class Verified(BaseModel):
+    """How a delivery proved its sender: `hmac` (body only), `hmac_timestamp` (signed time), or `bearer`."""
+
+    method: Literal["hmac", "hmac_timestamp", "bearer"]
+    signature: str | None = None
+
+
+def _check_window(stamp: str, now: datetime, limit: int, header: str) -> int:
+    """The header's Unix time, refused when it is not a number or further than `limit` s from now.
+
+    Now is the wall clock *or* the context's clock, so a drill on simulated time can sign with either.
+    """
+    try:
+        ts = int(float(stamp.strip()))
+    except (ValueError, OverflowError):
+        raise IntakeRefused(401, f"{header} is not a Unix timestamp in seconds", "bad_timestamp") from None
+    skews = (abs(time.time() - ts), abs(now.timestamp() - ts))
+    if min(skews) > limit:
+        raise IntakeRefused(
+            401, f"{header} is more than {limit} s away from now (replayed or clock skew)", "stale_timestamp")
+    return ts
 
 
 def _hex_hmac(secret: SecretStr, message: bytes) -> bytes:
@@ -49,7 +79,9 @@ def _bearer_ok(headers: Mapping[str, str], token: SecretStr) -> bool:
     return given is not None and hmac.compare_digest(given.encode("utf-8"), token.get_secret_value().encode())
 
 
-def verify_sentry(settings: Settings, headers: Mapping[str, str], body: bytes) -> None:
+def verify_sentry(
+    settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime | None = None
+) -> Verified:
     secret = settings.sentry_client_secret
     if secret is None or not secret.get_secret_value():
         raise IntakeRefused(
@@ -62,9 +94,13 @@ def verify_sentry(settings: Settings, headers: Mapping[str, str], body: bytes) -
         raise IntakeRefused(
             401, "Sentry-Hook-Signature does not match the body (check FIREBREAK_SENTRY_CLIENT_SECRET)",
             "bad_signature")
+    stamp = headers.get("sentry-hook-timestamp")
+    if stamp is not None and now is not None:
+        _check_window(stamp, now, SENTRY_MAX_SKEW_SECONDS, "Sentry-Hook-Timestamp")
+    return Verified(method="hmac", signature=given.strip().lower())
 
 
-def verify_grafana(settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+def verify_grafana(settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime) -> Verified:
     secret = settings.grafana_hmac_secret
     token = settings.webhook_token
     has_secret = secret is not None and bool(secret.get_secret_value())
@@ -74,27 +110,20 @@ def verify_grafana(settings: Settings, headers: Mapping[str, str], body: bytes, 
             401, "Grafana webhooks are disabled: set FIREBREAK_GRAFANA_HMAC_SECRET (HMAC signature) or "
             "FIREBREAK_WEBHOOK_TOKEN (bearer token)", "not_configured")
     if has_token and token is not None and _bearer_ok(headers, token):
-        return
+        return Verified(method="bearer")
     signature = headers.get("x-grafana-alerting-signature")
     if has_secret and secret is not None and signature:
         stamp = headers.get("x-grafana-alerting-timestamp")
         message = body
         if stamp is not None:
             stamp = stamp.strip()
-            try:
-                ts = int(stamp)
-            except ValueError:
+            if not stamp.lstrip("-").isdigit():
                 raise IntakeRefused(
-                    401, "X-Grafana-Alerting-Timestamp is not a Unix timestamp in seconds",
-                    "bad_timestamp") from None
-            skews = (abs(time.time() - ts), abs(now.timestamp() - ts))
-            if min(skews) > GRAFANA_MAX_SKEW_SECONDS:
-                raise IntakeRefused(
-                    401, f"X-Grafana-Alerting-Timestamp is more than {GRAFANA_MAX_SKEW_SECONDS} s away from "
-                    "now (replayed or clock skew)", "stale_timestamp")
+                    401, "X-Grafana-Alerting-Timestamp is not a Unix timestamp in seconds", "bad_timestamp")
+            _check_window(stamp, now, GRAFANA_MAX_SKEW_SECONDS, "X-Grafana-Alerting-Timestamp")
             message = stamp.encode() + b":" + body
         if _same(signature, _hex_hmac(secret, message)):
-            return
+            return Verified(method="hmac" if stamp is None else "hmac_timestamp", signature=signature.strip().lower())
         raise IntakeRefused(
             401, "X-Grafana-Alerting-Signature does not match the body (check FIREBREAK_GRAFANA_HMAC_SECRET)",
             "bad_signature")
