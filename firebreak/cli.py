@@ -86,6 +86,9 @@ def main() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     _redact_output(sys.argv[1:])
+    from workflows import install as install_workflows
+
+    install_workflows()  # the agent asks for approvals through the approval service
     try:
         app()
     except KeyboardInterrupt:

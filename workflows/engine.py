@@ -38,6 +38,7 @@ from tools.executors import rows_changed
 from workflows import approvals as service
 from workflows import investigations
 from workflows.executor import BOOT_ID, ExecutionResult, replica_id, sweep_orphaned_claims
+from workflows.status import DEAD_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ QUEUE_NAME = "investigations"
 DECISION_TOPIC = "decision"
 WAIT_SECONDS = 30.0  # how often a waiting workflow looks at its approval row even without a message
 HEARTBEAT_SECONDS = 2.0
-DEAD_AFTER_SECONDS = 10.0
 
 _ctx: ToolContext | None = None
 _lock = threading.Lock()
@@ -198,7 +198,33 @@ def wait_outcome(ctx: ToolContext, workflow_id: str, approval_id: str, seconds: 
 
 
 def launch(ctx: ToolContext) -> None:
-    """Start DBOS on ctx's database (once per process); recovers this executor's pending workflows."""
+    """Start DBOS on ctx's database (once per process); recovers this executor's pending workflows.
+
+    DBOS's synchronous API refuses to run on a thread with an event loop (the app's lifespan): from
+    there the launch runs on a helper thread, and this call waits for it."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        _launch(ctx)
+        return
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            _launch(ctx)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            failure.append(exc)
+
+    helper = threading.Thread(target=target, name="firebreak-dbos-launch")
+    helper.start()
+    helper.join()
+    if failure:
+        raise failure[0]
+
+
+def _launch(ctx: ToolContext) -> None:
     global _ctx
     with _lock:
         if _ctx is not None:
@@ -221,7 +247,9 @@ def shutdown() -> None:
         if _ctx is None:
             return
         _ctx = None
-    DBOS.destroy(destroy_registry=False)
+    helper = threading.Thread(target=DBOS.destroy, kwargs={"destroy_registry": False}, name="firebreak-dbos-stop")
+    helper.start()
+    helper.join(30)
 
 
 def enqueue(investigation_id: str) -> None:
