@@ -502,10 +502,16 @@ class _Mirror:
             self.vectors[rec.id] = vector
         self.lexical.add(rec.id, rec.text)
 
-    def upsert(self, records: Sequence[MemoryRecord], embedder: Embedder, chunk_size: int = 256) -> None:
-        """Embed and write in chunks: a long first indexing keeps what it did if it is interrupted."""
+    def upsert(
+        self, records: Sequence[MemoryRecord], embedder: Embedder, chunk_size: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Embed and write in chunks: a long first indexing keeps what it did if it is interrupted.
+        `progress(done, total)` follows each chunk (a bar for a person at a terminal)."""
         import numpy as np
 
+        if progress is not None and records:
+            progress(0, len(records))
         for start in range(0, len(records), chunk_size):
             chunk = records[start : start + chunk_size]
             vectors = embedder.embed([r.text for r in chunk])
@@ -517,6 +523,8 @@ class _Mirror:
             )
             for rec, vec in zip(chunk, vectors, strict=True):
                 self._remember(rec, rec.content_hash(), np.asarray(vec, dtype=np.float32))
+            if progress is not None:
+                progress(min(start + chunk_size, len(records)), len(records))
             if len(records) > chunk_size:
                 log.info("memory index: %d/%d embedded", min(start + chunk_size, len(records)), len(records))
 
@@ -597,6 +605,8 @@ class MemoryIndex:
         self.full_check_seconds = 30.0
         self._last_full_check = float("-inf")
         self._fingerprint: tuple[Any, ...] | None = None
+        # Called as (done, total) while records are embedded; the CLI shows a progress bar with it.
+        self.on_progress: Callable[[int, int], None] | None = None
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -777,7 +787,7 @@ class MemoryIndex:
                                 stats.updated += 1
                             else:
                                 stats.added += 1
-            mirror.upsert(changed, self.embedder)
+            mirror.upsert(changed, self.embedder, progress=self.on_progress)
             stats.removed = mirror.delete(gone)
             self._fingerprint = fingerprint
         stats.seconds = time.perf_counter() - t0
@@ -814,7 +824,7 @@ class MemoryIndex:
         if not self._docs_restored:
             stored = self._read_documents_file()
             stale = [r for r in stored.values() if mirror.hashes.get(r.id) != r.content_hash()]
-            mirror.upsert(stale, self.embedder)
+            mirror.upsert(stale, self.embedder, progress=self.on_progress)
             mirror.delete([rid for rid in list(mirror.records) if rid not in stored])
             self._docs_restored = True
         return mirror
@@ -833,7 +843,7 @@ class MemoryIndex:
                 stored[rec.id] = rec
             self._write_documents_file(stored)
             changed = [r for r in records if mirror.hashes.get(r.id) != r.content_hash()]
-            mirror.upsert(changed, self.embedder)
+            mirror.upsert(changed, self.embedder, progress=self.on_progress)
             mirror.delete(dropped)
             return len(changed)
 

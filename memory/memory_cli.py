@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -34,6 +36,37 @@ def _ctx() -> ToolContext:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def _progress(index: Any, what: str) -> Iterator[None]:
+    """A progress bar on stderr while `index` embeds more than a few records, for a person at a terminal.
+    Silent when stderr is not a terminal (scripts, --json readers) and for small batches."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(f"embedding {what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True)
+    task: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if total < 200:
+            return
+        if not task:
+            bar.start()
+            task.append(bar.add_task(what, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    index.on_progress = update
+    try:
+        yield
+    finally:
+        index.on_progress = None
+        if task:
+            bar.stop()
 
 
 def _known_services(ctx: ToolContext) -> set[str]:
@@ -70,7 +103,9 @@ def import_(
             raise
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a field of an odd shape
             fail(f"{path}: cannot read this export ({type(exc).__name__}: {exc}); nothing was imported")
-        changed = get_index(ctx).add_documents(records, replace_origins=origins)
+        index = get_index(ctx)
+        with _progress(index, "runbooks and threads"):
+            changed = index.add_documents(records, replace_origins=origins)
     except ImportProblem as exc:
         fail(str(exc))
     except (MemoryError_, EmbeddingError) as exc:
@@ -133,7 +168,8 @@ def search(
     try:
         index = get_index(ctx)
         if not kinds or "incident" in kinds:
-            index.sync_incidents(ctx.db)
+            with _progress(index, "past incidents"):
+                index.sync_incidents(ctx.db)
         hits = index.search_all(
             text, k=k, kinds=kinds or None, service=service, since=since_dt,
             mode=mode,  # type: ignore[arg-type]
@@ -173,7 +209,9 @@ def reindex(as_json: JsonOpt = False) -> None:
 
     ctx = _ctx()
     try:
-        stats = get_index(ctx).reindex(ctx.db)
+        index = get_index(ctx)
+        with _progress(index, "incidents and documents"):
+            stats = index.reindex(ctx.db)
     except (MemoryError_, EmbeddingError) as exc:
         fail(str(exc), 1)
     if as_json:

@@ -211,3 +211,30 @@ def test_drill_clock_is_not_needed(settings: object) -> None:
     add_incident(ctx, title="Queue backlog on billing", services=["billing"])
     assert search_ids(ctx, "billing backlog") == ["INC-2025-001"]
     ctx.close()
+
+
+def test_progress_follows_long_embeddings_then_is_quiet(ctx: ToolContext) -> None:
+    index = get_index(ctx)
+    seen: list[tuple[int, int]] = []
+    index.on_progress = lambda done, total: seen.append((done, total))
+    records = [MemoryRecord(id=f"doc-{i}", kind="runbook", title=f"step {i}", text=f"restart worker {i}",
+                            source="runbooks/x.md", origin="runbooks/x.md") for i in range(300)]
+    assert index.add_documents(records, replace_origins=["runbooks/x.md"]) == 300
+    assert seen[0] == (0, 300) and seen[-1] == (300, 300) and len(seen) >= 3
+    seen.clear()
+    assert index.add_documents(records, replace_origins=["runbooks/x.md"]) == 0  # unchanged: nothing embedded
+    assert seen == []
+
+
+def test_search_all_ranks_incidents_and_documents_together(seeded: ToolContext) -> None:
+    index = get_index(seeded)
+    index.sync_incidents(seeded.db)
+    index.add_documents([MemoryRecord(id="rb-1", kind="runbook", title="Mailer out of memory",
+                                      text="When the mailer is OOMKilled, roll back the last deploy.",
+                                      source="runbooks/mailer.md", origin="runbooks/mailer.md")],
+                        replace_origins=["runbooks/mailer.md"])
+    hits = index.search_all("mailer OOMKilled roll back", k=10)
+    assert {h.id for h in hits[:2]} == {"INC-2025-031", "rb-1"}  # the mailer incident and its runbook lead
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    only = index.search_all("mailer OOMKilled roll back", k=10, kinds={"runbook"})
+    assert [h.id for h in only] == ["rb-1"]
