@@ -153,3 +153,11 @@ def test_cli_generate_writes_loadable_files(tmp_path: Path) -> None:
     files = sorted(tmp_path.glob("*.yaml"))
     assert len(files) == 7
     assert {load_scenario(f).truth.culprit.kind for f in files} >= set(KINDS[:4])
+
+
+def test_written_files_hold_exactly_the_generated_worlds(tmp_path: Path) -> None:
+    from simulations.worlds import write_worlds
+
+    paths = write_worlds(len(KINDS), seed=21, out=tmp_path)
+    for path, world in zip(paths, generate_worlds(len(KINDS), seed=21), strict=True):
+        assert load_scenario(path) == parse_scenario(world, world["id"])

@@ -49,12 +49,34 @@ def generate_worlds(count: int, seed: int) -> Iterator[dict[str, Any]]:
         yield generate_world(i, seed)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Leaf mappings (a log line, a metric, an event body of scalars) on one line, as people write them."""
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    leaf = all(not isinstance(v, dict | list) for v in data.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=leaf)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    leaf = all(not isinstance(v, dict | list) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=leaf)
+
+
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+
+
+def to_yaml(world: dict[str, Any]) -> str:
+    return yaml.dump(world, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
 def write_worlds(count: int, seed: int, out: Path) -> list[Path]:
     """Write the worlds as YAML files into `out` (created if needed); returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for world in generate_worlds(count, seed):
         path = out / f"{world['id']}.yaml"
-        path.write_text(yaml.safe_dump(world, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+        path.write_text(to_yaml(world), encoding="utf-8")
         paths.append(path)
     return paths
