@@ -382,6 +382,11 @@ def investigate(ctx: ToolContext, investigation_id: str, *, notify: bool = True)
         inv.messages = _dump_messages(outcome.messages)
         inv.tool_calls = _redact(rec.tool_calls)
         inv.usage = {**outcome.usage, "pending_tool_call_ids": [c.tool_call_id for c in calls]}
+        found = s.get(Incident, incident_id)
+        if found is not None:  # the incident log holds the one severity and name; the report follows it
+            from agent.report_sync import align_report
+
+            report = align_report(s, found, report, at=ctx.clock.now())
         inv.report = report.model_dump(mode="json")
         inv.finished_at = ctx.clock.now() if status == InvestigationStatus.DONE else None
         inv.wall_seconds = wall

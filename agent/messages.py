@@ -1,10 +1,14 @@
 """Customer and internal incident messages, rendered from editable text templates.
 
 Templates live in `agent/message_templates/<kind>_<template>.txt` (kind: customer | internal;
-template: deployment_error | application_bug | traffic_surge) so that communications people can edit the
+template: investigating | deployment_error | application_bug | traffic_surge) so that communications people can edit the
 wording without touching code. A folder named by `FIREBREAK_MESSAGE_TEMPLATES_DIR` overrides single files.
 Placeholders are `{name}`; a placeholder with no value is left as written, so a new one added to a file
 is visible in the output instead of breaking the message.
+
+Honesty: until a hypothesis supports a cause (the top one is likely or confirmed, or at least
+`CAUSE_CONFIDENCE` confident) every draft uses the `investigating` template: the team is
+investigating, here is the impact. A cause category is named only from the supporting hypothesis.
 """
 
 from __future__ import annotations
@@ -18,12 +22,19 @@ from typing import Any, Literal, get_args
 from agent.report import TriageReport
 
 MessageKind = Literal["customer", "internal"]
-TemplateName = Literal["deployment_error", "application_bug", "traffic_surge"]
+TemplateName = Literal["investigating", "deployment_error", "application_bug", "traffic_surge"]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "message_templates"
 KINDS: tuple[str, ...] = get_args(MessageKind)
 TEMPLATE_NAMES: tuple[str, ...] = get_args(TemplateName)
 
+CAUSE_CONFIDENCE = 0.5
+# What each suspect kind is called in a draft, once a hypothesis supports it.
+CAUSE_CATEGORY = {
+    "deploy": "a deploy", "config": "a configuration change", "flag": "a feature flag change",
+    "dependency": "a failing dependency", "resource": "a resource running out", "traffic": "a traffic surge",
+    "certificate": "a certificate problem", "data": "bad or damaged data", "infra": "an infrastructure change",
+}
 # Suspect kinds (agent.report.SuspectKind) mapped to the message scenario they call for.
 SCENARIO_BY_SUSPECT = {
     "deploy": "deployment_error",
@@ -82,10 +93,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def cause_supported(report: TriageReport | None) -> bool:
+    """True when the top hypothesis supports naming a cause (likely/confirmed, or confident enough)."""
+    if report is None or not report.hypotheses:
+        return False
+    top = report.hypotheses[0]
+    return top.status in ("likely", "confirmed") or (top.status != "ruled_out" and top.confidence >= CAUSE_CONFIDENCE)
+
+
 def scenario_for(report: TriageReport | None) -> str:
-    """Which message scenario a report calls for: its own choice, else the top hypothesis' kind."""
-    if report is None:
-        return "application_bug"
+    """Which message scenario a report calls for: `investigating` until a hypothesis supports a cause,
+    then the report's own choice, else the top hypothesis' kind."""
+    if not cause_supported(report):
+        return "investigating"
+    assert report is not None
     if report.customer_template in TEMPLATE_NAMES and report.customer_template != "application_bug":
         return report.customer_template
     if report.hypotheses:
@@ -109,6 +130,7 @@ def report_fields(
 ) -> dict[str, Any]:
     """The placeholder values every template understands, drawn from an incident and its report."""
     hyps = list(report.hypotheses[:top]) if report else []
+    supported = cause_supported(report)
     lines = [
         f"{i}. {h.title} ({h.suspect.kind}: {h.suspect.ref}, confidence {h.confidence:.0%})"
         for i, h in enumerate(hyps, 1)
@@ -124,7 +146,9 @@ def report_fields(
         "started_at": started_at,
         "impact": impact,
         "summary": report.summary if report else "",
-        "cause": hyps[0].title if hyps else "still under investigation",
+        "cause": hyps[0].title if supported else "not identified yet",
+        "cause_category": CAUSE_CATEGORY.get(hyps[0].suspect.kind, "unknown") if supported else "not identified yet",
+        "cause_known": supported,
         "hypotheses": "\n".join(lines) or "(none yet)",
         "fix": fix,
         "approval": approval,
@@ -133,5 +157,8 @@ def report_fields(
 
 
 def render_fields(kind: str, template: str, fields: Mapping[str, Any]) -> str:
-    """`render_message` for a prepared mapping (e.g. from `report_fields`)."""
-    return render_message(kind, template, **dict(fields))
+    """`render_message` for a prepared mapping (e.g. from `report_fields`); a report that supports no
+    cause is drafted with the `investigating` template whatever scenario the caller chose."""
+    if fields.get("cause_known") is False:
+        template = "investigating"
+    return render_message(kind, template, **{k: v for k, v in fields.items() if k != "cause_known"})

@@ -11,6 +11,7 @@ from agent.messages import (
     TEMPLATE_NAMES,
     TEMPLATES_DIR,
     MessageTemplateError,
+    render_fields,
     render_message,
     report_fields,
     scenario_for,
@@ -62,5 +63,35 @@ def test_scenario_for_report() -> None:
     assert scenario_for(rep) == "deployment_error"  # the top hypothesis is a flag change
     rep.hypotheses[0].suspect.kind = "traffic"
     assert scenario_for(rep) == "traffic_surge"
+    rep.hypotheses[0].confidence, rep.hypotheses[0].status = 0.3, "suspected"
+    assert scenario_for(rep) == "investigating"  # a weak lead names no cause
     rep.hypotheses = []
-    assert scenario_for(rep) == "application_bug" and scenario_for(None) == "application_bug"
+    assert scenario_for(rep) == "investigating" and scenario_for(None) == "investigating"
+
+
+def _fields(rep: object) -> dict[str, object]:
+    return report_fields(incident_id="INC-2026-009", title="Checkout failing", severity="major", status="open",
+                         services=["checkout"], started_at=AT, user_impact="Part of the customers cannot pay",
+                         report=rep, next_update=AT)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_no_cause_means_investigating_with_the_impact(template: str) -> None:
+    """Whatever scenario a caller picked, a report with no supported cause claims none."""
+    rep = sample_report()
+    rep.hypotheses = []
+    customer = render_fields("customer", template, _fields(rep))
+    internal = render_fields("internal", template, _fields(rep))
+    for text in (customer, internal):
+        assert "investigating" in text and "Part of the customers cannot pay" in text
+        assert "cause in our application" not in text and "application bug" not in text
+    assert "Cause: not identified yet" in internal and "Likely cause" not in internal
+    assert "recent change" not in customer and "found the likely cause" not in customer
+
+
+def test_cause_category_comes_from_the_supporting_hypothesis() -> None:
+    rep = sample_report()
+    rep.hypotheses[0].suspect.kind = "dependency"
+    internal = render_fields("internal", scenario_for(rep), _fields(rep))
+    assert "Likely cause (a failing dependency): Flag checkout-new-pricing saturates pricing" in internal
+    assert "application bug" not in internal

@@ -44,7 +44,7 @@ def test_due_after_update_minutes_with_drafted_update(ctx: ToolContext, clock: F
     assert r.incident_id == inc and r.minutes_since == 30 and r.thread_ts is None
     # Drafted from the report through the internal template of its scenario (deployment_error).
     assert "Flag checkout-new-pricing saturates pricing" in r.draft
-    assert "Likely cause: a change" in r.draft and "Part of the customers cannot pay" in r.draft
+    assert "Likely cause (a feature flag change)" in r.draft and "Part of the customers cannot pay" in r.draft
     assert "Next update by 2026-03-02 09:45 UTC" in r.draft
     assert post_due_updates(ctx) == []  # no Slack: it stays due, for the web page
 
