@@ -37,7 +37,8 @@ def print_result(result: Any) -> None:
     d = result.details
     out.print(f"[bold]Drill {result.scenario}[/bold]  investigator {result.investigator}  "
               f"{result.wall_seconds:.2f} s wall")
-    out.print(f"  {d.get('log_lines', 0):,} log lines, {d.get('metric_points', 0):,} metric points, "
+    spans = f"{d['spans']:,} spans, " if d.get("spans") else ""
+    out.print(f"  {d.get('log_lines', 0):,} log lines, {d.get('metric_points', 0):,} metric points, {spans}"
               f"{result.alerts_delivered} alerts delivered, {result.incidents_opened} incident(s) opened, "
               f"triage at {d.get('triaged_at') or ('the server' if d.get('server') else 'never')}", highlight=False)
     for line in d.get("refused") or []:
