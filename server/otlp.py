@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import hmac
 import json
+import threading
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,10 @@ MAX_INFLATED_BYTES = 128 * 1024 * 1024
 _PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 
 router = APIRouter(tags=["otlp"])
+# One writer per store at a time: concurrent SQLite writers would otherwise wait in SQLite's busy
+# handler, which sleeps in steps of up to 100 ms (the trace store holds its own lock).
+_LOG_WRITES = threading.Lock()
+_METRIC_WRITES = threading.Lock()
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Not an OTLP export request of this signal, or an unusable record"},
@@ -174,7 +179,10 @@ async def otlp_logs(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Re
 
     def store(msg: ExportLogsServiceRequest) -> int:
         lines = log_lines(msg, ctx.clock.now())
-        return get_log_store(ctx).ingest(lines, batch_size=max(len(lines), 1)) if lines else 0
+        if not lines:
+            return 0
+        with _LOG_WRITES:
+            return get_log_store(ctx).ingest(lines, batch_size=len(lines))
 
     return await _export(request, ctx, ExportLogsServiceRequest, ExportLogsServiceResponse, "resourceLogs", store)
 
@@ -185,7 +193,10 @@ async def otlp_metrics(request: Request, ctx: ToolContext = Depends(get_ctx)) ->
 
     def store(msg: ExportMetricsServiceRequest) -> int:
         points = metric_points(msg, ctx.clock.now())
-        return get_metric_store(ctx).ingest(points) if points else 0
+        if not points:
+            return 0
+        with _METRIC_WRITES:
+            return get_metric_store(ctx).ingest(points)
 
     return await _export(
         request, ctx, ExportMetricsServiceRequest, ExportMetricsServiceResponse, "resourceMetrics", store
