@@ -185,3 +185,16 @@ def test_header_checks(shop: Path) -> None:
     _rewrite(traces, "trace_id,span_id,parent_id", "trace,span_id,parent_id")
     assert _error(shop) == (f"{traces}: line 1: header lacks trace_id (expected trace_id,span_id,parent_id,service,"
                             "operation,start,end,status,attributes)")
+
+
+def test_broken_gzip_is_one_error(shop: Path) -> None:
+    gz = shop / "metrics.csv.gz"
+    data = gz.read_bytes()
+    gz.write_bytes(data[: len(data) // 2])  # cut short
+    assert _error(shop).startswith(f"{gz}: cannot read the file: ")
+    broken = bytearray(data)
+    broken[40:60] = b"\xff" * 20  # damaged deflate stream
+    gz.write_bytes(bytes(broken))
+    assert _error(shop).startswith(f"{gz}: ")
+    gz.write_bytes(b"plain text, not gzip")
+    assert _error(shop).startswith(f"{gz}: cannot read the file: ")

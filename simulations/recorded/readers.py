@@ -17,6 +17,7 @@ import gzip
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,7 +158,7 @@ def _csv_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) 
                 yield reader.line_num, [cells[i] if i >= 0 else "" for i in idx]
     except UnicodeDecodeError as exc:
         raise _fail(path, "", f"not UTF-8 text ({exc.reason})") from None
-    except (OSError, EOFError, csv.Error) as exc:
+    except (OSError, EOFError, zlib.error, csv.Error) as exc:
         raise _fail(path, "", f"cannot read the file: {exc}") from None
 
 
@@ -243,7 +244,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield n, obj
     except UnicodeDecodeError as exc:
         raise _fail(path, "", f"not UTF-8 text ({exc.reason})") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise _fail(path, "", f"cannot read the file: {exc}") from None
 
 
