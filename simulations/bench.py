@@ -39,6 +39,7 @@ class BenchItem:
 def collect(directory: Path) -> tuple[list[BenchItem], list[str]]:
     """Items in path order and one line per problem; a recorded folder's files are all read and checked."""
     from simulations.recorded.readers import read_folder
+    from simulations.recorded.replay import check_changes
 
     folders = find_incidents(directory)
     inside = set(folders)
@@ -56,7 +57,7 @@ def collect(directory: Path) -> tuple[list[BenchItem], list[str]]:
     for folder in folders:
         try:
             inc = load_incident(folder)
-            read_folder(folder, inc.triage_at)  # checked now, read again when it runs (memory stays flat)
+            check_changes(read_folder(folder, inc.triage_at))  # checked now, read again when it runs
             items.append(BenchItem(folder, incident=inc))
         except ScenarioError as exc:
             problems.append(str(exc))

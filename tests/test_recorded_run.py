@@ -127,6 +127,11 @@ def test_cli_bad_folder_is_one_line(settings: Settings, tmp_path: Path) -> None:
         assert res.exit_code == 2
         assert f"{folder}/incident.yaml: windw: unknown field" in res.output
         assert "Traceback" not in res.output
+    (folder / "incident.yaml").write_text((folder / "incident.yaml").read_text().replace("windw:", "window:"))
+    changes = folder / "changes.jsonl"
+    changes.write_text(changes.read_text().replace('"kind": "config"', '"kind": "weather"'))
+    res = CliRunner().invoke(app, ["drill", "bench", str(tmp_path / "lib"), "--json"])
+    assert res.exit_code == 2 and f"{changes}: line 1, field kind: " in res.output
     res = CliRunner().invoke(app, ["drill", "run", str(tmp_path)])
     assert res.exit_code == 2 and f"{tmp_path}: no incident.yaml in this folder" in res.output
 
