@@ -35,6 +35,7 @@ FAMILIES: dict[str, str] = {
     "flags": "Feature flags (flagd file through OpenFeature): list, evaluate, history. Read-only.",
     "sentry": "Sentry issues from stored webhooks or the Sentry API.",
     "incidents": "Incident-log tools: details with alerts, listing, service dependencies.",
+    "traces": "Service map, error spans, self-time breakdown and sample traces (embedded, Tempo or Jaeger).",
     "memory": "Similar past incidents and runbooks.",
 }
 MAX_CELL = 120
@@ -92,7 +93,14 @@ def _help(prop: dict[str, Any], kind: str, required: bool) -> str:
         parts.append('JSON, or key=value pairs separated by commas (email=a@b.com,region=eu).')
     if not required and "default" in prop and prop["default"] not in (None, [], {}):
         parts.append(f"[default: {prop['default']}]")
-    return " ".join(p for p in parts if p).strip()
+    return _plain(" ".join(p for p in parts if p).strip())
+
+
+def _plain(text: str) -> str:
+    """Help text shown as written: Typer renders Rich markup, which would eat `[ts, value]`."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _to_datetime(value: str, ctx: ToolContext, name: str = "") -> str:
@@ -264,7 +272,8 @@ def make_family_app(family: str) -> typer.Typer:
     for spec in specs:
         paragraphs = [" ".join(p.split()) for p in spec.description.split("\n\n") if p.strip()]
         app.command(
-            spec.name.replace("_", "-"), help="\n\n".join(paragraphs), short_help=paragraphs[0] if paragraphs else ""
+            spec.name.replace("_", "-"), help=_plain("\n\n".join(paragraphs)),
+            short_help=_plain(paragraphs[0]) if paragraphs else "",
         )(_build_command(spec))
     if not specs:
         @app.callback(invoke_without_command=True)
@@ -279,6 +288,7 @@ changes_app = make_family_app("changes")
 flags_app = make_family_app("flags")
 sentry_app = make_family_app("sentry")
 incident_tools_app = make_family_app("incidents")
+traces_app = make_family_app("traces")
 
 
 @changes_app.command("record")
