@@ -1,10 +1,25 @@
-"""Liveness."""
+"""Liveness, and the durable engine's state behind the API token (`/healthz?detail=1`)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from server.app import get_ctx
+from tools.context import ToolContext
 
 router = APIRouter()
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz(request: Request, detail: bool = False, ctx: ToolContext = Depends(get_ctx)) -> dict[str, Any]:
+    """`{"status": "ok"}` for load balancers; with `detail=1` and the API token: workflows pending,
+    recovering, waiting for approval, queue depth and oldest wait (what `firebreak status` prints)."""
+    if not detail:
+        return {"status": "ok"}
+    from server.auth import require_api_token
+    from workflows.status import engine_status
+
+    require_api_token(request, ctx)
+    return {"status": "ok", "engine": engine_status(ctx).model_dump(mode="json")}

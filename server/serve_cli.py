@@ -79,3 +79,25 @@ def serve(
     app = create_app(_open_context(), start_worker=worker)
     typer.echo(f"Firebreak on http://{host}:{port}/ (worker {'on' if worker else 'off'})", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)
+
+
+def status(
+    as_json: bool = typer.Option(False, "--json", help="one JSON object"),
+) -> None:
+    """Durable workflows: replicas, workflows pending / recovering, approvals waiting, queue depth, oldest wait."""
+    from workflows.status import engine_status
+
+    st = engine_status(_open_context())
+    if as_json:
+        typer.echo(st.model_dump_json())
+        return
+    alive = [r.executor_id for r in st.replicas if r.alive]
+    typer.echo(f"replicas alive: {len(alive)} ({', '.join(alive) or 'none'}); "
+               f"known: {len(st.replicas)}")
+    typer.echo(f"workflows pending: {st.workflows_pending} (recovering {st.workflows_recovering}), "
+               f"enqueued: {st.workflows_enqueued}")
+    typer.echo(f"waiting for approval: {st.waiting_for_approval}; queue depth: {st.queue_depth}; oldest wait: "
+               + (f"{st.oldest_wait_seconds:g}s" if st.oldest_wait_seconds is not None else "-"))
+    if st.outcome_unknown:
+        typer.echo(f"outcome unknown, check by hand: {', '.join(st.outcome_unknown)}")
+    typer.echo("investigations: " + (", ".join(f"{k} {v}" for k, v in sorted(st.investigations.items())) or "none"))
