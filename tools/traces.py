@@ -98,10 +98,10 @@ def _known_services(span: Totals) -> list[str]:
     return sorted({s for s, _ in span})
 
 
-def _check_service(service: str | None, known: list[str]) -> None:
+def _check_service(service: str | None, known: list[str], scope: str = "in this range") -> None:
     if service and service not in known:
         shown = ", ".join(known[:30]) + (" ..." if len(known) > 30 else "")
-        hint = f"services with spans: {shown}" if known else "no spans in this range"
+        hint = f"services with spans {scope}: {shown}" if known else f"no spans {scope}"
         raise ToolError(f"unknown service {service!r} in traces; {hint}", status=404, field="service")
 
 
@@ -359,7 +359,7 @@ def sample_traces(ctx: ToolContext, args: SampleTracesInput) -> SampleTracesOutp
         return SampleTracesOutput(traces=out, since=since, until=until, source=client.name)
     store = trace_store(ctx)
     if args.service:
-        _check_service(args.service, store.services())
+        _check_service(args.service, store.services(), "stored")
     ids = store.find_trace_ids(
         since=since,
         until=until,
