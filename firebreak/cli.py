@@ -33,6 +33,7 @@ SUBAPPS = (
 # (module, attribute, command name) for single commands.
 COMMANDS = (
     ("server.serve_cli", "serve", "serve"),
+    ("server.serve_cli", "status", "status"),
     ("simulations.demo", "demo", "demo"),
     ("server.mcp_server", "mcp", "mcp"),
 )
@@ -86,6 +87,9 @@ def main() -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
+    # pydantic-ai prints an ASCII-art banner with an advert on the first agent run in a terminal
+    # (demo, drill run/bench): its documented switch, set here so child processes inherit it too.
+    os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
     _redact_output(sys.argv[1:])
     from workflows import install as install_workflows
 

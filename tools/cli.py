@@ -93,7 +93,14 @@ def _help(prop: dict[str, Any], kind: str, required: bool) -> str:
         parts.append('JSON, or key=value pairs separated by commas (email=a@b.com,region=eu).')
     if not required and "default" in prop and prop["default"] not in (None, [], {}):
         parts.append(f"[default: {prop['default']}]")
-    return " ".join(p for p in parts if p).strip()
+    return _plain(" ".join(p for p in parts if p).strip())
+
+
+def _plain(text: str) -> str:
+    """Help text shown as written: Typer renders Rich markup, which would eat `[ts, value]`."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _to_datetime(value: str, ctx: ToolContext, name: str = "") -> str:
@@ -265,7 +272,8 @@ def make_family_app(family: str) -> typer.Typer:
     for spec in specs:
         paragraphs = [" ".join(p.split()) for p in spec.description.split("\n\n") if p.strip()]
         app.command(
-            spec.name.replace("_", "-"), help="\n\n".join(paragraphs), short_help=paragraphs[0] if paragraphs else ""
+            spec.name.replace("_", "-"), help=_plain("\n\n".join(paragraphs)),
+            short_help=_plain(paragraphs[0]) if paragraphs else "",
         )(_build_command(spec))
     if not specs:
         @app.callback(invoke_without_command=True)
