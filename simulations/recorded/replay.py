@@ -52,7 +52,8 @@ def write_metrics(ctx: ToolContext, tel: Telemetry) -> int:
 
     def points() -> Iterator[MetricPoint]:
         for ms, service, name, value, labels in tel.metrics:
-            yield MetricPoint(_EPOCH + timedelta(milliseconds=ms), service, name, value, labels)
+            yield MetricPoint(ts=_EPOCH + timedelta(milliseconds=ms), service=service, name=name, value=value,
+                              labels=labels)
 
     return get_metric_store(ctx).ingest(points())
 
@@ -62,7 +63,7 @@ def write_logs(ctx: ToolContext, tel: Telemetry) -> int:
 
     def lines() -> Iterator[LogLine]:
         for us, service, level, message, attrs in tel.logs:
-            yield LogLine(_dt_us(us), service, level, message, attrs)
+            yield LogLine(ts=_dt_us(us), service=service, level=level, message=message, attributes=attrs)
 
     return get_log_store(ctx).ingest(lines())
 
@@ -71,8 +72,9 @@ def _records(rows: list[SpanRow]) -> Iterator[Any]:
     from tools.trace_store import SpanRecord, SpanStatus
 
     for trace_id, span_id, parent_id, service, operation, start, end, status, attrs in rows:
-        yield SpanRecord(trace_id, span_id, parent_id, service, operation, _dt_us(start), _dt_us(end),
-                         SpanStatus(status), attrs)
+        yield SpanRecord(trace_id=trace_id, span_id=span_id, parent_id=parent_id, service=service,
+                         operation=operation, start=_dt_us(start), end=_dt_us(end), status=SpanStatus(status),
+                         attributes=attrs)
 
 
 def write_spans(ctx: ToolContext, tel: Telemetry) -> int:
