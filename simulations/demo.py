@@ -7,6 +7,7 @@ mailer scenario by default. `--exit` (or `--no-wait`) ends after printing instea
 from __future__ import annotations
 
 import secrets
+import signal
 import socket
 import tempfile
 import threading
@@ -51,6 +52,23 @@ class _Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C; the command then exits 143 as a terminated process does."""
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (a service manager, `kill`, a closing terminal) ends the demo like Ctrl-C, so the
+    `finally` below stops the server and removes the temp dir; by default Python would just die.
+    Returns the previous handler (None off the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    return signal.signal(signal.SIGTERM, on_term)
 
 
 def _record_run(ctx: Any, result: Any) -> None:
@@ -98,6 +116,8 @@ def demo(
     env.owns_dir = data_dir is None
     server: _Server | None = None
     transport: HttpTransport | None = None
+    previous = _stop_on_sigterm()
+    terminated = False
     try:
         from server.app import create_app
         from server.users import add_user
@@ -137,6 +157,8 @@ def demo(
         console.print("\nServing until Ctrl-C.")
         while server.thread.is_alive():
             time.sleep(0.5)
+    except _Terminated:
+        terminated = True
     except KeyboardInterrupt:
         pass
     finally:
@@ -145,3 +167,7 @@ def demo(
         if server is not None:
             server.stop()
         env.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        raise typer.Exit(143)
