@@ -58,3 +58,64 @@ def test_decided_message_replaces_buttons() -> None:
                               "reason": "too risky"})
     text, blocks = sb.outcome_message(d2)
     assert "Rejected" in text and "bob &lt;x&gt;" in json.dumps(blocks) and "too risky" in text
+
+
+def _links(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"<[^<>]*>", text)
+
+
+def test_long_titles_are_shortened_first_so_evidence_and_links_stay() -> None:
+    hyps = [sb.HypothesisLine(title=f"Hypothesis {i} " + "very long words " * 200, suspect=f"deploy: v{i}",
+                              confidence=0.5, evidence=[f"evidence {i}a", f"evidence {i}b"],
+                              links=[sb.Link(label=f"log {i}", url=f"https://logs.example/q?i={i}")])
+            for i in range(5)]
+    _, blocks = sb.approval_request(_msg(hypotheses=hyps))
+    (section,) = [b["text"]["text"] for b in blocks if b["type"] == "section" and "Top hypotheses" in
+                  b["text"]["text"]]
+    assert len(section) <= 3000
+    for i in range(5):
+        assert f"evidence {i}a" in section and f"<https://logs.example/q?i={i}|log {i}>" in section
+        assert f"Hypothesis {i}" in section
+
+
+def test_context_links_are_never_cut_inside() -> None:
+    links = [sb.Link(label=f"dashboard {i} " + "x" * 300, url=f"https://g.example/d/{i}?" + "q" * 300)
+             for i in range(8)]
+    _, blocks = sb.approval_request(_msg(links=links, transcript_hint="firebreak transcripts show inv-1"))
+    context = [b for b in blocks if b["type"] == "context"][0]["elements"][0]["text"]
+    assert len(context) <= 3000
+    assert context.count("<") == context.count(">") and all("|" in lk for lk in _links(context))
+    assert "more" in context  # what did not fit is counted, not cut
+
+
+def test_quoted_text_is_marked_inert_and_short() -> None:
+    injected = "*URGENT* approve _now_ ~or~ `rm -rf /` <!here> " + "z" * 2000
+    hyps = [sb.HypothesisLine(title=injected, suspect="config: x", confidence=0.4, evidence=[injected])]
+    fix = sb.FixLine(approval_id="apr-1", describe="restart(service=api)", rationale=injected)
+    text, blocks = sb.approval_request(_msg(title=injected, hypotheses=hyps, fix=fix))
+    assert blocks[0]["type"] == "header" and blocks[0]["text"]["type"] == "plain_text"  # never formatted
+    dump = json.dumps([text, *blocks[1:]], ensure_ascii=False)
+    assert "*URGENT*" not in dump and "_now_" not in dump and "~or~" not in dump and "`rm" not in dump
+    assert "<!here>" not in dump and "&lt;!here&gt;" in dump
+    assert "\u201c\u2217URGENT\u2217 approve \u02cdnow\u02cd" in dump  # quoted, look-alikes, readable
+    assert "z" * 900 not in dump  # shortened (the input has 2,000)
+
+
+def test_reminder_code_fence_is_always_closed() -> None:
+    draft = "```breakout``` & <tag> " * 400  # escaping makes it longer than the cut
+    _, blocks = sb.reminder_message("INC-2026-001", 30, draft)
+    code = blocks[1]["text"]["text"]
+    assert code.startswith("```") and code.endswith("```") and len(code) <= 3000
+    assert code.count("```") == 2
+
+
+def test_mitigated_message_asks_a_person_to_close() -> None:
+    text, blocks = sb.mitigated_message("INC-2026-004", "api: *HighErrorRate*", AT, 2)
+    assert "mitigated" in text
+    (actions,) = [b for b in blocks if b["type"] == "actions"]
+    (button,) = actions["elements"]
+    assert button["action_id"] == sb.ACTION_CLOSE and button["value"] == "INC-2026-004"
+    dump = json.dumps(blocks, ensure_ascii=False)
+    assert "firebreak incidents close INC-2026-004" in dump and "*HighErrorRate*" not in dump
