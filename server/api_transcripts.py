@@ -43,6 +43,9 @@ class Step(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     model: str | None = None
+    offset_s: float | None = Field(
+        default=None, description="seconds since the run's first recorded step (same clock as `at`)"
+    )
 
 
 class Review(BaseModel):
@@ -248,7 +251,21 @@ def transcript_steps(messages: list[Any] | None, tool_calls: list[Any] | None) -
         steps.extend(extra)
         if all(s.at is not None for s in steps):
             steps.sort(key=lambda s: s.at)  # type: ignore[arg-type,return-value]
+    _set_offsets(steps)
     return steps
+
+
+def _set_offsets(steps: list[Step]) -> None:
+    """Offsets from the run's first timestamped step. Why not from the investigation's `started_at`:
+    in a drill that is the simulated clock while messages carry the wall clock, and the difference
+    read `+24078826.63 s` (issue 19); steps always share one clock with each other."""
+    times = [s.at for s in steps if s.at is not None]
+    if not times:
+        return
+    start = min(times)
+    for step in steps:
+        if step.at is not None:
+            step.offset_s = round((step.at - start).total_seconds(), 3)
 
 
 # --- rows to models -------------------------------------------------------------------------------

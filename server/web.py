@@ -422,11 +422,7 @@ def transcript_page(
         t = transcript_of(inv)
         incident = s.get(Incident, inv.incident_id)
         title = incident.title if incident else ""
-    started = t.started_at
-    offsets = [
-        (step.at - started).total_seconds() if step.at and started and step.at >= started else None
-        for step in t.steps
-    ]
+    offsets = [step.offset_s for step in t.steps]  # from the run's first step (api_transcripts._set_offsets)
     return render(request, ctx, "transcript.html", t=t, steps=list(zip(t.steps, offsets, strict=True)),
                   incident_title=title)
 

@@ -81,3 +81,17 @@ def test_steps_from_role_messages_and_junk() -> None:
     )
     assert [s.kind for s in steps] == ["system", "model", "other"]
     assert steps[1].text == "hi"
+
+
+def test_offsets_count_from_the_first_step_not_the_simulated_start() -> None:
+    # A drill: the investigation started at simulated 2026-03-02 08:45, the messages carry the wall clock.
+    wall = datetime(2026, 12, 6, 3, 0, 0, tzinfo=UTC)
+    messages = [
+        {"kind": "request", "timestamp": wall.isoformat(),
+         "parts": [{"part_kind": "user-prompt", "content": "triage", "timestamp": wall.isoformat()}]},
+        {"kind": "response", "timestamp": wall.replace(second=2).isoformat(), "model_name": "offline",
+         "parts": [{"part_kind": "text", "content": "done"}]},
+    ]
+    steps = transcript_steps(messages, [])
+    assert [s.offset_s for s in steps] == [0.0, 2.0]
+    assert transcript_steps([], []) == []
