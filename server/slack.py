@@ -246,6 +246,13 @@ def handle_block_actions(ctx: ToolContext, payload: BlockActions, is_retry: bool
             tell(f"Unknown action `{action.action_id}`: this button is not one Firebreak knows, nothing was done.")
             continue
         value = (action.value or "").strip()
+        if action.action_id == sb.ACTION_CLOSE:
+            from server.updates import close_from_slack
+
+            answer = close_from_slack(ctx, user, value) if value else "The Close button carried no incident id."
+            if answer:
+                tell(answer)
+            continue
         choice = None
         if action.action_id == sb.ACTION_APPROVE_ALT:
             value, _, choice = value.partition(sb.ALT_SEPARATOR)

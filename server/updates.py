@@ -4,6 +4,9 @@ When nothing was posted for that long (`Incident.last_update_at`, else its detec
 into the incident's Slack thread with an update drafted from the latest triage report through the
 internal message template. `post_due_updates` is meant to be called periodically (the worker loop or
 `firebreak serve`); it claims each reminder with a conditional UPDATE so two loops never post twice.
+
+The same loop posts the mitigated notice: when every alert of an incident has resolved (intake marks it
+mitigated), its Slack thread hears so and is asked whether to close it; a person closes it.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import logging
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from agent.messages import MessageTemplateError, render_fields, report_fields, scenario_for
 from agent.report import TriageReport
 from memory import incident_log
-from memory.models import Approval, Incident
+from memory.models import Alert, Approval, Incident, TimelineEntry
 from server import slack_blocks as sb
 from server.approvals import ALTERNATIVE_STATUSES
 from tools.context import ToolContext
@@ -109,6 +112,7 @@ def post_due_updates(ctx: ToolContext) -> list[DueReminder]:
 
     if not slack.slack_enabled(ctx.settings):
         return []
+    post_mitigated_notices(ctx)
     posted: list[DueReminder] = []
     for r in due_reminders(ctx):
         if not r.thread_ts or not r.channel:
@@ -135,3 +139,65 @@ def post_due_updates(ctx: ToolContext) -> list[DueReminder]:
                                     text=f"Update reminder posted in Slack after {r.minutes_since} minutes")
         posted.append(r)
     return posted
+
+
+MITIGATED_NOTICE = "mitigated_notice"
+
+
+def post_mitigated_notices(ctx: ToolContext) -> list[str]:
+    """Tell each mitigated incident's Slack thread that every alert resolved and offer to close it; once per
+    mitigation (a relapse and a new mitigation post again). Returns the incident ids posted."""
+    from server import slack
+
+    if not slack.slack_enabled(ctx.settings):
+        return []
+    posted: list[str] = []
+    with ctx.db.session() as s:
+        rows = s.execute(select(Incident.id).where(Incident.status == "mitigated", Incident.slack_ts.is_not(None)))
+        candidates = list(rows.scalars())
+    for incident_id in candidates:
+        now = ctx.clock.now()
+        with ctx.db.session() as s:  # claim: the notice entry is written before posting
+            last = s.execute(
+                select(TimelineEntry.kind).where(
+                    TimelineEntry.incident_id == incident_id,
+                    TimelineEntry.kind.in_((incident_log.ALERTS_RESOLVED, MITIGATED_NOTICE)),
+                ).order_by(TimelineEntry.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            inc = s.get(Incident, incident_id)
+            if last != incident_log.ALERTS_RESOLVED or inc is None:
+                continue
+            alerts = s.scalar(select(func.count()).select_from(Alert).where(Alert.incident_id == incident_id)) or 0
+            claim = incident_log.record(s, inc, at=now, actor="firebreak", kind=MITIGATED_NOTICE,
+                                        text="Told the Slack thread every alert resolved; asked whether to close")
+            s.flush()
+            claim_id, title, channel, thread = claim.id, inc.title, inc.slack_channel, inc.slack_ts
+            at = inc.mitigated_at or now
+        text, blocks = sb.mitigated_message(incident_id, title, at, alerts)
+        if slack.post(ctx.settings, text=text, blocks=blocks, thread_ts=thread, channel=channel) is None:
+            with ctx.db.session() as s:  # give the claim back: the next loop tries again
+                s.execute(delete(TimelineEntry).where(TimelineEntry.id == claim_id))
+            continue
+        posted.append(incident_id)
+    return posted
+
+
+def close_from_slack(ctx: ToolContext, user: str, incident_id: str) -> str:
+    """The Close button of the mitigated notice: an approver closes the incident (status resolved)."""
+    if not ctx.settings.is_approver(user):
+        return (f"Only approvers can close {incident_id} from Slack; nothing was changed. "
+                f"A person can run `firebreak incidents close {incident_id}`.")
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            return f"No incident {incident_id}: nothing was changed."
+        if inc.status == "resolved":
+            return f"{incident_id} is already closed."
+        incident_log.set_status(s, inc, "resolved", at=now, actor=user)
+        channel, thread = inc.slack_channel, inc.slack_ts
+    from server import slack
+
+    slack.post(ctx.settings, text=f"{incident_id} closed by <@{user}> at {sb.when(now)}.", thread_ts=thread,
+               channel=channel)
+    return ""
