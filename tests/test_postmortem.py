@@ -18,7 +18,7 @@ from memory import incident_log
 from memory.models import Approval, Incident, Remediation
 from memory.postmortem import service
 from memory.postmortem.blameless import check_text
-from memory.postmortem.model import PostMortemStatus
+from memory.postmortem.model import PostMortemStatus, Source
 from tools.context import ToolContext
 
 SCENARIO = Path(__file__).parent / "fixtures" / "scenarios" / "mailer-retry-loop.yaml"
@@ -114,7 +114,7 @@ def test_blameless_check_flags_a_planted_sentence_and_suggests_a_system_phrasing
         pm = service.draft_or_load(s, incident_id, now=world_ctx.clock.now(), actor="alice")
         assert pm.blameless == []
         pm.whys[-1].answer = "Bob forgot to run the migration."
-        pm.whys[-1].source = "person"  # type: ignore[assignment]
+        pm.whys[-1].source = Source.PERSON
         service.update(s, pm, now=world_ctx.clock.now(), actor="alice")
         findings = service.review(s, incident_id, now=world_ctx.clock.now(), actor="alice")
         assert findings and "Bob" in findings[0].rule

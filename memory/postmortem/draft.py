@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.statuses import ApprovalStatus
 from memory.models import Alert, Approval, Change, Incident, Investigation, Remediation, TimelineEntry
 from memory.postmortem.model import (
     ActionItem,
@@ -30,7 +31,8 @@ CHANGE_LOOKBACK = timedelta(hours=2)
 SLOW_DETECTION_MINUTES = 10
 SLOW_APPROVAL_MINUTES = 15
 UPDATE_KINDS = ("note", "reminder", "update")
-EXECUTED = ("executed", "done", "succeeded")
+# Approved fixes that took effect: run by an executor, or carried out by hand as recorded.
+EXECUTED = (ApprovalStatus.EXECUTED.value, ApprovalStatus.MANUAL.value)
 
 
 def _minutes(a: datetime | None, b: datetime | None) -> float | None:
@@ -182,7 +184,7 @@ def judge(incident: Incident, durations: Durations, approvals: list[Approval], r
             bad.append(f"The fix ({a.action}) waited {_fmt_minutes(wait)} for an approver.")
         else:
             good.append(f"The fix ({a.action}) was decided {_fmt_minutes(wait)} after it was proposed.")
-        if a.status == "failed":
+        if a.status == ApprovalStatus.FAILED:
             bad.append(f"The approved {a.action} failed when it ran: {a.result or 'no detail'}.")
         elif a.executed_at is not None and a.status in EXECUTED:
             good.append(f"The approved {a.action} ran once and was recorded.")
@@ -236,7 +238,7 @@ def draft(s: Session, incident: Incident, *, now: datetime, update_minutes: int 
     approvals = list(s.scalars(
         select(Approval).where(Approval.incident_id == incident.id).order_by(Approval.requested_at)
     ))
-    approvals = [a for a in approvals if a.decided_at is not None or a.status == "pending"]
+    approvals = [a for a in approvals if a.decided_at is not None or a.status == ApprovalStatus.PENDING]
     timeline = build_timeline(s, incident, report, inv, approvals)
     start = incident.started_at or incident.detected_at
     durations = Durations(

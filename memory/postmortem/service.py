@@ -16,7 +16,7 @@ from memory import incident_log
 from memory.models import Approval, Change, Incident, TimelineEntry, User
 from memory.postmortem.blameless import check
 from memory.postmortem.customer import customer_version
-from memory.postmortem.draft import SLOW_DETECTION_MINUTES, draft, suggested_actions
+from memory.postmortem.draft import EXECUTED, SLOW_DETECTION_MINUTES, draft, suggested_actions
 from memory.postmortem.model import (
     ActionItem,
     BlamelessFinding,
@@ -28,6 +28,8 @@ from memory.postmortem.table import PostMortemRow
 
 ACTION_ITEM_DAYS = 14
 DUE_SEVERITIES = ("major", "critical")
+# Older resolutions (e.g. imported history) are not chased: the reminder is for the morning after.
+DUE_WINDOW = timedelta(days=14)
 
 
 class PostMortemError(ValueError):
@@ -164,7 +166,7 @@ def publish(s: Session, incident_id: str, *, now: datetime, actor: str, force: b
 def customer(s: Session, pm: PostMortem) -> CustomerPostMortem:
     incident = incident_log.get_incident(s, pm.incident_id)
     executed = [a.action for a in s.scalars(select(Approval).where(Approval.incident_id == incident.id,
-                                                                     Approval.executed_at.is_not(None)))]
+                                                                     Approval.status.in_(EXECUTED)))]
     slow = pm.durations.to_detect is not None and pm.durations.to_detect > SLOW_DETECTION_MINUTES
     return customer_version(pm, executed_actions=executed, internal_names=internal_names(s, incident),
                             slow_detection=slow)
@@ -183,12 +185,12 @@ def due_at(resolved_at: datetime, delay_hours: float | None) -> datetime:
 
 
 def due(s: Session, *, now: datetime, delay_hours: float | None = None) -> list[tuple[Incident, datetime]]:
-    """Resolved major and critical incidents whose post-mortem is not published and whose due time passed."""
+    """Major and critical incidents resolved in the last 14 days, post-mortem unpublished and due."""
     published = set(s.scalars(select(PostMortemRow.incident_id).where(
         PostMortemRow.status == PostMortemStatus.PUBLISHED.value)))
     out = []
     for inc in s.scalars(select(Incident).where(Incident.severity.in_(DUE_SEVERITIES),
-                                                Incident.resolved_at.is_not(None))):
+                                                Incident.resolved_at >= now - DUE_WINDOW)):
         if inc.id in published or inc.resolved_at is None:
             continue
         when = due_at(inc.resolved_at, delay_hours)
