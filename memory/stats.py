@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from memory.incident_log import SEVERITIES
-from memory.models import Incident, Remediation
+from memory.models import Incident, Remediation, TimelineEntry
 
 
 class WeekStats(BaseModel):
@@ -38,17 +40,38 @@ def _start(inc: Incident) -> datetime | None:
     return inc.started_at or inc.detected_at
 
 
+_SCHEDULED = re.compile(r"^Remediation #(\d+) scheduled")
+
+
+def _created_times(session: Session) -> dict[int, datetime]:
+    """When each remediation was written down, from the timeline entry `add_remediation` records (the
+    table keeps no creation time; the timeline keeps every change). Imported ones may have none."""
+    out: dict[int, datetime] = {}
+    rows = session.execute(
+        select(TimelineEntry.text, TimelineEntry.at).where(TimelineEntry.kind == "remediation")
+    ).all()
+    for text, at in rows:
+        m = _SCHEDULED.match(text or "")
+        if m:
+            rid = int(m.group(1))
+            aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            out[rid] = min(out.get(rid, aware), aware)
+    return out
+
+
 def _mean_minutes(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
 
 def weekly_stats(session: Session, *, weeks: int, now: datetime) -> list[WeekStats]:
     """Per week (oldest first, the current week last): incidents by severity, hotfixes, rollbacks,
-    mean time to mitigate and resolve (from when users were first hit), remediations overdue at week end."""
+    mean time to mitigate and resolve (from when users were first hit), remediations overdue at week end
+    (counted only from the week they were created in)."""
     first = week_start(now.date()) - timedelta(weeks=weeks - 1)
     first_dt = datetime.combine(first, time(), tzinfo=UTC)
     incidents = session.scalars(select(Incident)).all()
     remediations = session.scalars(select(Remediation).options(selectinload(Remediation.incident))).all()
+    created = _created_times(session)
     out = []
     for i in range(weeks):
         ws = first + timedelta(weeks=i)
@@ -70,6 +93,7 @@ def weekly_stats(session: Session, *, weeks: int, now: datetime) -> list[WeekSta
             if r.due_date is not None and r.due_date < week_end_day and r.status != "cancelled"
             and (r.done_at is None or r.done_at >= we_dt) and ws_dt <= now
             and (_start(r.incident) or ws_dt) < we_dt
+            and created.get(r.id, ws_dt) < we_dt  # one added today was not overdue in past weeks
         )
         out.append(WeekStats(
             week_start=ws, incidents=len(in_week), by_severity=by_sev,
@@ -120,11 +144,26 @@ def recurrence(session: Session, incident: Incident) -> Recurrence:
 
 
 def render_chart(stats: list[WeekStats], path: str) -> None:
-    """Stacked incidents by severity per week, with mean time to mitigate on a second axis."""
+    """Write the weekly chart (see `chart_figure`) as an image; the format follows the file's suffix."""
+    fig = chart_figure(stats)  # selects the Agg backend before pyplot is imported here
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def chart_figure(stats: list[WeekStats]) -> Any:
+    """Stacked incidents by severity per week, with mean time to mitigate on a second axis.
+
+    Reads well empty and full: whole-number incident ticks from 0, headroom so the per-week notes
+    (rollbacks, hotfixes, overdue) stay inside the plot under the title, and a plain sentence when
+    there is nothing to draw instead of an axis from -0.04 to 0.04.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     labels = [s.week_start.strftime("%d %b") for s in stats]
     x = list(range(len(stats)))
@@ -137,11 +176,20 @@ def render_chart(stats: list[WeekStats], path: str) -> None:
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xticks(x, labels, rotation=0)
     ax.set_ylabel("incidents")
-    ax.set_title("Incidents per week by severity, mean time to mitigate")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top = max(bottom, default=0)
+    ax.set_ylim(0, max(top, 1) * 1.35 + 0.5)  # room for the notes and the legend inside the plot
+    ax.set_title("Incidents per week by severity, mean time to mitigate", pad=10)
+    ttm = [s.mean_minutes_to_mitigate for s in stats]
     ax2 = ax.twinx()
-    ttm = [s.mean_minutes_to_mitigate if s.mean_minutes_to_mitigate is not None else float("nan") for s in stats]
-    ax2.plot(x, ttm, color="black", marker="o", label="MTTM (min)")
     ax2.set_ylabel("minutes to mitigate")
+    known = [v for v in ttm if v is not None]
+    if known:
+        ax2.plot(x, [v if v is not None else float("nan") for v in ttm], color="black", marker="o",
+                 label="MTTM (min)")
+        ax2.set_ylim(0, max(known) * 1.35 + 1)
+    else:
+        ax2.set_ylim(0, 60)
     for xi, s in zip(x, stats, strict=True):
         marks = []
         if s.rollbacks:
@@ -152,10 +200,12 @@ def render_chart(stats: list[WeekStats], path: str) -> None:
             marks.append(f"{s.overdue_remediations} overdue")
         if marks:
             ax.annotate(", ".join(marks), (xi, bottom[xi]), textcoords="offset points", xytext=(0, 4),
-                        ha="center", fontsize=7)
+                        ha="center", va="bottom", fontsize=7, annotation_clip=True)
+    if top == 0 and not known:
+        ax.text(0.5, 0.5, "No incidents in these weeks", transform=ax.transAxes, ha="center", va="center",
+                fontsize=11, color="#555555")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8)
+    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8, ncols=4, frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
