@@ -196,3 +196,18 @@ def test_unknown_incident_is_one_line(world_ctx: ToolContext) -> None:
     res = CliRunner().invoke(app, ["postmortem", "draft", "INC-1999-0001"])
     assert res.exit_code == 2
     assert "INC-1999-0001" in res.output and "Traceback" not in res.output
+
+
+def test_drill_debrief_has_the_post_mortem_shape_and_the_real_cause(world_ctx: ToolContext) -> None:
+    from simulations.debrief import debrief
+    from simulations.scenario import load_scenario
+
+    sc = load_scenario(SCENARIO)
+    pm = debrief(world_ctx, sc, {"rank": 2, "mitigation_ok": True, "severity_ok": True},
+                 now=world_ctx.clock.now())
+    assert pm is not None
+    assert pm.title.startswith("Drill debrief:") and pm.root_cause == sc.truth.root_cause
+    assert pm.whys[1].answer == sc.truth.root_cause and len(pm.whys) <= 5
+    assert any("position 2" in x for x in pm.went_badly)
+    assert any("fix was one the scenario accepts" in x for x in pm.went_well)
+    assert pm.timeline and pm.timeline[0].at <= pm.timeline[-1].at
