@@ -64,6 +64,14 @@ class IncidentRecord(BaseModel):
 
 
 def to_record(inc: Incident) -> IncidentRecord:
+    """The incident as people and exports see it: secrets in any text are redacted (a way out, issue 15)."""
+    from tools.redact import redact_obj
+
+    rec = _record(inc)
+    return IncidentRecord.model_validate(redact_obj(rec.model_dump()))
+
+
+def _record(inc: Incident) -> IncidentRecord:
     return IncidentRecord(
         id=inc.id, title=inc.title, services=list(inc.services or []), severity=inc.severity, status=inc.status,
         started_at=inc.started_at, detected_at=inc.detected_at, mitigated_at=inc.mitigated_at,

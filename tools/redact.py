@@ -9,6 +9,7 @@ All regexes are compiled once at import; `redact_text` is a handful of C-level s
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -406,7 +407,7 @@ class RedactingWriter(io.TextIOBase):
     def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError("RedactingWriter takes text")
-        self._inner.write(redact_text(s))
+        self._inner.write(redact_output(s))
         return len(s)
 
     def flush(self) -> None:
@@ -421,3 +422,28 @@ class RedactingWriter(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+
+def redact_output(s: str) -> str:
+    """Redact text about to be printed; JSON (a document, or JSON lines) is redacted value by value.
+
+    Why: inside JSON text a secret sits behind escapes (`\\n`, `\\"`) that hide its start from the
+    rules, and the decoded-text net must not turn valid JSON into invalid JSON. So a JSON document is
+    parsed, redacted as data and written back (indented when it was), and other text as text.
+    """
+    body = s.strip()
+    if body[:1] in ("{", "[") and body[-1:] in ("}", "]"):
+        out = _json_document(body)
+        if out is None and "\n" in body:
+            lines = [_json_document(line, indent=None) for line in body.split("\n")]
+            out = None if None in lines else "\n".join(str(line) for line in lines)
+        if out is not None:
+            return s[: len(s) - len(s.lstrip())] + out + s[len(s.rstrip()):]
+    return redact_text(s)
+
+
+def _json_document(text: str, indent: int | None = 2) -> str | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return json.dumps(redact_obj(value), indent=indent if "\n" in text else None, ensure_ascii=False, default=str)
