@@ -54,6 +54,16 @@ def _open_context() -> ToolContext:
     return ctx
 
 
+def _log_to_stderr(level: str) -> None:
+    """Firebreak's own log lines (a refused webhook and why, a failed backend call) on stderr at the
+    server's level; uvicorn only configures its own loggers. httpx's per-request lines stay quiet."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if level == "trace" else level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0 for every interface)"),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port"),
@@ -78,6 +88,7 @@ def serve(
         raise typer.Exit(2)
     app = create_app(_open_context(), start_worker=worker)
     typer.echo(f"Firebreak on http://{host}:{port}/ (worker {'on' if worker else 'off'})", err=True)
+    _log_to_stderr(log_level)
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)
 
 

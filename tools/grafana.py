@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,7 @@ import httpx
 from tools.metric_store import Dashboard, Panel
 from tools.registry import ToolError
 
+log = logging.getLogger("firebreak.backends")
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _SERVICE = re.compile(r"""\b(?:service|job|app|service_name)\s*=~?\s*["']([^"']+)["']""")
@@ -113,22 +115,28 @@ class GrafanaClient:
     def close(self) -> None:
         self._client.close()
 
+    def _fail(self, path: str, message: str, status: int) -> ToolError:
+        log.warning("Grafana call failed: GET %s%s: %s", self.base_url, path, message)
+        return ToolError(message, status=status)
+
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
             resp = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
-            raise ToolError(f"Grafana at {self.base_url} could not be reached: {exc}", status=502) from None
+            raise self._fail(path, f"Grafana at {self.base_url} could not be reached: {exc}", 502) from None
         body: Any
         try:
             body = resp.json()
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         if resp.status_code >= 400:
             msg = body.get("message") if isinstance(body, dict) else resp.text[:200]
             status = 404 if resp.status_code == 404 else 502
-            raise ToolError(f"Grafana answered HTTP {resp.status_code} for {path}: {msg}", status=status)
+            raise self._fail(path, f"Grafana answered HTTP {resp.status_code} for {path}: {msg}", status)
         if body is None:
-            raise ToolError(f"Grafana answered {path} with something that is not JSON", status=502)
+            ctype = resp.headers.get("content-type", "").split(";")[0] or "no content type"
+            raise self._fail(path, f"FIREBREAK_GRAFANA_URL {self.base_url} does not answer as Grafana: {path} gave "
+                             f"HTTP {resp.status_code} {ctype}, not JSON; check the URL points at Grafana", 502)
         return body
 
     def search(self, query: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
