@@ -58,13 +58,13 @@ def _place(i: int, at: int, own: list[int], starts: list[int], ends: list[int]) 
     return ends[i]
 
 
-def trace_rows(n_spans: int, seed: int = 7) -> Iterator[SpanRow]:
+def trace_rows(n_spans: int, seed: int = 7, window_s: int = WINDOW_S, operations: int = 1) -> Iterator[SpanRow]:
     """Whole traces spread over the hour, children written before parents (as SDK batches send them)."""
     rng = random.Random(seed)
     n_traces = n_spans // len(TREE)
     base = int(START.timestamp() * 1_000_000)
-    step = WINDOW_S * 1_000_000 // n_traces
-    pivot = base + WINDOW_S * 1_000_000 // 2
+    step = window_s * 1_000_000 // n_traces
+    pivot = base + window_s * 1_000_000 // 2
     for t in range(n_traces):
         t0 = base + t * step
         trace_id = f"{t:032x}"
@@ -78,6 +78,8 @@ def trace_rows(n_spans: int, seed: int = 7) -> Iterator[SpanRow]:
         err = t0 >= pivot and rng.random() < 0.05
         for i in reversed(range(len(TREE))):
             service, op, parent, _ = TREE[i]
+            if operations > 1:  # many routes per service: more rollup rows per bucket
+                op = f"{op} #{t % operations}"
             status = 2 if err and i in (FAULTY, 3) else 1
             yield (
                 trace_id,
@@ -106,20 +108,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spans", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=512, help="spans per add_rows call (an SDK export batch)")
+    ap.add_argument("--hours", type=float, default=1.0, help="window the spans are spread over")
+    ap.add_argument("--operations", type=int, default=1, help="distinct operations per service")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        now = START + timedelta(seconds=WINDOW_S)
+        window_s = int(args.hours * 3600)
+        now = START + timedelta(seconds=window_s)
         ctx = ToolContext(settings=Settings(data_dir=Path(tmp)), clock=FixedClock(now))
         store = trace_store(ctx)
-        rows = list(trace_rows(args.spans))
+        rows = list(trace_rows(args.spans, window_s=window_s, operations=args.operations))
         t = time.perf_counter()
         added = 0
         for i in range(0, len(rows), args.batch):
             added += store.add_rows(rows[i : i + args.batch])
         ingest = time.perf_counter() - t
         print(f"ingest: {added:,} spans in {ingest:.1f} s = {added / ingest:,.0f} spans/s (batches of {args.batch})")
+        (rollup_rows,) = store._conn().execute("SELECT COUNT(*) FROM span_rollup").fetchone()
+        print(f"window {args.hours:g} h, {args.operations} operation(s) per service: {rollup_rows:,} rollup rows")
         window = {"since": START.isoformat(), "until": now.isoformat()}
-        pivot = (START + timedelta(seconds=WINDOW_S / 2)).isoformat()
+        pivot = (START + timedelta(seconds=window_s / 2)).isoformat()
         dt, out = timed(lambda: call_tool(ctx, "latency_breakdown", {**window, "pivot": pivot}))
         top = out["services"][0]  # type: ignore[index]
         spans_in = sum(s["before"]["requests"] + s["after"]["requests"] for s in out["services"])  # type: ignore[index]
@@ -128,12 +135,16 @@ def main() -> None:
             f"({spans_in:,} entry spans); top: {top['service']} {top['shift']} "
             f"self +{top['self_delta_ms']:.1f} ms/request; target <= 500 ms"
         )
-        odd = (START + timedelta(seconds=WINDOW_S / 2 + 0.37)).isoformat()
+        odd = (START + timedelta(seconds=window_s / 2 + 0.37)).isoformat()
         dt, _ = timed(
             lambda: call_tool(
                 ctx,
                 "latency_breakdown",
-                {"since": (START + timedelta(seconds=13.5)).isoformat(), "until": now.isoformat(), "pivot": odd},
+                {
+                    "since": (START + timedelta(seconds=13.5)).isoformat(),
+                    "until": (now - timedelta(seconds=17.2)).isoformat(),
+                    "pivot": odd,
+                },
             )
         )
         print(f"latency_breakdown, unaligned window and pivot: {dt * 1000:.0f} ms")

@@ -79,6 +79,7 @@ def test_rollups_match_a_from_scratch_computation_in_any_arrival_order(tmp_path)
             (T0, T0 + timedelta(hours=1)),
             (T0 + timedelta(seconds=61.5), PIVOT + timedelta(seconds=3.2)),
             (PIVOT, PIVOT + timedelta(minutes=7, seconds=1)),
+            (T0 - timedelta(seconds=30), T0 + timedelta(hours=1, seconds=30)),  # a whole hour and ragged ends
         ]
         for since, until in windows:
             expect_spans, expect_edges = span_totals(spans, since, until)
@@ -86,6 +87,24 @@ def test_rollups_match_a_from_scratch_computation_in_any_arrival_order(tmp_path)
             assert store.edge_totals(since, until) == expect_edges
     finally:
         store.close()
+
+
+def test_an_older_layout_rebuilds_its_rollups_from_the_spans(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = TraceStore(tmp_path / "t.sqlite3")
+    store.add_spans(incident_spans(60))
+    window = (T0 - timedelta(minutes=3), T0 + timedelta(hours=2))
+    expected = store.span_totals(*window), store.edge_totals(*window)
+    conn = store._conn()
+    conn.execute("DELETE FROM span_rollup WHERE width = 3600")  # as a store written before hourly rollups
+    conn.execute("PRAGMA user_version = 0")
+    conn.commit()
+    assert store.span_totals(*window) != expected[0]
+    store.close()
+    reopened = TraceStore(tmp_path / "t.sqlite3")
+    try:
+        assert (reopened.span_totals(*window), reopened.edge_totals(*window)) == expected
+    finally:
+        reopened.close()
 
 
 def test_a_bad_span_stores_nothing(ctx: ToolContext) -> None:

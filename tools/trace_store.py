@@ -30,7 +30,8 @@ from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units
 
 TRACE_DB_NAME = "traces.sqlite3"
 US = 1_000_000
-WIDTHS = (1, 60)  # rollup bucket widths, seconds
+WIDTHS = (1, 60, 3600)  # rollup bucket widths, seconds
+LAYOUT_VERSION = 1  # PRAGMA user_version: bump when rollups change; an older store rebuilds them from spans
 _LOOKUP_CHUNK = 900  # trace ids per IN (...) lookup
 _INGEST_CHUNK = 20_000  # spans linked and written per step of one add_spans call
 
@@ -116,17 +117,24 @@ _SPAN_FIELDS = ("spans", "errors", "entries", "entry_errors", "entry_us", "self_
 _EDGE_FIELDS = ("calls", "errors", "dur_us")
 
 
+def _conflict_sql(keys: Sequence[str], fields: Sequence[str]) -> str:
+    sets = ", ".join(f"{f} = {f} + excluded.{f}" for f in fields)
+    return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+
+
 def _upsert_sql(table: str, keys: Sequence[str], fields: Sequence[str]) -> str:
     cols = [*keys, *fields]
-    sets = ", ".join(f"{f} = {f} + excluded.{f}" for f in fields)
-    return (
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) " + _conflict_sql(
+        keys, fields
     )
 
 
-_SPAN_UPSERT = _upsert_sql("span_rollup", ("width", "bucket", "service", "operation"), _SPAN_FIELDS)
-_EDGE_UPSERT = _upsert_sql("edge_rollup", ("width", "bucket", "caller", "callee"), _EDGE_FIELDS)
+_SPAN_KEYS = ("width", "bucket", "service", "operation")
+_EDGE_KEYS = ("width", "bucket", "caller", "callee")
+_SPAN_UPSERT = _upsert_sql("span_rollup", _SPAN_KEYS, _SPAN_FIELDS)
+_EDGE_UPSERT = _upsert_sql("edge_rollup", _EDGE_KEYS, _EDGE_FIELDS)
+_SPAN_CONFLICT = _conflict_sql(_SPAN_KEYS, _SPAN_FIELDS)
+_EDGE_CONFLICT = _conflict_sql(_EDGE_KEYS, _EDGE_FIELDS)
 
 
 def to_us(ts: datetime) -> int:
@@ -203,6 +211,50 @@ class TraceStore(SQLiteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._write_lock = threading.Lock()
+        conn = self._conn()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version != LAYOUT_VERSION:
+            with self._write_lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._rebuild_rollups(conn)
+                    conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+
+    def _rebuild_rollups(self, conn: sqlite3.Connection) -> None:
+        """Recompute every rollup row from the spans table (each span's links are stored with it)."""
+        conn.execute("DELETE FROM span_rollup")
+        conn.execute("DELETE FROM edge_rollup")
+        self._rollups_from_spans(conn, 0)
+
+    def _rollups_from_spans(self, conn: sqlite3.Connection, after_id: int) -> None:
+        """Add the contributions of the spans with id > after_id to the rollups, aggregated by SQLite.
+
+        The same definitions as `_Node._contribution`, which handles the (fewer) stored spans whose
+        links change later.
+        """
+        entry = "(parent_service IS NULL OR parent_service != service)"
+        dur = "(end_us - start_us)"
+        for width in WIDTHS:
+            bucket = f"(start_us / {US} - (start_us / {US}) % {width})"
+            conn.execute(
+                f"INSERT INTO span_rollup (width, bucket, service, operation, {', '.join(_SPAN_FIELDS)}) "
+                f"SELECT {width}, {bucket}, service, operation, COUNT(*), SUM(status = 2), SUM({entry}), "
+                f"SUM({entry} AND status = 2), SUM(CASE WHEN {entry} THEN {dur} ELSE 0 END), "
+                f"SUM(MAX({dur} - child_sum, 0)), SUM(MIN(remote_sum, {dur})) "
+                f"FROM spans WHERE id > ? GROUP BY 2, 3, 4 {_SPAN_CONFLICT}",
+                (after_id,),
+            )
+            conn.execute(
+                f"INSERT INTO edge_rollup (width, bucket, caller, callee, {', '.join(_EDGE_FIELDS)}) "
+                f"SELECT {width}, {bucket}, parent_service, service, COUNT(*), SUM(status = 2), SUM({dur}) "
+                f"FROM spans WHERE id > ? AND parent_service IS NOT NULL AND parent_service != service "
+                f"GROUP BY 2, 3, 4 {_EDGE_CONFLICT}",
+                (after_id,),
+            )
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -276,6 +328,7 @@ class TraceStore(SQLiteStore):
             for n in (child, parent):
                 if not n.new and n.row_id is not None:
                     changed[n.row_id] = n
+        (max_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM spans").fetchone()
         conn.executemany(
             "INSERT INTO spans (trace_id, span_id, parent_id, service, operation, start_us, end_us, status, "
             "attributes, child_sum, remote_sum, parent_service) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -286,49 +339,57 @@ class TraceStore(SQLiteStore):
                 "UPDATE spans SET child_sum = ?, remote_sum = ?, parent_service = ? WHERE id = ?",
                 [(n.child_sum, n.remote_sum, n.parent_service, n.row_id) for n in changed.values()],
             )
-        self._apply_rollups(conn, [*fresh, *changed.values()])
+        self._rollups_from_spans(conn, max_id)  # the new spans (ids above max_id), summed by SQLite
+        if changed:
+            self._apply_rollups(conn, list(changed.values()))
         return len(fresh)
 
     def _apply_rollups(self, conn: sqlite3.Connection, nodes: list[_Node]) -> None:
-        span_d: dict[tuple[int, int, str, str], list[int]] = {}
-        edge_d: dict[tuple[int, int, str, str], list[int]] = {}
+        """Add each node's change of contribution to the rollups: summed per second first, then per width."""
+        per_second: dict[tuple[int, str, str], list[int]] = {}
+        edges_per_second: dict[tuple[int, str, str], list[int]] = {}
 
-        def add(
-            node: _Node, sign: int, contribution: tuple[tuple[int, ...], tuple[str, str, int, int, int] | None]
-        ) -> None:
-            values, edge = contribution
-            second = node.row[5] // US
-            for width in WIDTHS:
-                bucket = second - second % width
-                acc = span_d.setdefault((width, bucket, node.row[3], node.row[4]), [0] * len(_SPAN_FIELDS))
-                for i, v in enumerate(values):
-                    acc[i] += sign * v
-                if edge is not None:
-                    eacc = edge_d.setdefault((width, bucket, edge[0], edge[1]), [0, 0, 0])
-                    for i, v in enumerate(edge[2:]):
-                        eacc[i] += sign * v
+        def bump(acc: dict[tuple[int, str, str], list[int]], key: tuple[int, str, str], values: Sequence[int]) -> None:
+            prev = acc.get(key)
+            acc[key] = list(values) if prev is None else [a + b for a, b in zip(prev, values, strict=True)]
 
         for node in nodes:
+            values, edge = node._contribution()
+            second = node.row[5] // US
             if node.old is not None:
-                add(node, -1, node.old)
-            add(node, 1, node._contribution())
-        conn.executemany(_SPAN_UPSERT, [(*k, *v) for k, v in span_d.items() if any(v)])
-        conn.executemany(_EDGE_UPSERT, [(*k, *v) for k, v in edge_d.items() if any(v)])
+                old_values, old_edge = node.old
+                values = tuple(a - b for a, b in zip(values, old_values, strict=True))
+                if old_edge is not None:
+                    bump(edges_per_second, (second, old_edge[0], old_edge[1]), [-v for v in old_edge[2:]])
+            bump(per_second, (second, node.row[3], node.row[4]), values)
+            if edge is not None:
+                bump(edges_per_second, (second, edge[0], edge[1]), edge[2:])
+        for table_sql, acc in ((_SPAN_UPSERT, per_second), (_EDGE_UPSERT, edges_per_second)):
+            rows: dict[tuple[int, int, str, str], list[int]] = {}
+            for (second, a, b), summed in acc.items():
+                if not any(summed):
+                    continue
+                for width in WIDTHS:
+                    key = (width, second - second % width, a, b)
+                    prev = rows.get(key)
+                    rows[key] = summed if prev is None else [x + y for x, y in zip(prev, summed, strict=True)]
+            conn.executemany(table_sql, [(*k, *v) for k, v in rows.items()])
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _rollup_ranges(self, since_s: int, until_s: int) -> list[tuple[int, int, int]]:
-        """[since_s, until_s) as (width, first bucket, end) ranges: whole minutes, then ragged seconds."""
-        m0 = -(-since_s // 60) * 60
-        m1 = until_s // 60 * 60
-        if m0 >= m1:
-            return [(1, since_s, until_s)]
-        out = [(60, m0, m1)]
-        if since_s < m0:
-            out.append((1, since_s, m0))
-        if m1 < until_s:
-            out.append((1, m1, until_s))
-        return out
+    def _rollup_ranges(
+        self, since_s: int, until_s: int, widths: Sequence[int] = WIDTHS[::-1]
+    ) -> list[tuple[int, int, int]]:
+        """[since_s, until_s) as (width, first bucket, end) ranges: whole hours, then ragged minutes, then seconds."""
+        if since_s >= until_s:
+            return []
+        width, finer = widths[0], widths[1:]
+        if not finer:
+            return [(width, since_s, until_s)]
+        a, b = -(-since_s // width) * width, until_s // width * width
+        if a >= b:
+            return self._rollup_ranges(since_s, until_s, finer)
+        return [(width, a, b), *self._rollup_ranges(since_s, a, finer), *self._rollup_ranges(b, until_s, finer)]
 
     def span_totals(self, since: datetime, until: datetime) -> dict[tuple[str, str], dict[str, int]]:
         """Per (service, operation): spans, errors, entries, entry_errors, entry_us, self_us, remote_us."""
