@@ -44,7 +44,7 @@ from server.app import get_ctx
 from tools.context import ToolContext
 from tools.log_store import get_log_store
 from tools.metric_store import get_metric_store
-from tools.otlp_convert import OTLPError, hex_ids_to_base64, log_lines, metric_points, span_rows
+from tools.otlp_convert import OTLPError, hex_ids_to_base64, log_lines, metric_kinds, metric_points, span_rows
 from tools.trace_store import trace_store
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # compressed or not: the Collector's batches are a few MB at most
@@ -196,7 +196,12 @@ async def otlp_metrics(request: Request, ctx: ToolContext = Depends(get_ctx)) ->
         if not points:
             return 0
         with _METRIC_WRITES:
-            return get_metric_store(ctx).ingest(points)
+            store = get_metric_store(ctx)
+            stored = store.ingest(points)
+            for name, kind in metric_kinds(msg).items():  # OTLP says what each series is
+                if store.metric_kind(name) != kind:
+                    store.set_metric_kind(name, kind)
+            return stored
 
     return await _export(
         request, ctx, ExportMetricsServiceRequest, ExportMetricsServiceResponse, "resourceMetrics", store

@@ -161,6 +161,14 @@ def test_otlp_json_logs_and_metrics(client: TestClient, ctx: ToolContext) -> Non
                                 },
                             },
                             {
+                                "name": "queue.total",
+                                "sum": {
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": False,
+                                    "dataPoints": [{"asInt": "3", "timeUnixNano": "1544712660300000000"}],
+                                },
+                            },
+                            {
                                 "name": "my.gauge",
                                 "gauge": {"dataPoints": [{"asInt": "10", "timeUnixNano": "1544712660300000000"}]},
                             },
@@ -198,6 +206,16 @@ def test_otlp_json_logs_and_metrics(client: TestClient, ctx: ToolContext) -> Non
         ("my_histogram_bucket", (("le", "+Inf"),)): 2.0,
         ("my_histogram_count", ()): 2.0,
         ("my_histogram_sum", ()): 2.0,
+        ("queue_total", ()): 3.0,
+    }
+    kinds = {name: store.metric_kind(name) for name, _ in got}
+    assert kinds == {
+        "my_counter_total": "counter",
+        "my_gauge": "gauge",
+        "my_histogram_bucket": "histogram",
+        "my_histogram_count": "counter",
+        "my_histogram_sum": "counter",
+        "queue_total": "gauge",  # its suffix alone would make it a counter
     }
 
 

@@ -173,6 +173,35 @@ def metric_points(req: ExportMetricsServiceRequest, now: datetime) -> list[Metri
     return points
 
 
+def metric_kinds(req: ExportMetricsServiceRequest) -> dict[str, str]:
+    """Stored metric name -> counter | gauge | histogram, from the OTLP types (not from name suffixes).
+
+    Cumulative monotonic sums are counters, as are a cumulative histogram's or summary's `_count` and
+    `_sum`; a cumulative histogram's `_bucket` is a histogram; gauges, non-monotonic sums and every
+    delta series (per-interval values) are gauges.
+    """
+    kinds: dict[str, str] = {}
+    for rm in req.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                base, kind = metric_name(m.name), m.WhichOneof("data")
+                if kind == "gauge":
+                    kinds[base] = "gauge"
+                elif kind == "sum":
+                    counter = m.sum.is_monotonic and m.sum.aggregation_temporality == _AGG_CUMULATIVE
+                    kinds[base if not counter or base.endswith("_total") else base + "_total"] = (
+                        "counter" if counter else "gauge"
+                    )
+                elif kind in ("histogram", "exponential_histogram", "summary"):
+                    cumulative = kind == "summary" or getattr(m, kind).aggregation_temporality == _AGG_CUMULATIVE
+                    kinds[base + "_count"] = kinds[base + "_sum"] = "counter" if cumulative else "gauge"
+                    if kind == "histogram":
+                        kinds[base + "_bucket"] = "histogram" if cumulative else "gauge"
+                    if kind == "summary":
+                        kinds[base] = "gauge"
+    return kinds
+
+
 def _metric(m: Any, service: str, now: datetime) -> Iterator[MetricPoint]:
     base = metric_name(m.name)
     kind = m.WhichOneof("data")
