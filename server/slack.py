@@ -213,9 +213,11 @@ async def interactions(request: Request, background: BackgroundTasks,
                        ctx: ToolContext = Depends(get_ctx)) -> Response:
     """Slack interactivity endpoint: verify, acknowledge at once, decide in the background."""
     if ctx.settings.slack_signing_secret is None:
+        log.info("refused Slack interaction (401): FIREBREAK_SLACK_SIGNING_SECRET is not set")
         raise HTTPException(401, detail="Slack interactions disabled: set FIREBREAK_SLACK_SIGNING_SECRET")
     body = await request.body()
     if not verify_signature(ctx, body, dict(request.headers)):
+        log.info("refused Slack interaction (401): missing, wrong or stale X-Slack-Signature")
         raise HTTPException(401, detail="missing, wrong or stale Slack signature (X-Slack-Signature)")
     data = parse_payload(body)
     if data.get("type") != "block_actions":

@@ -6,6 +6,7 @@ Alloy pipelines attach; a team using another label can relabel), levels by a `le
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -15,6 +16,8 @@ import httpx
 
 from tools.log_store import LogLine, from_us, normalize_level, to_us
 from tools.registry import ToolError
+
+log = logging.getLogger("firebreak.backends")
 
 SERVICE_LABEL = "service"
 LEVEL_LABELS = ("level", "detected_level", "severity", "lvl")
@@ -52,20 +55,28 @@ class LokiClient:
     def close(self) -> None:
         self._client.close()
 
+    def _fail(self, path: str, message: str, status: int) -> ToolError:
+        log.warning("Loki call failed: GET %s%s: %s", self.base_url, path, message)
+        return ToolError(message, status=status)
+
     def _get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
         try:
             resp = self._client.get(path, params=dict(params))
         except httpx.HTTPError as exc:
-            raise ToolError(f"Loki at {self.base_url} could not be reached: {exc}", status=502) from None
+            raise self._fail(path, f"Loki at {self.base_url} could not be reached: {exc}", 502) from None
         if resp.status_code >= 400:
-            raise ToolError(f"Loki rejected the query: {_error_text(resp)}", status=_status(resp))
+            raise self._fail(path, f"Loki rejected the query: {_error_text(resp)}", _status(resp))
         try:
             body = resp.json()
-        except json.JSONDecodeError:
-            raise ToolError(f"Loki answered {path} with something that is not JSON", status=502) from None
-        if not isinstance(body, dict) or body.get("status") != "success":
-            msg = body.get("error") if isinstance(body, dict) else None
-            raise ToolError(f"Loki rejected the query: {msg or 'unexpected answer'}", status=502)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            ctype = resp.headers.get("content-type", "").split(";")[0] or "no content type"
+            raise self._fail(path, f"FIREBREAK_LOKI_URL {self.base_url} does not answer as Loki: {path} gave HTTP "
+                             f"{resp.status_code} {ctype}, not JSON; check the URL points at Loki", 502) from None
+        if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
+            raise self._fail(path, f"FIREBREAK_LOKI_URL {self.base_url} does not answer as Loki: {path} gave JSON "
+                             "that is not a Loki API answer", 502)
+        if body.get("status") != "success":
+            raise self._fail(path, f"Loki rejected the query: {body.get('error') or 'no reason given'}", 502)
         return body
 
     def query_range(
