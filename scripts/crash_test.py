@@ -138,8 +138,10 @@ class Replica:
         return self.proc is not None and self.proc.poll() is None
 
 
-def _storm(port: int, run: str, services: list[str], alerts: int, acked: set[str], lock: threading.Lock) -> None:
-    """Deliveries of 10 Alertmanager alerts; a fingerprint counts as acknowledged only on a 202."""
+def _storm(port: int, run: str, services: list[str], alerts: int, acked: set[str], lock: threading.Lock,
+           first: threading.Event | None = None) -> None:
+    """Deliveries of 10 Alertmanager alerts; a fingerprint counts as acknowledged only on a 202.
+    `first` is set once the first delivery was answered (or failed)."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for start in range(0, alerts, 10):
         batch = []
@@ -159,6 +161,9 @@ def _storm(port: int, run: str, services: list[str], alerts: int, acked: set[str
                            headers={"Authorization": f"Bearer {TOKEN}"})
         except httpx.HTTPError:
             continue  # not acknowledged: Alertmanager would send it again
+        finally:
+            if first is not None:
+                first.set()
         if r.status_code == 202:
             with lock:
                 acked.update(a["fingerprint"] for a in batch)
@@ -271,12 +276,14 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
             services = [f"svc-{rnd:03d}-{k}" for k in range(args.incidents)]
             live = [r for r in replicas if r.alive]
             _deploys(live[0].port, services)
+            first = threading.Event()
             storms = [threading.Thread(target=_storm, args=(live[i % len(live)].port, f"{args.seed}-{rnd}-{i}",
-                                                              services, args.alerts, acked, lock))
+                                                              services, args.alerts, acked, lock, first))
                       for i in range(len(live))]
             for t in storms:
                 t.start()
-            time.sleep(rng.uniform(0.2, args.max_kill_delay))
+            first.wait(30)  # the kill lands during the storm, the investigations or the approved actions
+            time.sleep(rng.uniform(0.0, args.max_kill_delay))
             victim = rng.choice(replicas)
             victim.kill()
             for t in storms:
@@ -338,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alerts", type=int, default=30, help="alerts per storm and replica")
     p.add_argument("--incidents", type=int, default=2, help="new services (incidents) per round")
     p.add_argument("--action-seconds", type=float, default=1.5, help="how long each action command runs")
-    p.add_argument("--max-kill-delay", type=float, default=4.0, help="a kill lands 0.2 s to this after a storm")
+    p.add_argument("--max-kill-delay", type=float, default=4.0, help="a kill lands 0 s to this after the storm's first delivery")
     p.add_argument("--settle", type=float, default=120.0, help="seconds allowed to settle after the last round")
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--keep", action="store_true", help="keep the data dir and logs")
