@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alerts", type=int, default=30, help="alerts per storm and replica")
     p.add_argument("--incidents", type=int, default=2, help="new services (incidents) per round")
     p.add_argument("--action-seconds", type=float, default=1.5, help="how long each action command runs")
-    p.add_argument("--max-kill-delay", type=float, default=4.0, help="kill up to this long after a storm's first delivery")
+    p.add_argument("--max-kill-delay", type=float, default=4.0, help="kill within this after a storm's 1st delivery")
     p.add_argument("--settle", type=float, default=120.0, help="seconds allowed to settle after the last round")
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--keep", action="store_true", help="keep the data dir and logs")
