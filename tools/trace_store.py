@@ -27,10 +27,19 @@ from typing import Any
 
 from tools.context import ToolContext
 from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units
+from tools.trace_rollup import (
+    EDGE_FIELDS,
+    SPAN_FIELDS,
+    US,
+    Node,
+    SpanRow,
+    apply_changes,
+    rebuild_rollups,
+    rollup_ranges,
+    rollups_from_spans,
+)
 
 TRACE_DB_NAME = "traces.sqlite3"
-US = 1_000_000
-WIDTHS = (1, 60, 3600)  # rollup bucket widths, seconds
 LAYOUT_VERSION = 1  # PRAGMA user_version: bump when rollups change; an older store rebuilds them from spans
 _LOOKUP_CHUNK = 900  # trace ids per IN (...) lookup
 _INGEST_CHUNK = 20_000  # spans linked and written per step of one add_spans call
@@ -65,9 +74,6 @@ class SpanRecord:
     status: SpanStatus = SpanStatus.UNSET
     attributes: dict[str, Any] = field(default_factory=dict)
 
-
-# A span as stored: (trace_id, span_id, parent_id, service, operation, start_us, end_us, status_code, attrs_json)
-SpanRow = tuple[str, str, str | None, str, str, int, int, int, str | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -113,29 +119,6 @@ CREATE TABLE IF NOT EXISTS edge_rollup (
 ) WITHOUT ROWID;
 """
 
-_SPAN_FIELDS = ("spans", "errors", "entries", "entry_errors", "entry_us", "self_us", "remote_us")
-_EDGE_FIELDS = ("calls", "errors", "dur_us")
-
-
-def _conflict_sql(keys: Sequence[str], fields: Sequence[str]) -> str:
-    sets = ", ".join(f"{f} = {f} + excluded.{f}" for f in fields)
-    return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
-
-
-def _upsert_sql(table: str, keys: Sequence[str], fields: Sequence[str]) -> str:
-    cols = [*keys, *fields]
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) " + _conflict_sql(
-        keys, fields
-    )
-
-
-_SPAN_KEYS = ("width", "bucket", "service", "operation")
-_EDGE_KEYS = ("width", "bucket", "caller", "callee")
-_SPAN_UPSERT = _upsert_sql("span_rollup", _SPAN_KEYS, _SPAN_FIELDS)
-_EDGE_UPSERT = _upsert_sql("edge_rollup", _EDGE_KEYS, _EDGE_FIELDS)
-_SPAN_CONFLICT = _conflict_sql(_SPAN_KEYS, _SPAN_FIELDS)
-_EDGE_CONFLICT = _conflict_sql(_EDGE_KEYS, _EDGE_FIELDS)
-
 
 def to_us(ts: datetime) -> int:
     """Aware datetime -> integer microseconds since the epoch (naive times are refused)."""
@@ -169,40 +152,6 @@ def span_row(span: SpanRecord) -> SpanRow:
     )
 
 
-class _Node:
-    """A span being linked during one ingest step (stored before, or new in this step)."""
-
-    __slots__ = ("row_id", "row", "child_sum", "remote_sum", "parent_service", "old", "new")
-
-    def __init__(
-        self, row_id: int | None, row: SpanRow, child_sum: int, remote_sum: int, parent_service: str | None
-    ) -> None:
-        self.row_id = row_id
-        self.row = row
-        self.child_sum = child_sum
-        self.remote_sum = remote_sum
-        self.parent_service = parent_service
-        self.new = row_id is None
-        # What this span contributed to the rollups before this step (nothing when new).
-        self.old: tuple[tuple[int, ...], tuple[str, str, int, int, int] | None] | None = (
-            None if self.new else self._contribution()
-        )
-
-    def _contribution(self) -> tuple[tuple[int, ...], tuple[str, str, int, int, int] | None]:
-        """(span_rollup values, edge (caller, callee, calls, errors, dur) or None) for this span."""
-        _, _, _, service, _, start, end, status, _ = self.row
-        dur = end - start
-        err = 1 if status == 2 else 0
-        entry = self.parent_service is None or self.parent_service != service
-        self_us = max(dur - self.child_sum, 0)
-        remote_us = min(self.remote_sum, dur)
-        values = (1, err, int(entry), err if entry else 0, dur if entry else 0, self_us, remote_us)
-        edge = None
-        if self.parent_service is not None and self.parent_service != service:
-            edge = (self.parent_service, service, 1, err, dur)
-        return values, edge
-
-
 class TraceStore(SQLiteStore):
     """SQLite span store with rollups; safe to share between threads and processes (WAL, IMMEDIATE txns)."""
 
@@ -217,44 +166,12 @@ class TraceStore(SQLiteStore):
             with self._write_lock:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._rebuild_rollups(conn)
+                    rebuild_rollups(conn)
                     conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-
-    def _rebuild_rollups(self, conn: sqlite3.Connection) -> None:
-        """Recompute every rollup row from the spans table (each span's links are stored with it)."""
-        conn.execute("DELETE FROM span_rollup")
-        conn.execute("DELETE FROM edge_rollup")
-        self._rollups_from_spans(conn, 0)
-
-    def _rollups_from_spans(self, conn: sqlite3.Connection, after_id: int) -> None:
-        """Add the contributions of the spans with id > after_id to the rollups, aggregated by SQLite.
-
-        The same definitions as `_Node._contribution`, which handles the (fewer) stored spans whose
-        links change later.
-        """
-        entry = "(parent_service IS NULL OR parent_service != service)"
-        dur = "(end_us - start_us)"
-        for width in WIDTHS:
-            bucket = f"(start_us / {US} - (start_us / {US}) % {width})"
-            conn.execute(
-                f"INSERT INTO span_rollup (width, bucket, service, operation, {', '.join(_SPAN_FIELDS)}) "
-                f"SELECT {width}, {bucket}, service, operation, COUNT(*), SUM(status = 2), SUM({entry}), "
-                f"SUM({entry} AND status = 2), SUM(CASE WHEN {entry} THEN {dur} ELSE 0 END), "
-                f"SUM(MAX({dur} - child_sum, 0)), SUM(MIN(remote_sum, {dur})) "
-                f"FROM spans WHERE id > ? GROUP BY 2, 3, 4 {_SPAN_CONFLICT}",
-                (after_id,),
-            )
-            conn.execute(
-                f"INSERT INTO edge_rollup (width, bucket, caller, callee, {', '.join(_EDGE_FIELDS)}) "
-                f"SELECT {width}, {bucket}, parent_service, service, COUNT(*), SUM(status = 2), SUM({dur}) "
-                f"FROM spans WHERE id > ? AND parent_service IS NOT NULL AND parent_service != service "
-                f"GROUP BY 2, 3, 4 {_EDGE_CONFLICT}",
-                (after_id,),
-            )
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -296,22 +213,20 @@ class TraceStore(SQLiteStore):
             )
 
     def _add_chunk(self, conn: sqlite3.Connection, rows: list[SpanRow]) -> int:
-        nodes: dict[tuple[str, str], _Node] = {}
+        nodes: dict[tuple[str, str], Node] = {}
         for r in self._existing(conn, list({r[0] for r in rows})):
-            nodes[(r[1], r[2])] = _Node(
-                r[0], (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], None), r[9], r[10], r[11]
-            )
-        fresh: list[_Node] = []
+            nodes[(r[1], r[2])] = Node(r[0], (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], None), r[9], r[10], r[11])
+        fresh: list[Node] = []
         for row in rows:
             key = (row[0], row[1])
             if key in nodes:
                 continue  # a retried export, or the same span twice in one batch
-            node = _Node(None, row, 0, 0, None)
+            node = Node(None, row, 0, 0, None)
             nodes[key] = node
             fresh.append(node)
         if not fresh:
             return 0
-        changed: dict[int, _Node] = {}
+        changed: dict[int, Node] = {}
         # Link every parent/child pair with at least one new side (stored pairs were linked before).
         for child in nodes.values():
             parent_id = child.row[2]
@@ -339,65 +254,20 @@ class TraceStore(SQLiteStore):
                 "UPDATE spans SET child_sum = ?, remote_sum = ?, parent_service = ? WHERE id = ?",
                 [(n.child_sum, n.remote_sum, n.parent_service, n.row_id) for n in changed.values()],
             )
-        self._rollups_from_spans(conn, max_id)  # the new spans (ids above max_id), summed by SQLite
+        rollups_from_spans(conn, max_id)  # the new spans (ids above max_id), summed by SQLite
         if changed:
-            self._apply_rollups(conn, list(changed.values()))
+            apply_changes(conn, list(changed.values()))
         return len(fresh)
-
-    def _apply_rollups(self, conn: sqlite3.Connection, nodes: list[_Node]) -> None:
-        """Add each node's change of contribution to the rollups: summed per second first, then per width."""
-        per_second: dict[tuple[int, str, str], list[int]] = {}
-        edges_per_second: dict[tuple[int, str, str], list[int]] = {}
-
-        def bump(acc: dict[tuple[int, str, str], list[int]], key: tuple[int, str, str], values: Sequence[int]) -> None:
-            prev = acc.get(key)
-            acc[key] = list(values) if prev is None else [a + b for a, b in zip(prev, values, strict=True)]
-
-        for node in nodes:
-            values, edge = node._contribution()
-            second = node.row[5] // US
-            if node.old is not None:
-                old_values, old_edge = node.old
-                values = tuple(a - b for a, b in zip(values, old_values, strict=True))
-                if old_edge is not None:
-                    bump(edges_per_second, (second, old_edge[0], old_edge[1]), [-v for v in old_edge[2:]])
-            bump(per_second, (second, node.row[3], node.row[4]), values)
-            if edge is not None:
-                bump(edges_per_second, (second, edge[0], edge[1]), edge[2:])
-        for table_sql, acc in ((_SPAN_UPSERT, per_second), (_EDGE_UPSERT, edges_per_second)):
-            rows: dict[tuple[int, int, str, str], list[int]] = {}
-            for (second, a, b), summed in acc.items():
-                if not any(summed):
-                    continue
-                for width in WIDTHS:
-                    key = (width, second - second % width, a, b)
-                    prev = rows.get(key)
-                    rows[key] = summed if prev is None else [x + y for x, y in zip(prev, summed, strict=True)]
-            conn.executemany(table_sql, [(*k, *v) for k, v in rows.items()])
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _rollup_ranges(
-        self, since_s: int, until_s: int, widths: Sequence[int] = WIDTHS[::-1]
-    ) -> list[tuple[int, int, int]]:
-        """[since_s, until_s) as (width, first bucket, end) ranges: whole hours, then ragged minutes, then seconds."""
-        if since_s >= until_s:
-            return []
-        width, finer = widths[0], widths[1:]
-        if not finer:
-            return [(width, since_s, until_s)]
-        a, b = -(-since_s // width) * width, until_s // width * width
-        if a >= b:
-            return self._rollup_ranges(since_s, until_s, finer)
-        return [(width, a, b), *self._rollup_ranges(since_s, a, finer), *self._rollup_ranges(b, until_s, finer)]
-
     def span_totals(self, since: datetime, until: datetime) -> dict[tuple[str, str], dict[str, int]]:
         """Per (service, operation): spans, errors, entries, entry_errors, entry_us, self_us, remote_us."""
-        return self._totals("span_rollup", "service, operation", _SPAN_FIELDS, since, until)
+        return self._totals("span_rollup", "service, operation", SPAN_FIELDS, since, until)
 
     def edge_totals(self, since: datetime, until: datetime) -> dict[tuple[str, str], dict[str, int]]:
         """Per (caller, callee) service pair: calls, errors and dur_us (summed callee entry-span time)."""
-        return self._totals("edge_rollup", "caller, callee", _EDGE_FIELDS, since, until)
+        return self._totals("edge_rollup", "caller, callee", EDGE_FIELDS, since, until)
 
     def _totals(
         self, table: str, keys: str, fields: Sequence[str], since: datetime, until: datetime
@@ -405,7 +275,7 @@ class TraceStore(SQLiteStore):
         since_s, until_s = to_us(since) // US, -(-to_us(until) // US)
         if since_s >= until_s:
             return {}
-        parts = self._rollup_ranges(since_s, until_s)
+        parts = rollup_ranges(since_s, until_s)
         union = " UNION ALL ".join(
             f"SELECT {keys}, {', '.join(fields)} FROM {table} WHERE width = ? AND bucket >= ? AND bucket < ?"
             for _ in parts
