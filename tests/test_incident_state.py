@@ -88,3 +88,25 @@ def test_a_persons_severity_and_title_win(ctx: ToolContext, clock: FixedClock) -
         manual = open_incident(s, title="By hand", services=["api"], severity="major", at=clock.now(), actor="bo")
         assert follow_report(s, manual, severity="minor", reason="r", fault_service=None, fault_title=None,
                              at=clock.now(), actor="firebreak") == "major"
+
+
+def test_stored_report_follows_the_incident(ctx: ToolContext, clock: FixedClock) -> None:
+    from agent.report_sync import align_report
+    from tests.fake_slack import sample_report
+
+    (inc_id,) = ingest_alerts(ctx, [alert("storefront", "x", clock.now(), title="Slow pages")]).incidents_opened
+    report = sample_report().model_copy(update={"severity": "critical", "severity_reason": "most checkouts fail"})
+    with ctx.db.session() as s:
+        stored = align_report(s, get_incident(s, inc_id), report, at=clock.now())
+    inc = _incident(ctx, inc_id)
+    assert stored.severity == inc.severity == "critical"  # the report's judgement, now the incident's
+    assert inc.title == "checkout: Flag checkout-new-pricing saturates pricing"
+    assert f"[{inc_id}] {inc.title} (critical, open)" in stored.internal_update  # drafts say the same
+    # A person lowers it: the next report carries the person's severity and says what it judged.
+    with ctx.db.session() as s:
+        update_incident(s, get_incident(s, inc_id), {"severity": "major"}, at=clock.now(), actor="ana")
+    with ctx.db.session() as s:
+        again = align_report(s, get_incident(s, inc_id), report, at=clock.now())
+    assert again.severity == "major" == _incident(ctx, inc_id).severity
+    assert again.severity_reason.startswith("major as set by ana; the investigator judged critical")
+    assert "(major, open)" in again.internal_update
