@@ -64,8 +64,11 @@ def test_truth_points_at_what_the_world_contains(worlds: list[tuple[dict[str, An
             assert [d.service for d in deploys] == [c.service], sc.id
             svc = sc.service(c.service or "")
             assert svc is not None
+            before = [ev.deploy.version for ev in _changes(sc, "deploy")
+                      if ev.deploy and ev.deploy.service == c.service]
+            previous = before[before.index(c.ref) - 1] if before.index(c.ref) else svc.version
             rollback = next(m for m in sc.truth.mitigations if m.action == "rollback")
-            assert rollback.fields() == {"service": c.service, "to": svc.version}, sc.id
+            assert rollback.fields() == {"service": c.service, "to": previous}, sc.id
         elif c.kind == "config":
             keys = [(ev.config.service, ev.config.key) for ev in _changes(sc, "config") if ev.config]
             assert (c.service, c.ref) in keys, sc.id
@@ -96,7 +99,7 @@ def test_the_culprit_is_the_only_change_of_its_kind_on_its_target(
     for _, sc in worlds:
         c = sc.truth.culprit
         if c.kind == "deploy":
-            assert sum(1 for ev in _changes(sc, "deploy") if ev.deploy and ev.deploy.service == c.service) == 1
+            assert sum(1 for ev in _changes(sc, "deploy") if ev.deploy and ev.deploy.version == c.ref) == 1
         if c.kind == "flag":
             assert sum(1 for ev in _changes(sc, "flag") if ev.flag and ev.flag.flag == c.ref) == 1
 
@@ -161,3 +164,17 @@ def test_written_files_hold_exactly_the_generated_worlds(tmp_path: Path) -> None
     paths = write_worlds(len(KINDS), seed=21, out=tmp_path)
     for path, world in zip(paths, generate_worlds(len(KINDS), seed=21), strict=True):
         assert load_scenario(path) == parse_scenario(world, world["id"])
+
+
+def test_rollback_goes_to_the_release_before_the_bad_one() -> None:
+    """Some deploy worlds ship a healthy release of the same service earlier in the run."""
+    twice = 0
+    for i in range(80):
+        sc = parse_scenario(generate_world(i, seed=2, kind="deploy"))
+        c = sc.truth.culprit
+        versions = [ev.deploy.version for ev in _changes(sc, "deploy") if ev.deploy and ev.deploy.service == c.service]
+        if len(versions) == 2:
+            twice += 1
+            assert versions[1] == c.ref
+            assert sc.truth.mitigations[0].fields() == {"service": c.service, "to": versions[0]}
+    assert twice >= 5

@@ -194,7 +194,14 @@ class World:
         if "resolve_at" not in fields:
             self.alerts_at.append(at)
 
-    def error_alert(self, at: float, service: str, severity: str = "critical", summary: str | None = None) -> None:
+    def error_alert(
+        self,
+        at: float,
+        service: str,
+        severity: str = "critical",
+        summary: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         """A metric alert on a service's error ratio, from Alertmanager or Grafana."""
         source = self.rng.choice(["alertmanager", "grafana"])
         style = self.rng.random()
@@ -212,6 +219,7 @@ class World:
             service,
             severity=severity,
             summary=summary or f"{service} error ratio above {self.rng.choice([2, 5, 10])}%",
+            labels=labels or None,
         )
 
     def latency_alert(self, at: float, service: str, severity: str = "warning") -> None:

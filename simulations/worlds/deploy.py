@@ -65,6 +65,9 @@ def build(w: World) -> None:
     t_dep = w.onset - w.rng.uniform(0.5, 5)
     stem = node.stem.replace("-", "_")
     w.touched.add(s)
+    if t_dep > 12 and w.rng.random() < 0.3:
+        # An earlier, healthy release of the same service: the rollback goes to it, not to the start.
+        w.deploy(w.rng.uniform(1, t_dep - 9), s, w.rng.choice(["", "release train", "minor fixes"]))
 
     if shape == "exception":
         exc, msg, relevant = w.rng.choice(EXCEPTIONS)

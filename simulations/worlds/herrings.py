@@ -142,6 +142,41 @@ def unrelated_third_party_warn(w: World) -> None:
     w.herrings.append(f"slow third-party warnings on {s}")
 
 
+_KIND_CAUSES = {
+    "deploy": ("a bad release of {svc}", "rolled back {svc}"),
+    "config": ("a configuration change on {svc}", "reverted the setting"),
+    "flag": ("a feature flag rolled out to everyone", "switched the flag off"),
+    "dependency": ("{svc} unavailable", "failed over"),
+    "resource": ("{svc} ran out of {ref}", "restarted and scaled {svc}"),
+    "traffic": ("a surge from one client", "blocked the client"),
+    "certificate": ("an expired certificate", "renewed the certificate"),
+    "data": ("damaged rows after a manual job", "restored the table from backup"),
+    "infra": ("a platform change ({ref})", "undid the change"),
+}
+
+
+def similar_past_incident(w: World) -> None:
+    """A past incident with the same kind of cause on the same service: memory that helps, when it exists."""
+    c = w.truth["culprit"]
+    svc = c.get("service") or next((m["service"] for m in w.truth["mitigations"] if m.get("service")), None)
+    if svc is None or svc not in w.topo.nodes:
+        svc = w.topo.edge
+    cause, fix = _KIND_CAUSES[c["kind"]]
+    started = w.start - timedelta(days=w.rng.randint(20, 300))
+    w.history.append(
+        {
+            "id": f"INC-{started.year}-{w.rng.randint(400, 900):03d}",
+            "title": f"{svc} errors",
+            "service": svc,
+            "started": started.isoformat().replace("+00:00", "Z"),
+            "severity": "major",
+            "symptoms": f"errors on {svc} and its callers",
+            "root_cause": cause.format(svc=svc, ref=c["ref"]),
+            "countermeasures": fix.format(svc=svc),
+        }
+    )
+
+
 HERRINGS: list[Callable[[World], None]] = [
     unrelated_deploy,
     unrelated_deploy,
@@ -163,3 +198,5 @@ def add_herrings(w: World) -> None:
         picks.append(unrelated_deploy)
     for herring in picks:
         herring(w)
+    if w.rng.random() < 0.3:
+        similar_past_incident(w)

@@ -65,7 +65,9 @@ def build(w: World) -> None:
     w.metric(w.onset, e, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.4), 3))
     w.metric(w.onset, e, "http_request_p95_seconds", "step", round(w.base_value(e, "http_request_p95_seconds") * 8, 3))
     w.fail_callers(internal.name, w.onset, [f"{internal.name} answered 503 (overloaded)"], max_depth=1)
-    w.error_alert(w.onset + w.rng.uniform(2, 4), e, summary=f"{e} 5xx ratio above 5%")
+    # Some alerting rules group by the caller, so the source is named in the alert's labels too.
+    labels = {f"top_{label}": source} if w.rng.random() < 0.4 else None
+    w.error_alert(w.onset + w.rng.uniform(2, 4), e, summary=f"{e} 5xx ratio above 5%", labels=labels)
     if w.rng.random() < 0.5:
         w.latency_alert(w.onset + w.rng.uniform(2, 5), internal.name, "critical")
     if block:
