@@ -166,7 +166,7 @@ def _storm(port: int, run: str, services: list[str], alerts: int, acked: set[str
                 first.set()
         if r.status_code == 202:
             with lock:
-                acked.update(a["fingerprint"] for a in batch)
+                acked.update(str(a["fingerprint"]) for a in batch)
 
 
 def _deploys(port: int, services: list[str]) -> None:
