@@ -9,6 +9,7 @@ fails, the stored view is returned with a note rather than nothing.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -264,6 +265,15 @@ class SentryAPI:
         self._client.close()
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """One API call; a failure is logged once with its reason (firebreak.backends) and raised."""
+        try:
+            return self._call(path, params)
+        except SentryAPIError as exc:
+            logging.getLogger("firebreak.backends").warning(
+                "Sentry call failed: GET %s%s: %s", self.base_url, path, exc)
+            raise
+
+    def _call(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
             resp = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
