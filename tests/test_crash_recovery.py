@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -14,12 +15,26 @@ from sqlalchemy import select
 from firebreak.settings import Settings
 from firebreak.statuses import ApprovalStatus, InvestigationStatus
 from memory.models import Approval, Investigation, TimelineEntry
-from scripts import crash_test
 from tests.storage import BACKENDS, fresh_database_url
 from tools.context import ToolContext
 from workflows.approvals import decide
 
 pytestmark = pytest.mark.slow
+
+
+def _load_script() -> Any:
+    """scripts/ is not a package (each script runs alone): load the crash test by path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "crash_test.py"
+    spec = importlib.util.spec_from_file_location("crash_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+crash_test = _load_script()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
