@@ -178,3 +178,23 @@ def test_rollback_goes_to_the_release_before_the_bad_one() -> None:
             assert versions[1] == c.ref
             assert sc.truth.mitigations[0].fields() == {"service": c.service, "to": versions[0]}
     assert twice >= 5
+
+
+def test_topologies_are_acyclic_and_reached_from_one_entry_point() -> None:
+    import random
+    from graphlib import CycleError, TopologicalSorter
+
+    from simulations.worlds.topology import build_topology
+
+    for i in range(200):
+        topo = build_topology(random.Random(i))
+        graph = {n.name: set(n.depends_on) for n in topo.nodes.values()}
+        try:
+            tuple(TopologicalSorter(graph).static_order())
+        except CycleError as exc:  # pragma: no cover - the failure message
+            pytest.fail(f"call cycle {exc.args[1]}")
+        assert not topo.callers(topo.edge)
+        for node in topo.nodes.values():
+            assert all(d in topo.nodes for d in node.depends_on)
+            if node.kind == "service" and node.name != topo.edge:
+                assert topo.edge in {c for c, _ in topo.upstream(node.name)}, f"{node.name} unreachable"
