@@ -183,10 +183,11 @@ def main() -> None:
         from simulations.bench import summary_lines
         from simulations.cli import bench_dir
 
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         agg = bench_dir(args.bench, progress=False)
-        wall = time.perf_counter() - t
-        print(f"bench {args.bench}: {agg['scenarios']} drills in {wall:.1f} s wall (target <= 120 s)")
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+        print(f"bench {args.bench}: {agg['scenarios']} drills in {wall:.1f} s wall, {cpu:.1f} s CPU "
+              f"(target <= 120 s; load average now {os.getloadavg()[0]:.1f})")
         for line in summary_lines(agg):
             print(line)
 
