@@ -185,12 +185,25 @@ def update_incident(
         if old == value:
             continue
         setattr(incident, field, value)
+        if field == "severity":
+            _report_follows(incident, value, actor)
         kind = "status" if field == "status" else "updated"
         entries.append(record(session, incident, at=at, actor=actor, kind=kind, field=field, old=old, new=value,
                               text=f"{field} changed"))
     if entries:
         incident.updated_at = at
     return entries
+
+
+def _report_follows(incident: Incident, severity: str, actor: str) -> None:
+    """The incident's stored report shows the incident's one severity, and who set it when not Firebreak."""
+    report = incident.report
+    if not isinstance(report, dict) or report.get("severity") in (None, severity):
+        return
+    judged, why = report.get("severity"), report.get("severity_reason") or ""
+    reason = f"{severity} as set by {actor}; the investigator judged {judged}" + (f": {why}" if why else "")
+    incident.report = {**report, "severity": severity,
+                       "severity_reason": why if _automatic(actor) else reason}
 
 
 def set_status(session: Session, incident: Incident, status: Literal["open", "mitigated", "resolved"], *,

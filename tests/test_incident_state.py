@@ -110,3 +110,14 @@ def test_stored_report_follows_the_incident(ctx: ToolContext, clock: FixedClock)
     assert again.severity == "major" == _incident(ctx, inc_id).severity
     assert again.severity_reason.startswith("major as set by ana; the investigator judged critical")
     assert "(major, open)" in again.internal_update
+
+
+def test_a_later_change_of_severity_reaches_the_stored_report(ctx: ToolContext, clock: FixedClock) -> None:
+    from tests.fake_slack import open_incident as with_report
+
+    inc_id = with_report(ctx)  # major, with a major report
+    with ctx.db.session() as s:
+        update_incident(s, get_incident(s, inc_id), {"severity": "critical"}, at=clock.now(), actor="ana")
+    inc = _incident(ctx, inc_id)
+    assert inc.report is not None and inc.report["severity"] == "critical" == inc.severity
+    assert inc.report["severity_reason"].startswith("critical as set by ana; the investigator judged major")
