@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from tools.prometheus import (
     REPLICA_LABELS,
@@ -222,8 +221,3 @@ def known_services(client: PrometheusClient, labels: list[str] | None) -> list[s
 def to_datetime(t: float) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC)
 
-
-def describe(kind: str) -> dict[str, Any]:
-    """What a series' values mean, for the tool outputs."""
-    return {"gauge": "value as scraped", "rate": "per-second rate of a counter",
-            "p99": "99th percentile of a histogram"}.get(kind, kind)  # type: ignore[return-value]
