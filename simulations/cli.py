@@ -201,8 +201,9 @@ def practice_cmd(
     file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     person: Annotated[str | None, typer.Option("--person", help="Who practises (default: $USER).")] = None,
     speed: Annotated[float, typer.Option("--speed", min=0.1, help="Simulated minutes per wall minute.")] = 10.0,
-    data_dir: Annotated[Path, typer.Option(
-        "--data-dir", help="Where the practice world lives; point the CLI tools at it.")] = Path(".firebreak-practice"),
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="Where the practice world lives (default: under the data dir, removed at the end).")]
+    = None,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", help="Give up after this many wall seconds without an answer.")] = None,
 ) -> None:

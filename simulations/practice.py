@@ -12,6 +12,7 @@ side by side with the truth. The practice world never contains the truth.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shlex
 import shutil
@@ -133,7 +134,9 @@ def parse_answer(suspects: list[str], fix: str | None, severity: str | None, not
 
 
 def _team_ctx() -> ToolContext:
-    return ToolContext(settings=get_settings())
+    """The team's state database (where practice runs are kept), even from inside a practice world."""
+    settings = get_settings()
+    return ToolContext(settings=_team_from_marker(settings) or settings)
 
 
 def _open_run(ctx: ToolContext, person: str | None, run_id: str | None) -> Any:
@@ -262,7 +265,9 @@ def print_debrief(d: Debrief, console: Console) -> None:
 # ------------------------------------------------------------------------------------------- practise
 
 
-def _prepare_dir(data_dir: str | Path) -> Path:
+def _prepare_dir(data_dir: str | Path, run_id: str, team: Settings) -> Path:
+    """A fresh practice world. Its marker names the run and the team's data dir, so `drill answer`
+    finds the run even when typed with FIREBREAK_DATA_DIR pointing at the practice world."""
     path = Path(data_dir).resolve()
     if path.exists():
         if (path / MARKER).exists():
@@ -270,8 +275,24 @@ def _prepare_dir(data_dir: str | Path) -> Path:
         elif any(path.iterdir()):
             raise PracticeError(f"{path} is not empty and is not a practice folder: choose another --data-dir")
     path.mkdir(parents=True, exist_ok=True)
-    (path / MARKER).write_text("A practice drill's world; `firebreak drill practice` wipes and rebuilds it.\n")
+    (path / MARKER).write_text(json.dumps({
+        "about": "A practice drill's world; `firebreak drill practice` wipes and rebuilds it.",
+        "run_id": run_id, "team_data_dir": str(Path(team.data_dir).resolve()),
+    }) + "\n")
     return path
+
+
+def _team_from_marker(settings: Settings) -> Settings | None:
+    """When the configured data dir is a practice world, the team's settings (its data dir) instead."""
+    marker = Path(settings.data_dir) / MARKER
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    team_dir = info.get("team_data_dir") if isinstance(info, dict) else None
+    if not team_dir:
+        return None
+    return settings.model_copy(update={"data_dir": Path(team_dir)})
 
 
 class _Slack:
@@ -302,7 +323,7 @@ def practise(
     *,
     person: str | None = None,
     speed: float = 10.0,
-    data_dir: str | Path = Path(".firebreak-practice"),
+    data_dir: str | Path | None = None,
     timeout: float | None = None,
     console: Console | None = None,
 ) -> Debrief | None:
@@ -330,12 +351,17 @@ def practise(
     wall0 = datetime.now(UTC).replace(microsecond=0)
     # The whole run lies in the wall clock's past: tools in another terminal see it with their defaults.
     sc = original.model_copy(update={"start": wall0 - original.duration})
-    path = _prepare_dir(data_dir)
+    team = _team_ctx()
+    run_id = uuid.uuid4().hex[:12]
+    own_dir = data_dir is None  # the default lives under the data dir and goes when the drill ends
+    try:
+        path = _prepare_dir(data_dir or Path(team.settings.data_dir) / "practice" / run_id, run_id, team.settings)
+    except BaseException:
+        team.close()
+        raise
     env = make_env(sc, path)
     env.ctx.clock = ScaledClock(sc.start, factor=speed)
-    team = _team_ctx()
     slack = _Slack(team.settings)
-    run_id = uuid.uuid4().hex[:12]
     with team.db.session() as s:
         s.add(DrillRun(id=run_id, scenario_id=original.id, person=who, mode="practice", started_at=wall0,
                        result={"file": str(Path(file).resolve()), "status": "running", "speed": speed,
@@ -343,13 +369,9 @@ def practise(
     world = build_world(sc)
     transport = InProcessTransport(env.ctx)
     progress = Progress()
-    console.print(f"[bold]Practice drill[/bold] for {who} (run {run_id}), clock x{speed:g}. "
-                  f"Incident world in {path}.", highlight=False)
-    console.print(f"In another terminal: [bold]export FIREBREAK_DATA_DIR={path}[/bold], then investigate with "
-                  "`firebreak logs ...`, `firebreak metrics ...`, `firebreak changes ...`, `firebreak flags ...`, "
-                  "`firebreak incidents list`.", highlight=False)
-    console.print("Answer with: firebreak drill answer --suspect kind:ref@service [--suspect ...] "
-                  "--fix \"action key=value ...\" [--severity major]", highlight=False)
+    for line in instructions(who, run_id, speed, path, Path(team.settings.data_dir)):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    status = _StatusLine(console, sc, speed)
     try:
         seed_world(env.ctx, sc, world, telemetry=False)
         fed_us = round(sc.start.timestamp() * 1e6) - 1
@@ -376,11 +398,14 @@ def practise(
                     stamp = step.at.strftime("%H:%M:%S")
                     console.print(f"[red]{stamp}[/red] {escape(line)}", highlight=False)
                     slack.post(f"[practice drill, {who}] {stamp} {line}")
+                    status.alerts += 1
             if not ended and sim_now >= sc.end:
                 ended = True
                 console.print("The simulated run is over; the world stays as it is until you answer.")
+            status.show(sim_now, ended)
             row = _run_row(team, run_id)
             if row is not None and row.finished_at is not None:
+                status.stop()
                 debrief = Debrief.model_validate((row.result or {}).get("debrief"))
                 print_debrief(debrief, console)
                 return debrief
@@ -394,10 +419,69 @@ def practise(
         console.print("Practice stopped; the drill is closed without a score.")
         return None
     finally:
+        status.stop()
         transport.close()
         env.ctx.close()
         forget_database(env.settings)
         team.close()
+        if own_dir:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def instructions(who: str, run_id: str, speed: float, world: Path, team_dir: Path) -> list[str]:
+    """What to type elsewhere, complete: each command names its data dir, so it works in any terminal
+    whatever that terminal exported (issue 19: `export` then `drill answer` found no drill)."""
+    w = shlex.quote(str(world))
+    t = shlex.quote(str(team_dir))
+    return [
+        f"Practice drill for {who} (run {run_id}), clock x{speed:g}. Alerts appear below as they fire.",
+        "Investigate in another terminal (the incident's world is its own data dir):",
+        f"  FIREBREAK_DATA_DIR={w} firebreak incidents list",
+        f"  FIREBREAK_DATA_DIR={w} firebreak changes recent-changes",
+        f"  FIREBREAK_DATA_DIR={w} firebreak logs search-logs --level ERROR",
+        "  (also metrics, flags and sentry commands; `firebreak logs --help` lists them)",
+        "Answer when you know (most likely suspect first):",
+        f"  FIREBREAK_DATA_DIR={t} firebreak drill answer --run {run_id} --suspect kind:ref@service "
+        '--fix "action key=value ..." --severity major',
+        "  kinds: " + ", ".join(SUSPECT_KINDS) + "; e.g. --suspect deploy:4.6.2@mailer "
+        '--fix "rollback service=mailer to=4.6.1"',
+    ]
+
+
+class _StatusLine:
+    """One live line under the alerts: the simulated clock, how far the run is, and what is awaited,
+    so the minutes before the first alert are not silent. Only on a terminal (rich's status)."""
+
+    def __init__(self, console: Console, sc: Scenario, speed: float) -> None:
+        self.console = console
+        self.sc = sc
+        self.speed = speed
+        self.alerts = 0
+        self._status: Any = None
+        if console.is_terminal:
+            self._status = console.status("", spinner="dots")
+            self._status.start()
+
+    def text(self, sim_now: datetime, ended: bool) -> str:
+        clock = sim_now.astimezone(UTC).strftime("%H:%M:%S")
+        minutes = max(0.0, (min(sim_now, self.sc.end) - self.sc.start).total_seconds() / 60)
+        total = self.sc.duration.total_seconds() / 60
+        if ended:
+            waiting = "run over: waiting for your answer"
+        elif self.alerts == 0:
+            waiting = "waiting for the first alert"
+        else:
+            waiting = f"{self.alerts} alert(s) so far: investigate, then answer"
+        return f"simulated {clock} UTC (minute {minutes:.0f} of {total:.0f}, x{self.speed:g}) · {waiting}"
+
+    def show(self, sim_now: datetime, ended: bool) -> None:
+        if self._status is not None:
+            self._status.update(self.text(sim_now, ended))
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
 
 def _run_row(team: ToolContext, run_id: str) -> Any:
