@@ -22,7 +22,7 @@ import typer
 
 app = typer.Typer(help="Approve or reject proposed fixes (the Slack-less path).", no_args_is_help=True)
 
-STATUSES = ("pending", "approved", "rejected", "executing", "executed", "manual", "failed", "all")
+STATUSES = ("pending", "approved", "rejected", "executing", "executed", "manual", "failed", "outcome_unknown", "all")
 
 
 def _ctx():  # type: ignore[no-untyped-def]
@@ -149,6 +149,31 @@ def reject_cmd(
 ) -> None:
     """Reject a proposed fix; nothing runs."""
     _decide(approval_id, name, "reject", reason, None, token_stdin, password_stdin)
+
+
+@app.command("resolve")
+def resolve_cmd(
+    approval_id: Annotated[str, typer.Argument(help="approval id whose outcome is unknown after a crash")],
+    outcome: Annotated[str, typer.Argument(help="done (you checked: it took effect) or retry (run it again)")],
+    name: Annotated[str, typer.Option("--as", help="your name, as listed in FIREBREAK_APPROVERS")],
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help="read your personal token from stdin")]
+    = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read your password from stdin")]
+    = False,
+) -> None:
+    """Settle an action whose outcome is unknown (the server died while it ran): done or retry (once)."""
+    from server.approvals import resolve
+
+    ctx = _ctx()
+    name = name.strip()
+    if _authenticate(ctx, name, token_stdin, password_stdin) is None:
+        typer.echo(f"not authenticated as {name!r}: give your password, a personal token, or run as the "
+                   "mapped OS user.", err=True)
+        raise typer.Exit(1)
+    out = resolve(ctx, approval_id, user=name, outcome=outcome, via="cli")
+    typer.echo(out.message, err=not out.ok)
+    if not out.ok:
+        raise typer.Exit(1)
 
 
 @app.command("updates")

@@ -1,0 +1,52 @@
+"""`firebreak approvals resolve ID done|retry`: an approver settles an action whose outcome is unknown."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from firebreak.cli import app
+from firebreak.statuses import ApprovalStatus
+from memory.models import Approval
+from tests.test_approvals_cli import PASSWORD, PW, _pending, env  # noqa: F401 - the shared CLI fixture
+from tools.context import ToolContext
+
+
+def _unknown(ctx: ToolContext) -> str:
+    aid = _pending(ctx)
+    with ctx.db.session() as s:
+        s.execute(update(Approval).where(Approval.id == aid).values(
+            status=ApprovalStatus.OUTCOME_UNKNOWN, decision="approve", decided_by="alice",
+            result="the process running it stopped before reporting; check by hand"))
+    return aid
+
+
+def _status(ctx: ToolContext, aid: str) -> str:
+    with ctx.db.session() as s:
+        a = s.get(Approval, aid)
+        assert a is not None
+        return a.status
+
+
+def test_listed_then_marked_done_by_an_approver_only(env: ToolContext) -> None:  # noqa: F811
+    runner = CliRunner()
+    aid = _unknown(env)
+    r = runner.invoke(app, ["approvals", "list", "--status", "outcome_unknown"])
+    assert r.exit_code == 0 and aid in r.output and "check by hand" in r.output
+    r = runner.invoke(app, ["approvals", "resolve", aid, "done", "--as", "mallory", *PW], input=PASSWORD + "\n")
+    assert r.exit_code == 1 and "not allowed" in r.output
+    r = runner.invoke(app, ["approvals", "resolve", aid, "done", "--as", "alice", *PW], input="wrong\n")
+    assert r.exit_code == 1 and "not authenticated" in r.output
+    assert _status(env, aid) == ApprovalStatus.OUTCOME_UNKNOWN
+    r = runner.invoke(app, ["approvals", "resolve", aid, "done", "--as", "alice", *PW], input=PASSWORD + "\n")
+    assert r.exit_code == 0 and "marked done" in r.output
+    assert _status(env, aid) == ApprovalStatus.EXECUTED
+    r = runner.invoke(app, ["approvals", "resolve", aid, "retry", "--as", "alice", *PW], input=PASSWORD + "\n")
+    assert r.exit_code == 1 and "not outcome_unknown" in r.output
+
+
+def test_retry_runs_it(env: ToolContext) -> None:  # noqa: F811
+    aid = _unknown(env)
+    r = CliRunner().invoke(app, ["approvals", "resolve", aid, "retry", "--as", "bob", *PW], input=PASSWORD + "\n")
+    assert r.exit_code == 0 and "retried" in r.output
+    assert _status(env, aid) in (ApprovalStatus.EXECUTED, ApprovalStatus.FAILED)  # the flag file decides
