@@ -102,6 +102,8 @@ def test_tempo_errors_are_tool_errors(tctx: ToolContext) -> None:
     with pytest.raises(ToolError) as err:
         call_tool(tctx, "service_map", {})
     assert err.value.status == 502 and "could not be reached" in err.value.message
+    deps = call_tool(tctx, "service_dependencies", {})  # falls back on traces, which fail: says so, no error
+    assert deps["edges"] == [] and "traces unavailable" in deps["note"] and "FIREBREAK_DEPENDENCIES" in deps["note"]
 
 
 @respx.mock

@@ -238,12 +238,16 @@ def service_dependencies(ctx: ToolContext, args: ServiceDependenciesInput) -> Se
     if not deps:  # no configured graph: the one traces show
         from tools.traces import observed_dependencies
 
-        deps = {svc: set(targets) for svc, targets in observed_dependencies(ctx).items()}
-        note = "from traces (calls seen in the last 24 h); FIREBREAK_DEPENDENCIES overrides" if deps else ""
+        try:
+            deps = {svc: set(targets) for svc, targets in observed_dependencies(ctx).items()}
+        except ToolError as exc:  # a trace backend that fails leaves the answer as "none configured"
+            deps, note = {}, f"traces unavailable: {exc.message}; "
+        note = "from traces (calls seen in the last 24 h); FIREBREAK_DEPENDENCIES overrides" if deps else note
     all_edges = sorted((svc, d) for svc, targets in deps.items() for d in targets)
     if not all_edges:
         return ServiceDependenciesOutput(
-            edges=[], note="no dependencies configured (FIREBREAK_DEPENDENCIES, a JSON object service -> [services])"
+            edges=[],
+            note=note + "no dependencies configured (FIREBREAK_DEPENDENCIES, a JSON object service -> [services])",
         )
     if args.service is None:
         edges = all_edges[:200]
