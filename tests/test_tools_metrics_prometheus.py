@@ -218,3 +218,23 @@ def test_scan_rolls_pods_up_reads_by_type_and_says_what_it_skipped(pctx: ToolCon
     assert a["before"] == 1.0 and a["after"] == 5.0  # mean of the two pods
     assert out["series_checked"] == 6
     assert any("1 series carry none of the labels" in s for s in out["skipped"])
+
+
+def test_types_and_services_from_names_and_labels() -> None:
+    from tools.prometheus import MetricKind, kind_of, service_of
+
+    meta = {"jobs": "counter", "lat_seconds": "histogram", "rpc": "summary", "queue_total": "gauge"}
+    assert kind_of("jobs_total", meta) == (MetricKind.COUNTER, "jobs_total")
+    assert kind_of("lat_seconds_bucket", meta) == (MetricKind.HISTOGRAM, "lat_seconds")
+    assert kind_of("lat_seconds", meta) == (MetricKind.HISTOGRAM, "lat_seconds")
+    assert kind_of("lat_seconds_count", meta) == (MetricKind.COUNTER, "lat_seconds_count")
+    assert kind_of("rpc_count", meta) == (MetricKind.COUNTER, "rpc_count")
+    assert kind_of("queue_total", meta) == (MetricKind.GAUGE, "queue_total")  # metadata beats the suffix
+    assert kind_of("errors_total", {}) == (MetricKind.COUNTER, "errors_total")  # suffix when no metadata
+    assert kind_of("active_count", {}) == (MetricKind.GAUGE, "active_count")
+    order = ("service", "job")
+    assert service_of({"job": "api", "instance": "a:1"}, order) == "api"
+    assert service_of({"service": "pay", "job": "kubernetes-pods"}, order) == "pay"
+    assert service_of({"pod": "mailer-7d9f8b6c5d-x2x7q"}, order) == "mailer"
+    assert service_of({"pod": "kafka-2"}, order) == "kafka" and service_of({"pod": "api-nginx"}, order) == "api-nginx"
+    assert service_of({"instance": "10.0.0.1:9100"}, order) is None

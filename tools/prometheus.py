@@ -31,8 +31,10 @@ MAX_POINTS = 11_000  # Prometheus refuses more than 11,000 points per series
 DEFAULT_SCRAPE_SECONDS = 15.0
 # Labels that tell replicas of one service apart: dropped when pods roll up to their service.
 REPLICA_LABELS = ("instance", "pod", "pod_name", "pod_template_hash", "controller_revision_hash", "container_id")
-# Kubernetes pod names: <deployment>-<replicaset hash>-<5 chars>, or <statefulset>-<ordinal>.
-_POD_SUFFIX = re.compile(r"(-[a-z0-9]{6,10}-[a-z0-9]{5}|-[a-z0-9]{5}|-\d+)$")
+# Kubernetes pod names: <deployment>-<replicaset hash>-<5 chars>, <daemonset>-<5 chars> or
+# <statefulset>-<ordinal>; generated parts use Kubernetes' vowel-free alphabet, so "api-nginx" stays whole.
+_SAFE = "[bcdfghjklmnpqrstvwxz2-9]"
+_POD_SUFFIX = re.compile(rf"(-{_SAFE}{{6,10}}-{_SAFE}{{5}}|-{_SAFE}{{5}}|-\d+)$")
 
 
 class MetricKind(StrEnum):
