@@ -3,6 +3,7 @@ things that exist in the world, and red herrings that never contradict the truth
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -126,21 +127,34 @@ def test_worlds_carry_red_herrings(worlds: list[tuple[dict[str, Any], Scenario]]
     assert with_decoy_change >= N * 0.6
 
 
-def test_third_party_with_fallback_flag_is_fixed_by_the_flag_only() -> None:
-    seen = 0
+def test_dependency_fixes_follow_the_policy() -> None:
+    """A third party with a fallback flag: the flag only. Without one: fail over. Internal: act on it."""
+    seen: Counter[str] = Counter()
     for i in range(200):
         d = generate_world(i, seed=9, kind="dependency")
         sc = parse_scenario(d, d["id"])
-        fallback = [
-            k
-            for k, f in sc.flags.items()
-            if f.metadata and sc.truth.culprit.ref in str(f.metadata.get("description", ""))
-        ]
-        if fallback:
-            seen += 1
-            assert {m.action for m in sc.truth.mitigations} <= {"enable_flag", "set_flag_variant"}
+        ref = sc.truth.culprit.ref
+        dep = sc.service(ref)
+        assert dep is not None
+        named = re.compile(rf"(?<![\w-]){re.escape(ref)}(?![\w-])")
+        fallback = [k for k, f in sc.flags.items()
+                    if ref in f.variants or (f.metadata and named.search(str(f.metadata["description"])))]
+        actions = [m.action for m in sc.truth.mitigations]
+        if dep.kind == "external" and fallback:
+            seen["third party, fallback flag"] += 1
+            assert set(actions) <= {"enable_flag", "set_flag_variant"}
             assert {m.fields()["flag"] for m in sc.truth.mitigations} == {fallback[0]}
-    assert seen >= 10
+        elif dep.kind == "external":
+            seen["third party"] += 1
+            assert set(actions) == {"failover"}
+        else:
+            seen["internal"] += 1
+            assert actions[:2] == ["failover", "restart"]
+            assert all(m.fields().get("service") == ref for m in sc.truth.mitigations[:2])
+            if fallback:
+                seen["internal, degraded mode"] += 1
+                assert sc.truth.mitigations[2].fields() == {"flag": fallback[0]}
+    assert min(seen.values()) >= 5 and len(seen) == 4
 
 
 def test_unknown_kind_is_refused() -> None:

@@ -142,6 +142,18 @@ def build(w: World) -> None:
         w.symptom_alerts(name, w.onset, hit, origin_alert=w.rng.random() < 0.4)
         fix = [{"action": "failover", "service": name}, {"action": "restart", "service": name}]
         cause = f"{name} went down with no change on our side"
+        callers = w.topo.callers(name)
+        if callers and w.rng.random() < 0.3:
+            # A degraded mode that works without the dependency: an accepted alternative, not the first fix.
+            caller = w.rng.choice(callers)
+            key = f"{caller}-{w.rng.choice(['degrade-without', 'bypass', 'skip'])}-{name}"
+            w.flags[key] = {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "off",
+                "metadata": {"description": f"degraded mode: {caller} serves without {name}"},
+            }
+            fix.append({"action": "enable_flag", "flag": key})
     w.title = w.rng.choice(
         [f"{w.topo.edge} failing", "Users cannot complete requests", f"Errors across {w.topo.domain}"]
     )

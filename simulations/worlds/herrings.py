@@ -142,6 +142,29 @@ def unrelated_third_party_warn(w: World) -> None:
     w.herrings.append(f"slow third-party warnings on {s}")
 
 
+def idle_fallback_flag(w: World) -> None:
+    """A fallback or kill-switch flag that exists, never moves, and belongs to something healthy."""
+    cands = [n for n in w.topo.nodes.values() if n.name not in w.touched and n.kind in ("external", "cache")]
+    if not cands:
+        return
+    node = w.rng.choice(cands)
+    if node.kind == "external":
+        key = f"{node.category}-{w.rng.choice(['fallback-provider', 'backup-route', 'use-secondary'])}"
+        what = f"send {node.category} traffic to the backup provider instead of {node.name}"
+    else:
+        key = f"{node.name}-bypass"
+        what = f"read from the database when {node.name} is unavailable"
+    if key in w.flags:
+        return
+    w.flags[key] = {
+        "state": "ENABLED",
+        "variants": {"on": True, "off": False},
+        "defaultVariant": "off",
+        "metadata": {"description": what},
+    }
+    w.herrings.append(f"idle fallback flag {key}")
+
+
 _KIND_CAUSES = {
     "deploy": ("a bad release of {svc}", "rolled back {svc}"),
     "config": ("a configuration change on {svc}", "reverted the setting"),
@@ -186,6 +209,7 @@ HERRINGS: list[Callable[[World], None]] = [
     flapping_alert,
     noisy_warns,
     past_incident,
+    idle_fallback_flag,
     unrelated_third_party_warn,
 ]
 
