@@ -260,8 +260,8 @@ def resolve_unknown(ctx: ToolContext, approval_id: str, *, user: str, outcome: s
 def sweep_orphaned_claims(ctx: ToolContext, live_tokens: set[str]) -> list[str]:
     """Claims held by a process that is gone (not a live replica) past the action timeout: outcome unknown.
 
-    Covers actions run outside a workflow (the CLI, a server without the worker) whose process died;
-    a workflow's own claims are settled when the workflow is recovered.
+    Covers actions run outside a workflow (the CLI, a retry by an approver) whose process died; a
+    workflow's own claims are usually settled sooner, when the workflow is recovered.
     """
     cutoff = ctx.clock.now() - timedelta(seconds=action_timeout(ctx) + 30)
     swept: list[str] = []
@@ -269,7 +269,7 @@ def sweep_orphaned_claims(ctx: ToolContext, live_tokens: set[str]) -> list[str]:
         rows = s.scalars(select(Approval).where(Approval.status == ApprovalStatus.EXECUTING,
                                                 Approval.claimed_at < cutoff)).all()
         for a in rows:
-            if a.claimed_by in live_tokens or a.workflow_id:
+            if a.claimed_by in live_tokens:
                 continue
             if _mark_unknown(ctx, s, a, ctx.clock.now())[1]:
                 swept.append(a.id)
