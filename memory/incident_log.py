@@ -336,7 +336,9 @@ def follow_report(
         old = incident.severity
         for entry in update_incident(session, incident, {"severity": severity}, at=at, actor=actor):
             entry.text = f"severity {old} -> {severity} from the triage report: {reason or 'no reason given'}"
-    if fault_service and incident.source != "manual" and set_by_person(session, incident, "title") is None:
+    storm = "alert-storm" in (incident.tags or [])  # many problems in one: no single service names it
+    renamable = incident.source != "manual" and not storm
+    if fault_service and renamable and set_by_person(session, incident, "title") is None:
         first = incident.title
         wanted = f"{fault_service}: {fault_title or first}"[:200]
         if not first.startswith(f"{fault_service}: ") and wanted != first:
