@@ -27,13 +27,24 @@ def _free(w: World, *roles: str) -> list[str]:
     return [n.name for n in w.services_of(*roles) if n.name not in w.touched]
 
 
+def _when(w: World) -> float:
+    """When a decoy change lands: often in the last minutes before the onset (closer than the real
+    cause, so "blame the latest change" fails), sometimes well before, sometimes during the incident."""
+    r = w.rng.random()
+    if r < 0.5:
+        return w.onset - w.rng.uniform(0.2, 3)
+    if r < 0.85:
+        return w.onset - w.rng.uniform(3, 12)
+    return w.onset + w.rng.uniform(0.5, 4)
+
+
 def unrelated_deploy(w: World) -> None:
     cands = _free(w, "api", "worker", "edge")
     if not cands:
         return
     s = w.rng.choice(cands)
     w.touched.add(s)
-    at = w.onset - w.rng.uniform(0.5, 9)
+    at = _when(w)
     w.deploy(at, s, w.rng.choice(UNRELATED_NOTES + ["", "release train", "dependency bumps"]))
     if w.rng.random() < 0.3:  # a short, harmless burst of warnings while pods roll
         w.logs(at + 0.2, s, 20, [("WARN", "readiness probe failed during rollout, retrying")], for_=1.5)
@@ -46,7 +57,7 @@ def unrelated_flag(w: World) -> None:
     if key in w.flags:
         return
     w.flags[key] = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
-    w.event(w.onset - w.rng.uniform(0.5, 6), {"flag": {"flag": key, "variant": "on"}})
+    w.event(_when(w), {"flag": {"flag": key, "variant": "on"}})
     w.herrings.append(f"flag {key} switched on just before the onset")
 
 
@@ -63,7 +74,7 @@ def unrelated_config(w: World) -> None:
             ("ui.page_size", 20, 25),
         ]
     )
-    w.event(w.onset - w.rng.uniform(1, 12), {"config": {"service": s, "key": key, "from": old, "to": new}})
+    w.event(_when(w), {"config": {"service": s, "key": key, "from": old, "to": new}})
     w.herrings.append(f"config {key} on {s}")
 
 
@@ -77,7 +88,7 @@ def replica_maintenance(w: World) -> None:
             f"rebuild standby {replica} from snapshot",
         ]
     )
-    w.event(w.onset - w.rng.uniform(1, 10), {"infra": {"service": db.name, "note": note}})
+    w.event(_when(w), {"infra": {"service": db.name, "note": note}})
     w.herrings.append(f"infra: {note}")
 
 
