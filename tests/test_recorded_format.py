@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from simulations.recorded.model import RecordedError, find_incidents, is_recorded, load_incident
 from simulations.recorded.readers import metric_name, read_folder
@@ -17,6 +19,7 @@ from simulations.recorded.replay import check_changes
 RECORDED = Path(__file__).resolve().parent / "fixtures" / "recorded"
 SHOP = RECORDED / "shop-checkout-cpu"
 API = RECORDED / "nested" / "api-bad-deploy"
+TRACE_HEADER = "trace_id,span_id,parent_id,service,operation,start,end,status\n"
 
 
 @pytest.fixture
@@ -198,3 +201,22 @@ def test_broken_gzip_is_one_error(shop: Path) -> None:
     assert _error(shop).startswith(f"{gz}: ")
     gz.write_bytes(b"plain text, not gzip")
     assert _error(shop).startswith(f"{gz}: cannot read the file: ")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.text(alphabet=st.sampled_from(list('0123456789-:TZ.,{}"[] \nabcdeflnorstuv')), max_size=300),
+       target=st.sampled_from(["metrics.csv", "logs.jsonl", "traces.csv", "changes.jsonl"]))
+def test_any_file_content_is_read_or_one_recorded_error(tmp_path_factory: pytest.TempPathFactory, body: str,
+                                                        target: str) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    shutil.copy(SHOP / "incident.yaml", folder / "incident.yaml")
+    shutil.copy(SHOP / "metrics.csv.gz", folder / "metrics.csv.gz")
+    if target == "metrics.csv":
+        (folder / "metrics.csv.gz").unlink()
+    header = {"metrics.csv": "ts,service,name,value\n", "traces.csv": TRACE_HEADER}.get(target, "")
+    (folder / target).write_text(header + body)
+    try:
+        inc = load_incident(folder)
+        check_changes(read_folder(folder, inc.triage_at))
+    except RecordedError as exc:
+        assert str(exc).startswith(str(folder)) and "\n" not in str(exc)
