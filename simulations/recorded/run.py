@@ -113,9 +113,11 @@ def run_recorded(
     on_step: Callable[[str], None] | None = None,
     incident: RecordedIncident | None = None,
     telemetry: Telemetry | None = None,
+    on_done: Callable[[ToolContext, DrillResult], None] | None = None,
 ) -> DrillResult:
     """Folder to score. Every file is read and checked before the data dir is touched: a bad row
-    raises RecordedError and nothing is written."""
+    raises RecordedError and nothing is written. `on_done(world, result)` runs while the world still
+    exists, as for `run_drill`."""
     started = time.perf_counter()
     folder = Path(folder)
     inc = incident or load_incident(folder)
@@ -139,6 +141,8 @@ def run_recorded(
         result.details.update(counts)
         result.details["timings"] = {k: round(v, 3) for k, v in marks.items()}
         result.details["data_dir"] = str(env.data_dir) if keep_dir else None
+        if on_done is not None:
+            on_done(env.ctx, result)
         return result
     finally:
         if transport is not None:
