@@ -85,6 +85,16 @@ def test_plain_and_gzip_files_read_the_same(shop: Path) -> None:
     assert after.metrics == before.metrics and after.logs == before.logs
 
 
+def test_byte_order_mark_is_dropped(shop: Path) -> None:
+    inc = load_incident(shop)
+    before = read_folder(shop, inc.triage_at)
+    for name in ("traces.csv", "logs.jsonl"):
+        p = shop / name
+        p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    after = read_folder(shop, inc.triage_at)
+    assert after.spans == before.spans and after.logs == before.logs
+
+
 def test_metric_name_rule() -> None:
     assert metric_name("latency p99") == "latency_p99"
     assert metric_name("http.requests/sec") == "http_requests_sec"

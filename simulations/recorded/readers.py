@@ -127,8 +127,8 @@ def find_file(folder: Path, stem: str) -> Path | None:
 
 def _open_text(path: Path) -> IO[str]:
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")  # a BOM (spreadsheet export) is dropped
+    return path.open(encoding="utf-8-sig", newline="")
 
 
 def _fail(path: Path, where: str, message: str) -> RecordedError:
