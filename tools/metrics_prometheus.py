@@ -108,15 +108,16 @@ def roll_up(result: list[PromSeries], name: str, kind: str, order: tuple[str, ..
 
 
 def _service_matcher(client: PrometheusClient, service: str, order: tuple[str, ...],
-                     since: datetime, until: datetime) -> tuple[str, list[dict[str, str]]]:
-    """The first configured label under which `service` has series, and those series."""
+                     since: datetime, until: datetime) -> tuple[str, list[dict[str, str]], tuple[str, ...]]:
+    """The first configured label under which `service` has series, those series, and the label order
+    that names them `service` when rolled up."""
     for label in order:
         found = client.series_names(f"{{{label}={promql_string(service)}}}", start=since, end=until)
         if found:
-            return f"{label}={promql_string(service)}", found
+            return f"{label}={promql_string(service)}", found, (label,)
     pods = client.series_names(f"{{pod=~{promql_string(service + '-.+')}}}", start=since, end=until)
     if pods:
-        return f"pod=~{promql_string(service + '-.+')}", pods
+        return f"pod=~{promql_string(service + '-.+')}", pods, ()
     raise ToolError(
         f"unknown service {service!r} in Prometheus: no series carry it under any of the labels "
         f"{', '.join(order)} (FIREBREAK_SERVICE_LABELS) or as a pod name",
@@ -150,7 +151,7 @@ def scan(client: PrometheusClient, service: str | None, since: datetime, until: 
     step = max(scrape, (until - since).total_seconds() / SCAN_POINTS)
     window = rate_window(step, scrape)
     if service:
-        matcher, series = _service_matcher(client, service, order, since, until)
+        matcher, series, order = _service_matcher(client, service, order, since, until)
         names = [s.get("__name__", "") for s in series if s.get("__name__")]
     else:
         matcher, names = "", client.label_values("__name__", start=since, end=until)
