@@ -302,7 +302,9 @@ def secret_key_kind(key: str) -> str | None:
     return _secret_key(key)
 
 
+@lru_cache(maxsize=8192)
 def _secret_key(key: str) -> str | None:
+    """Cached: payloads repeat the same few keys, and the key pattern is the costliest scan here."""
     if not _SECRET_KEY.search(key) or _NOT_SECRET_KEY.search(key):
         return None
     low = key.lower()
