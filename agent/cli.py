@@ -52,8 +52,11 @@ def list_cmd(
     if as_json:
         _print_json({"transcripts": [r.model_dump(mode="json") for r in rows]})
         return
-    if not rows:
-        out.print("no agent runs yet", highlight=False)
+    from simulations.kept import kept_transcripts
+
+    kept = [] if incident or status else kept_transcripts(_ctx(), limit=limit)
+    if not rows and not kept:
+        out.print("no agent runs yet (`firebreak demo` or `firebreak drill run FILE` makes one)", highlight=False)
         return
     # One block per run (reads at any terminal width; ids stay whole for `show`).
     for r in rows:
@@ -63,11 +66,19 @@ def list_cmd(
                   f"{r.tool_calls} tool calls  review: {r.review_verdict or '-'}", highlight=False, soft_wrap=True)
         out.print(f"    suspect: {escape(r.top_suspect or '-')}   fix: {escape(r.proposed_fix or '-')}",
                   highlight=False, soft_wrap=True)
+    if kept:
+        out.print("\n[bold]Kept drill runs[/bold] (their worlds are gone; the transcripts stay)", highlight=False)
+    for d in kept:
+        res = d.result or {}
+        rank = res.get("rank")
+        out.print(f"[bold]{d.id}[/bold]  {escape(d.scenario_id)}  {d.started_at:%Y-%m-%d %H:%M}  "
+                  f"rank {rank if rank is not None else '-'}  "
+                  f"fix {'right' if res.get('mitigation_ok') else 'wrong'}", highlight=False, soft_wrap=True)
 
 
 @app.command("show")
 def show(
-    transcript_id: Annotated[str, typer.Argument(help="Investigation id (inv-...).")],
+    transcript_id: Annotated[str, typer.Argument(help="Investigation id (inv-...) or kept drill run (drill-...).")],
     as_json: JsonOpt = False,
 ) -> None:
     """One run: tool calls with arguments, results and timings, the report, the approval outcome."""

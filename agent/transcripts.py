@@ -140,6 +140,8 @@ def list_transcripts(
 
 
 def get_transcript(ctx: ToolContext, investigation_id: str) -> Transcript:
+    if investigation_id.startswith("drill-"):  # a kept drill run (simulations/kept.py)
+        return _kept_drill_transcript(ctx, investigation_id)
     with ctx.db.session() as s:
         inv = s.get(Investigation, investigation_id)
         if inv is None:
@@ -179,6 +181,20 @@ def get_transcript(ctx: ToolContext, investigation_id: str) -> Transcript:
             reviewed_by=inv.reviewed_by,
             reviewed_at=inv.reviewed_at,
         )
+
+
+def _kept_drill_transcript(ctx: ToolContext, run_id: str) -> Transcript:
+    """The transcript a drill run kept when its world was removed, under the drill run's id."""
+    from simulations.kept import KeptDrillNotFound, load
+
+    try:
+        row = load(ctx, run_id)
+    except KeptDrillNotFound:
+        raise TranscriptNotFound(run_id) from None
+    data = (row.result or {}).get("transcript")
+    if not isinstance(data, dict):
+        raise TranscriptNotFound(run_id)
+    return Transcript.model_validate({**data, "id": run_id})
 
 
 def review_transcript(

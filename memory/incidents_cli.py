@@ -12,7 +12,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from sqlalchemy import select
 
 from memory import incident_log as log
@@ -121,11 +120,15 @@ def list_(
     if as_json:
         _print_json(data)
         return
-    table = Table("id", "severity", "status", "services", "started", "title")
-    for d in data:
-        table.add_row(d["id"], d["severity"], d["status"], ", ".join(d["services"] or []),
-                      str(d["started_at"] or d["detected_at"] or ""), d["title"])
-    out.print(table)
+    from firebreak.tables import Col, fit_table
+
+    cols = [Col("Id", "id"), Col("Severity"), Col("Status", drop=1), Col("Services", "text", drop=3),
+            Col("Started (UTC)", drop=2), Col("Title", "text")]
+    started = [d["started_at"] or d["detected_at"] for d in data]
+    out.print(fit_table(cols, [
+        [d["id"], d["severity"], d["status"], ", ".join(d["services"] or []),
+         f"{at:%Y-%m-%d %H:%M}" if at else "", d["title"]] for d, at in zip(data, started, strict=True)
+    ], console=out))
 
 
 @app.command("show")
@@ -333,10 +336,12 @@ def rem_list(
     if as_json:
         _print_json(data)
         return
-    table = Table("#", "incident", "status", "due", "owner", "what")
-    for d in data:
-        table.add_row(str(d["id"]), d["incident_id"], d["status"], str(d["due_date"] or ""), d["owner"], d["what"])
-    out.print(table)
+    from firebreak.tables import Col, fit_table
+
+    cols = [Col("#", "id"), Col("Incident", "id"), Col("Status", drop=1), Col("Due"), Col("Owner", drop=2),
+            Col("What", "text")]
+    out.print(fit_table(cols, [[str(d["id"]), d["incident_id"], d["status"], str(d["due_date"] or ""), d["owner"],
+                                d["what"]] for d in data], console=out))
 
 
 @app.command("stats")
@@ -357,13 +362,18 @@ def stats(
     if as_json:
         _print_json([r.model_dump(mode="json") for r in rows])
         return
-    table = Table("week", "total", "minor", "major", "critical", "hotfix", "rollback", "MTTM min", "MTTR min",
-                  "overdue rem.")
-    for r in rows:
-        table.add_row(str(r.week_start), str(r.incidents), *(str(r.by_severity[k]) for k in log.SEVERITIES),
-                      str(r.hotfixes), str(r.rollbacks), str(r.mean_minutes_to_mitigate or "-"),
-                      str(r.mean_minutes_to_resolve or "-"), str(r.overdue_remediations))
-    out.print(table)
+    from firebreak.tables import Col, fit_table
+
+    cols = [Col("Week of", "id"), Col("Total", justify="right"),
+            *(Col(k.capitalize(), justify="right") for k in log.SEVERITIES),
+            Col("Hotfixes", justify="right", drop=2), Col("Rollbacks", justify="right", drop=2),
+            Col("Minutes to mitigate", justify="right", drop=1), Col("Minutes to resolve", justify="right", drop=3),
+            Col("Overdue fixes", justify="right")]
+    out.print(fit_table(cols, [
+        [str(r.week_start), str(r.incidents), *(str(r.by_severity[k]) for k in log.SEVERITIES),
+         str(r.hotfixes), str(r.rollbacks), str(r.mean_minutes_to_mitigate or "-"),
+         str(r.mean_minutes_to_resolve or "-"), str(r.overdue_remediations)] for r in rows
+    ], console=out))
     if chart:
         out.print(f"chart written to {chart}")
 

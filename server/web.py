@@ -391,6 +391,25 @@ def drills(request: Request, ctx: ToolContext = Depends(get_ctx), user: str = De
     return render(request, ctx, "drills.html", runs=runs)
 
 
+@router.get("/drills/{run_id}", response_class=HTMLResponse)
+def drill_run_page(
+    request: Request, run_id: str, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
+) -> HTMLResponse:
+    """A kept drill run: its score, report and transcript (the world itself is gone)."""
+    from server.api_transcripts import transcript_steps
+
+    with ctx.db.session() as s:
+        run = s.get(DrillRun, run_id)
+        if run is None:
+            return render(request, ctx, "error.html", status_code=404, message=f"No drill run {run_id}.")
+        s.expunge(run)
+    res = run.result or {}
+    kept = res.get("transcript")
+    t: dict[str, Any] = kept if isinstance(kept, dict) else {}
+    steps = transcript_steps(t.get("messages"), t.get("calls"))
+    return render(request, ctx, "drill_run.html", run=run, res=res, report=res.get("report") or {}, steps=steps)
+
+
 # --- transcripts ----------------------------------------------------------------------------------
 
 

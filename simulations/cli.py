@@ -112,7 +112,10 @@ def run_cmd(
 
             result = run_recorded(file, keep_dir=keep, on_step=step, incident=incident, telemetry=telemetry)
         else:
-            result = run_drill(file, server=server, keep_dir=keep, on_step=step)
+            from simulations.kept import recorder
+
+            on_done, kept_ids = recorder(file) if server is None else (None, [])
+            result = run_drill(file, server=server, keep_dir=keep, on_step=step, on_done=on_done)
     except ScenarioError as exc:
         raise _fail(str(exc), 2) from None
     except DrillSetupError as exc:
@@ -126,6 +129,9 @@ def run_cmd(
         print_result(result)
         if keep is not None:
             out.print(f"  world kept in {keep} (FIREBREAK_DATA_DIR={keep} firebreak logs ...)", highlight=False)
+        if not recorded and kept_ids:
+            out.print(f"  kept as {kept_ids[0]}: `firebreak transcripts show {kept_ids[0]}`, "
+                      "`firebreak drill history`, the drills page", highlight=False)
 
 
 class InvalidScenarios(ValueError):

@@ -7,7 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
 from firebreak.settings import get_settings
@@ -99,25 +98,28 @@ def drill_history(days: int = 30, ctx: ToolContext | None = None, now: datetime 
 
 
 def print_history(h: History, console: Console) -> None:
+    """Runs (ids whole: `firebreak transcripts show ID` opens a kept run), then people."""
+    from firebreak.tables import Col, fit_table
+
     if not h.runs:
-        console.print("No drill has run yet: `firebreak drill practice FILE`.")
+        console.print("No drill has run yet: `firebreak drill run FILE` or `firebreak drill practice FILE`.")
     else:
-        table = Table(title="Drills")
-        for col in ("started", "person", "scenario", "mode", "status", "rank", "fix"):
-            table.add_column(col)
-        for r in h.runs[:50]:
-            table.add_row(r.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), r.person, r.scenario, r.mode,
-                          r.status, str(r.rank) if r.rank is not None else "–",
-                          "–" if r.mitigation_ok is None else ("right" if r.mitigation_ok else "wrong"))
-        console.print(table)
+        cols = [Col("Run", "id"), Col("Started (UTC)", drop=2), Col("Who", drop=3), Col("Scenario", "text"),
+                Col("Mode", drop=1), Col("Status", drop=4), Col("Rank"), Col("Fix")]
+        console.print(fit_table(cols, [
+            [r.id, r.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), r.person, r.scenario, r.mode, r.status,
+             str(r.rank) if r.rank is not None else "–",
+             "–" if r.mitigation_ok is None else ("right" if r.mitigation_ok else "wrong")] for r in h.runs[:50]
+        ], title="Drills", console=console))
+        if any(r.id.startswith("drill-") for r in h.runs[:50]):
+            console.print("Report and transcript of a run: `firebreak transcripts show RUN`.", highlight=False)
     if h.people:
-        table = Table(title="People")
-        for col in ("person", "drills", "answered", "hit@1", "right fix", "last practice"):
-            table.add_column(col)
-        for p in h.people:
-            table.add_row(p.person, str(p.drills), str(p.answered), str(p.hit_at_1), str(p.right_fix),
-                          p.last_practice.strftime("%Y-%m-%d") if p.last_practice else "never")
-        console.print(table)
+        cols = [Col("Person", "id"), Col("Drills", justify="right"), Col("Answered", justify="right", drop=1),
+                Col("Hit@1", justify="right"), Col("Right fix", justify="right"), Col("Last practice")]
+        console.print(fit_table(cols, [
+            [p.person, str(p.drills), str(p.answered), str(p.hit_at_1), str(p.right_fix),
+             p.last_practice.strftime("%Y-%m-%d") if p.last_practice else "never"] for p in h.people
+        ], title="People", console=console))
     if h.not_lately:
         console.print(f"Not practised in the last {h.days} days: {', '.join(h.not_lately)}", highlight=False)
     elif h.people:

@@ -578,9 +578,11 @@ def run_drill(
     server: str | None = None,
     keep_dir: Path | None = None,
     on_step: Callable[[str], None] | None = None,
+    on_done: Callable[[ToolContext, DrillResult], None] | None = None,
 ) -> DrillResult:
     """File to score. In process by default; `server` delivers over HTTP to a running Firebreak that
-    shares this process's configured data dir and database (its worker runs the investigation)."""
+    shares this process's configured data dir and database (its worker runs the investigation).
+    `on_done(world, result)` runs while the world still exists (simulations/kept.py keeps the drill)."""
     started = time.perf_counter()
     sc = path if isinstance(path, Scenario) else load_scenario(path)
     if server:
@@ -608,6 +610,8 @@ def run_drill(
         result.details.update(counts)
         result.details["timings"] = {k: round(v, 3) for k, v in marks.items()}
         result.details["data_dir"] = str(env.data_dir) if keep_dir else None
+        if on_done is not None:
+            on_done(env.ctx, result)
         return result
     finally:
         if transport is not None:
