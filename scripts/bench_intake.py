@@ -46,7 +46,7 @@ def serve(port: int, data_dir: Path) -> None:
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, data_dir=data_dir, webhook_token=SecretStr(TOKEN),
-        grafana_hmac_secret=SecretStr(GRAFANA_SECRET),
+        grafana_hmac_secret=SecretStr(GRAFANA_SECRET), public_metrics=True,  # scraped below without a token
     )
     ctx = ToolContext(settings=settings)
     app = create_app(ctx, start_worker=False)
