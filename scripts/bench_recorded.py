@@ -142,6 +142,12 @@ def measure_replay(folder: Path) -> dict[str, float]:
             **{k: float(v) for k, v in counts.items()}}
 
 
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
 def _children_cpu() -> float:
     import resource
 
@@ -171,7 +177,7 @@ def main() -> None:
               f"{int(res['spans']):,} spans, {int(res['metric_points']):,} metric points")
         print(f"cpu: {res['cpu_s']:.2f} s in this process, {res['span_writer_cpu_s']:.2f} s in the span writer "
               f"(on two free cores the replay takes about the larger; load average now "
-              f"{os.getloadavg()[0]:.1f})")
+              f"{os.getloadavg()[0]:.1f}); peak memory {_peak_mb():.0f} MB")
         if args.drill:
             from simulations.recorded.run import run_recorded
             from simulations.runner import preload
