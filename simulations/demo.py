@@ -138,6 +138,10 @@ def demo(
         result = result_of(sc, env, progress, read_triage(env.ctx), started)
         result.details.update(counts)
         _record_run(env.ctx, result)
+        if data_dir is None:  # the temp world goes at the end: keep the run in the configured data dir
+            from simulations.kept import capture, store
+
+            kept_id = store({**capture(env.ctx, result), "file": str(scenario.resolve())}, mode="demo")
         print_result(result)
         incident, investigation = result.details.get("incident"), result.details.get("investigation")
         console.print("\n[bold]Where to look[/bold]")
@@ -148,6 +152,9 @@ def demo(
         if investigation:
             console.print(f"  transcript:    {base}/transcripts/{investigation}", highlight=False)
         console.print(f"  drills:        {base}/drills", highlight=False)
+        if data_dir is None:
+            console.print(f"  kept:          {kept_id} (after the demo: `firebreak transcripts show {kept_id}`)",
+                          highlight=False)
         console.print(f"  API token:     {token}", highlight=False)
         if incident:
             console.print(f"  try:           curl -H 'Authorization: Bearer {token}' {base}/api/incidents/{incident}",

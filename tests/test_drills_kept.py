@@ -70,3 +70,14 @@ def test_a_drill_run_is_kept_and_linked(team: Settings) -> None:
             assert c.get("/drills/drill-nope").status_code == 404
     finally:
         ctx.close()
+
+
+def test_demo_keeps_its_run_after_removing_its_world(team: Settings) -> None:
+    res = CliRunner().invoke(app, ["demo", "--scenario", str(TINY), "--exit"])
+    assert res.exit_code == 0, res.output
+    m = re.search(r"kept: +(drill-\w+)", res.stdout)
+    assert m, res.stdout
+    world = re.search(r"\(data in (.+?)\)", res.stdout)
+    assert world and not Path(world.group(1)).exists()
+    res = CliRunner().invoke(app, ["transcripts", "show", m.group(1), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["report"]["hypotheses"]
