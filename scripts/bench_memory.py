@@ -291,13 +291,13 @@ def main() -> int:
             print(f"  cold drill process: import tools {d['import_tools_s']:.2f}s, chromadb import "
                   f"{d['chromadb_import_s']:.2f}s, first similar_incidents (model load + sync + search) "
                   f"{d['first_call_s']:.2f}s, second {d['second_call_s'] * 1000:.0f} ms")
-            def load(m: Any) -> str:
+            def loaded(m: Any) -> str:
                 if not isinstance(m, dict):
                     return str(m)
                 return f"{m['load_s']:.2f}s (+{m['first_encode_s']:.2f}s first encode)"
 
-            print(f"  model load: onnx int8 (default) {load(c['onnx_model'])}; numpy fp32 {load(c['numpy_model'])}; "
-                  f"sentence-transformers/torch {load(c['torch_model'])}")
+            print(f"  model load: onnx int8 (default) {loaded(c['onnx_model'])}; "
+                  f"numpy fp32 {loaded(c['numpy_model'])}; sentence-transformers/torch {loaded(c['torch_model'])}")
     tmp.cleanup()
     return 0 if report["pass"] else 1
 
