@@ -3,8 +3,9 @@
 Starts real `firebreak serve` processes (1 on SQLite, or `--replicas 2` on one PostgreSQL) with a slow
 action command for every catalog action, then for `--rounds` rounds: sends an alert storm for new
 services (new incidents, so new investigations), approves every pending approval as it appears (the
-same `decide` the CLI uses: a durable message to the waiting workflow), and at a random moment kills a
-random replica with SIGKILL, then restarts it. Afterwards it lets the replicas settle and prints:
+same `decide` the CLI uses: a durable message to the waiting workflow), and kills a random replica with
+SIGKILL at a random moment of one phase, taken in turn: during the storm, while an investigation runs,
+or while an approved action's command runs; then restarts it. Afterwards it lets the replicas settle and prints:
 
     acknowledged alerts lost   alerts answered 202 whose row is not in the database
     investigations stranded    queued-and-due / running / resuming after settling, or an incident with
@@ -208,6 +209,41 @@ class Approver(threading.Thread):
             self.stop.wait(0.2)
 
 
+PHASES = ("storm", "investigation", "action")
+
+
+def started_actions(action_log: Path) -> int:
+    return action_log.read_text().count("start ") if action_log.exists() else 0
+
+
+def _wait_for_phase(ctx: Any, phase: str, action_log: Path, actions_before: int, rng: random.Random,
+                    args: argparse.Namespace) -> bool:
+    """Sleep until the round is in `phase` (alerts arriving, an investigation running, an approved action's
+    command running), then a random bit more; False when it did not happen within 30 s (kill anyway)."""
+    from sqlalchemy import func, select
+
+    from firebreak.statuses import InvestigationStatus
+    from memory.models import Investigation
+
+    if phase == "storm":
+        time.sleep(rng.uniform(0.0, 1.0))
+        return True
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if phase == "investigation":
+            with ctx.db.session() as s:
+                running = s.scalar(select(func.count()).select_from(Investigation).where(
+                    Investigation.status == InvestigationStatus.RUNNING)) or 0
+            if running:
+                time.sleep(rng.uniform(0.0, 0.3))
+                return True
+        elif started_actions(action_log) > actions_before:
+            time.sleep(rng.uniform(0.0, args.action_seconds * 0.8))
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _settled(ctx: Any) -> dict[str, int]:
     """What is still in flight (zero everywhere means settled)."""
     from sqlalchemy import func, select
@@ -266,6 +302,7 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
     for r in replicas:
         r.start()
     rng = random.Random(args.seed)
+    phases: Counter[str] = Counter()
     acked: set[str] = set()
     lock = threading.Lock()
     approver = Approver(ctx)
@@ -282,10 +319,12 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
                       for i in range(len(live))]
             for t in storms:
                 t.start()
-            first.wait(30)  # the kill lands during the storm, the investigations or the approved actions
-            time.sleep(rng.uniform(0.0, args.max_kill_delay))
+            phase = PHASES[rnd % len(PHASES)]
+            first.wait(30)
+            landed = _wait_for_phase(ctx, phase, action_log, started_actions(action_log), rng, args)
             victim = rng.choice(replicas)
             victim.kill()
+            phases[f"{phase}{'' if landed else ' (timed out)'}"] += 1
             for t in storms:
                 t.join()
             time.sleep(rng.uniform(0.1, 1.0))
@@ -298,7 +337,9 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
         while time.monotonic() < deadline and any(state.values()):
             time.sleep(1.0)
             state = _settled(ctx)
-        return _count(ctx, acked, action_log, state, replicas, time.monotonic() - started, approver.decided)
+        result = _count(ctx, acked, action_log, state, replicas, time.monotonic() - started, approver.decided)
+        result["kills_by_phase"] = dict(phases)
+        return result
     finally:
         approver.stop.set()
         approver.join(10)
@@ -345,7 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alerts", type=int, default=30, help="alerts per storm and replica")
     p.add_argument("--incidents", type=int, default=2, help="new services (incidents) per round")
     p.add_argument("--action-seconds", type=float, default=1.5, help="how long each action command runs")
-    p.add_argument("--max-kill-delay", type=float, default=4.0, help="kill within this after a storm's 1st delivery")
     p.add_argument("--settle", type=float, default=120.0, help="seconds allowed to settle after the last round")
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--keep", action="store_true", help="keep the data dir and logs")
