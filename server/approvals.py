@@ -237,10 +237,15 @@ def decide(
     via: str,
     reason: str | None = None,
     choice: str | None = None,
+    auth: str | None = None,
 ) -> DecisionOutcome:
-    """Apply one person's decision (see `workflows.approvals.decide`); the message is worded for them."""
+    """Apply one person's decision (see `workflows.approvals.decide`); the message is worded for them.
+
+    `auth` is how the person was authenticated; it goes to the audit log with the decision.
+    """
     install()
-    out = service.decide(ctx, approval_id, user=user, decision=decision, via=via, reason=reason, choice=choice)
+    out = service.decide(ctx, approval_id, user=user, decision=decision, via=via, reason=reason, choice=choice,
+                         auth=auth)
     if out.ok and out.execution is not None:
         head = out.message.split(". ", 1)[0]
         out.message = f"{head}. " + sb.result_line(out.execution.status.value, out.execution.detail, plain=True)

@@ -115,7 +115,7 @@ def _decide(approval_id: str, name: str, decision: str, reason: str | None, choi
                    "mapped in FIREBREAK_CLI_OS_USERS; the attempt was logged.", err=True)
         raise typer.Exit(1)
     outcome = decide(ctx, approval_id, user=name, decision=decision, via="cli",
-                     reason=reason, choice=choice)
+                     reason=reason, choice=choice, auth=method)
     typer.echo(outcome.message, err=not outcome.ok)
     if not outcome.ok:
         raise typer.Exit(1)

@@ -263,7 +263,8 @@ def handle_block_actions(ctx: ToolContext, payload: BlockActions, is_retry: bool
             continue
         decision = "reject" if action.action_id == sb.ACTION_REJECT else "approve"
         try:
-            outcome = decide(ctx, value, user=user, decision=decision, via="slack", choice=choice or None)
+            outcome = decide(ctx, value, user=user, decision=decision, via="slack", choice=choice or None,
+                             auth="slack_signature")
         except Exception:
             log.exception("decision on %s failed", value)
             tell(f"Firebreak could not record your decision on `{value}` (internal error); "

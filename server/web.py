@@ -372,7 +372,7 @@ def decide_approval(
         return redirect(request, ctx, back, flash="error: the approvals engine is not installed on this server")
     try:
         outcome = approvals.decide(ctx, approval_id, user=user, decision=decision, via="web",
-                                   reason=reason.strip()[:500] or None, choice=choice or None)
+                                   reason=reason.strip()[:500] or None, choice=choice or None, auth="web_session")
     except Exception as exc:  # the engine failed: say so on the page, keep the server up
         log.exception("approval decision failed for %s", approval_id)
         return redirect(request, ctx, back, flash=f"error: the decision could not be applied: {exc}")

@@ -199,6 +199,8 @@ def test_cli_approval_with_a_personal_token(env: ToolContext) -> None:
     events = _auth_events(env)
     assert [(e["event"], e["method"]) for e in events] == [
         ("approver_auth_failed", None), ("approver_authenticated", "personal_token")]
+    (decided,) = _events(env, "approval_decided")
+    assert decided.actor == "alice" and decided.detail["via"] == "cli" and decided.detail["auth"] == "personal_token"
     # A new password retires the old token.
     with env.db.session() as s:
         add_user(s, "alice", "another good password", at=env.clock.now(), replace=True)

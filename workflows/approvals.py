@@ -228,8 +228,12 @@ def decide(
     reason: str | None = None,
     choice: str | None = None,
     wait_seconds: float | None = None,
+    auth: str | None = None,
 ) -> DecisionOutcome:
     """Apply one person's decision; refusals change nothing but the audit log.
+
+    `auth` says how the person proved who they are (`password`, `personal_token`, `os_user` from the
+    CLI, `web_session`, `slack_signature`); it is kept in the audit log with the decision.
 
     `choice` is the id (or 1-based number) of an alternative fix to approve instead of the proposal.
     When a durable workflow owns the approval, the decision is handed to it and `decide` waits up to
@@ -242,7 +246,7 @@ def decide(
         with ctx.db.session() as s:
             s.add(AuditEvent(at=now, actor=user or "?", event="approval_refused",
                              detail={"approval_id": approval_id, "via": via, "decision": decision,
-                                     "code": code, "message": message}))
+                                     "code": code, "message": message, "auth": auth}))
         return DecisionOutcome(ok=False, code=code, message=message, approval_id=approval_id, status=status)
 
     if decision not in tuple(Decision):
@@ -255,7 +259,7 @@ def decide(
 
     with ctx.db.session() as s:
         applied = _apply(s, approval_id, user=user, decision=decision, via=via, reason=reason,
-                         choice=choice, now=now)
+                         choice=choice, now=now, auth=auth)
     if isinstance(applied, tuple):
         code, message, status = applied
         if code == "already_decided" and not message:  # lost a race: read what the winner wrote
@@ -349,7 +353,7 @@ def tell_decided(ctx: ToolContext, approval_id: str, *, via: str, reason: str | 
 
 def _apply(
     s: Session, approval_id: str, *, user: str, decision: str, via: str, reason: str | None,
-    choice: str | None, now: datetime,
+    choice: str | None, now: datetime, auth: str | None = None,
 ) -> str | tuple[OutcomeCode, str, str | None]:
     """The decision inside one transaction: the final action's description, or a refusal."""
     approval = s.get(Approval, approval_id)
@@ -393,7 +397,7 @@ def _apply(
                         old=ApprovalStatus.PENDING.value, new=new_status.value, text=text)
     s.add(AuditEvent(at=now, actor=user, event="approval_decided",
                      detail={"approval_id": approval_id, "via": via, "decision": decision,
-                             "action": final, "choice": chosen.id if chosen else None}))
+                             "action": final, "choice": chosen.id if chosen else None, "auth": auth}))
     return final
 
 
