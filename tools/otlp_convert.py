@@ -24,6 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tools.log_store import LogLine
 from tools.metric_store import MetricPoint
+from tools.redact import redact_obj  # span attributes come from outside: secrets are not stored
 from tools.trace_store import SpanRow
 
 UNKNOWN_SERVICE = "unknown_service"
@@ -104,7 +105,7 @@ def span_rows(req: ExportTraceServiceRequest) -> list[SpanRow]:
                         start,
                         end,
                         sp.status.code if sp.status.code in (0, 1, 2) else 0,
-                        dumps(attrs, default=str, separators=(",", ":")) if attrs else None,
+                        dumps(redact_obj(attrs), default=str, separators=(",", ":")) if attrs else None,
                     )
                 )
     return rows

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.context import ToolContext
+from tools.redact import redact_obj  # span attributes come from outside: secrets are not stored
 from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units
 from tools.trace_rollup import (
     EDGE_FIELDS,
@@ -138,7 +139,7 @@ def span_row(span: SpanRecord) -> SpanRow:
     start, end = to_us(span.start), to_us(span.end)
     if end < start:
         raise ValueError(f"span {span.span_id}: end {span.end.isoformat()} is before start {span.start.isoformat()}")
-    attrs = json.dumps(span.attributes, default=str, separators=(",", ":")) if span.attributes else None
+    attrs = json.dumps(redact_obj(span.attributes), default=str, separators=(",", ":")) if span.attributes else None
     return (
         span.trace_id,
         span.span_id,
