@@ -292,12 +292,16 @@ def summary_of(inv: Investigation) -> TranscriptSummary:
 
 
 def transcript_of(inv: Investigation) -> Transcript:
-    return Transcript(
+    """One run as the API, the web page and the CLI show it, redacted (a way out, issue 15)."""
+    from tools.redact import redact_obj
+
+    t = Transcript(
         **summary_of(inv).model_dump(),
         fallback_reason=inv.fallback_reason, usage=inv.usage or {}, report=inv.report,
         steps=transcript_steps(inv.messages, inv.tool_calls),
         messages=list(inv.messages or []), tool_calls=list(inv.tool_calls or []),
     )
+    return Transcript.model_validate(redact_obj(t.model_dump(mode="python")))
 
 
 def record_review(ctx: ToolContext, investigation_id: str, *, verdict: str, note: str, reviewer: str) -> Transcript:
