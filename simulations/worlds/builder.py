@@ -40,6 +40,9 @@ _BASE_LINES: dict[str, list[tuple[int, str, str]]] = {
     "queue": [(10, "INFO", "partition {partition} leader epoch {n}"), (3, "INFO", "rolled segment for {topic}")],
     "dns": [(10, "INFO", "NOERROR A {host}.svc.cluster.local {ms}ms")],
 }
+ERROR_METRICS = ["http_request_error_ratio", "http_5xx_ratio", "request_error_ratio", "error_rate_ratio"]
+LATENCY_METRICS = ["http_request_p95_seconds", "request_latency_p99_seconds", "http_server_duration_p95_seconds"]
+RATE_METRICS = ["http_requests_per_second", "requests_per_second", "http_server_requests_rate"]
 # Log volumes are scaled down together so a drill runs in well under a second; ratios between the
 # baseline and the bursts are what the investigator reads, and they stay the same.
 LOG_SCALE = 0.4
@@ -76,6 +79,10 @@ class World:
         self.kind = kind
         self.seed = seed
         self.topo: Topology = build_topology(rng)
+        # Each world names its golden signals its own way (units kept), as different stacks do.
+        self.err_metric = rng.choice(ERROR_METRICS)
+        self.latency_metric = rng.choice(LATENCY_METRICS)
+        self.rate_metric = rng.choice(RATE_METRICS)
         self.duration = rng.choice([40, 45, 50, 55, 60])
         self.onset = float(rng.randint(12, self.duration - 22))
         day = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=rng.randint(0, 300))
@@ -100,12 +107,10 @@ class World:
         if node.kind == "external":
             return
         rps = round(self.rng.uniform(15, 400), 1)
-        self.metric_base(
-            node.name, "http_requests_per_second" if node.role != "db" else "queries_per_second", rps, 0.08
-        )
+        self.metric_base(node.name, self.rate_metric if node.role != "db" else "queries_per_second", rps, 0.08)
         if node.role in ("edge", "api", "worker"):
-            self.metric_base(node.name, "http_request_error_ratio", round(self.rng.uniform(0.001, 0.01), 4), 0.3)
-            self.metric_base(node.name, "http_request_p95_seconds", round(self.rng.uniform(0.04, 0.6), 3), 0.1)
+            self.metric_base(node.name, self.err_metric, round(self.rng.uniform(0.001, 0.01), 4), 0.3)
+            self.metric_base(node.name, self.latency_metric, round(self.rng.uniform(0.04, 0.6), 3), 0.1)
 
     def metric_base(self, service: str, name: str, value: float, noise: float = 0.05) -> str:
         """Declare a normal series (kept if it already exists); returns its name."""
@@ -204,13 +209,15 @@ class World:
     ) -> None:
         """A metric alert on a service's error ratio, from Alertmanager or Grafana."""
         source = self.rng.choice(["alertmanager", "grafana"])
-        style = self.rng.random()
-        name = (
-            f"{camel(service)}HighErrorRate"
-            if style < 0.4
-            else f"{camel(service)}5xxRatio"
-            if style < 0.7
-            else f"{service} error budget burn"
+        name = self.rng.choice(
+            [
+                f"{camel(service)}HighErrorRate",
+                f"{camel(service)}HighErrorRate",
+                f"{camel(service)}5xxRatio",
+                f"{service} error budget burn",
+                f"{camel(service)}AvailabilitySLOBreach",
+                f"{service}-errors-high",
+            ]
         )
         self.alert(
             at,
@@ -279,9 +286,9 @@ class World:
             rate = self.rng.randint(40, 160) if loud else self.rng.randint(10, 60)
             self.logs(t, caller, rate, lines)
             err = round(self.rng.uniform(0.2, 0.6) if loud else self.rng.uniform(0.04, 0.2), 3)
-            self.metric(t, caller, "http_request_error_ratio", "step", err)
-            p95 = self.base_value(caller, "http_request_p95_seconds") * self.rng.uniform(3, 15)
-            self.metric(t, caller, "http_request_p95_seconds", "step", round(p95, 3))
+            self.metric(t, caller, self.err_metric, "step", err)
+            p95 = self.base_value(caller, self.latency_metric) * self.rng.uniform(3, 15)
+            self.metric(t, caller, self.latency_metric, "step", round(p95, 3))
             hit.append(caller)
         return hit
 
@@ -381,9 +388,7 @@ class World:
             (
                 float(b["metric"]["to"])
                 for _, _, b in self.timeline
-                if "metric" in b
-                and b["metric"]["service"] == self.topo.edge
-                and b["metric"]["name"] == "http_request_error_ratio"
+                if "metric" in b and b["metric"]["service"] == self.topo.edge and b["metric"]["name"] == self.err_metric
             ),
             default=0.0,
         )
@@ -407,6 +412,8 @@ def _caller_lines(rng: random.Random, target: str, reason: str) -> list[tuple[st
         f"upstream {target} error: {reason} (request {{req}})",
         f"request {{req}} to {target} failed after {{ms}}ms: {reason}",
         f"{target} client: {reason}",
+        f"giving up on {target} after {{attempt}} attempts: {reason}",
+        f"dependency {target} unhealthy ({reason})",
     ]
     picked = rng.sample(templates, k=2)
     generic = rng.choice(

@@ -41,7 +41,7 @@ def build(w: World) -> None:
     now = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
     text = w.rng.choice(_ERRORS).format(now=now, expiry=now, host=host)
     w.logs(w.onset, caller, w.rng.randint(30, 100), [("ERROR", text), ("ERROR", "request {req} failed with 502")])
-    w.metric(w.onset, caller, "http_request_error_ratio", "step", round(w.rng.uniform(0.3, 0.9), 3))
+    w.metric(w.onset, caller, w.err_metric, "step", round(w.rng.uniform(0.3, 0.9), 3))
     hit = w.fail_callers(caller, w.onset, [f"{caller} answered 502"])
     w.symptom_alerts(
         caller,

@@ -123,7 +123,7 @@ def build(w: World) -> None:
     if note:
         body["note"] = note
     w.event(t, {"config": body})
-    w.metric(w.onset, s, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.5), 3))
+    w.metric(w.onset, s, w.err_metric, "step", round(w.rng.uniform(0.1, 0.5), 3))
     callers = w.fail_callers(s, w.onset, reasons)
     w.symptom_alerts(s, w.onset, callers, origin_alert=not callers or None)
     w.title = w.rng.choice([f"{s} degraded", f"Users see errors on {w.topo.edge}", f"{node.stem} requests failing"])

@@ -41,7 +41,7 @@ def build(w: World) -> None:
         w.rng.randint(30, 100),
         [("ERROR", line.replace("{table}", table)), ("ERROR", "request {req} failed with 500")],
     )
-    w.metric(w.onset, r, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.5), 3))
+    w.metric(w.onset, r, w.err_metric, "step", round(w.rng.uniform(0.1, 0.5), 3))
     hit = w.fail_callers(r, w.onset, [f"{r} answered 500"])
     w.symptom_alerts(
         r,

@@ -61,7 +61,7 @@ def build(w: World) -> None:
                 ("WARN", f"circuit breaker {dep.name} open, {{n}} calls failed"),
             ],
         )
-        w.metric(w.onset, caller, "http_request_error_ratio", "step", round(w.rng.uniform(0.2, 0.6), 3))
+        w.metric(w.onset, caller, w.err_metric, "step", round(w.rng.uniform(0.2, 0.6), 3))
         hit = w.fail_callers(caller, w.onset, [f"{caller} answered 502 ({dep.name} unavailable)"])
         w.symptom_alerts(caller, w.onset, hit, origin_alert=True)
         fallback = w.rng.random() < 0.5
@@ -105,7 +105,7 @@ def build(w: World) -> None:
         w.touched.add(name)
         reasons = [r.replace("{dep}", name) for r in _INTERNAL[dep.role]]
         if dep.kind == "service":
-            w.metric(w.onset, name, "http_requests_per_second", "drop", 0)
+            w.metric(w.onset, name, w.rate_metric, "drop", 0)
             w.logs(
                 w.onset - 0.2,
                 name,
@@ -117,7 +117,7 @@ def build(w: World) -> None:
                 for_=2,
             )
         else:
-            first = "http_requests_per_second" if dep.role != "db" else "queries_per_second"
+            first = w.rate_metric if dep.role != "db" else "queries_per_second"
             w.metric(w.onset, name, first, "drop", 0)
             if w.rng.random() < 0.5:
                 w.logs(

@@ -79,7 +79,7 @@ def build(w: World) -> None:
             w.rng.randint(30, 120),
             [("ERROR", f"unhandled {exc}: {msg}"), ("ERROR", "request {req} failed with 500")],
         )
-        w.metric(w.onset, s, "http_request_error_ratio", "step", round(w.rng.uniform(0.15, 0.5), 3))
+        w.metric(w.onset, s, w.err_metric, "step", round(w.rng.uniform(0.15, 0.5), 3))
         callers = w.fail_callers(s, w.onset, [f"{s} answered 500 Internal Server Error"])
         w.symptom_alerts(s, w.onset, callers, origin_alert=True)
         w.sentry(
@@ -147,7 +147,7 @@ def build(w: World) -> None:
             w.rng.randint(8, 20),
             [("ERROR", f"container {s} OOMKilled, restarting (exit 137)"), ("WARN", "heap usage {pct}% after full GC")],
         )
-        w.metric(w.onset, s, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.3), 3))
+        w.metric(w.onset, s, w.err_metric, "step", round(w.rng.uniform(0.1, 0.3), 3))
         callers = w.fail_callers(s, w.onset, [f"{s} connection reset", f"{s} answered 503"])
         w.symptom_alerts(s, w.onset, callers)
         cause = f"{s} {new} grows memory without bound and is OOM-killed in a loop"
@@ -164,7 +164,7 @@ def build(w: World) -> None:
                 ("ERROR", "request {req} failed with 500"),
             ],
         )
-        w.metric(w.onset, consumer, "http_request_error_ratio", "step", round(w.rng.uniform(0.3, 0.7), 3))
+        w.metric(w.onset, consumer, w.err_metric, "step", round(w.rng.uniform(0.3, 0.7), 3))
         callers = w.fail_callers(consumer, w.onset, [f"{consumer} answered 500"])
         w.symptom_alerts(consumer, w.onset, callers, origin_alert=True)
         w.sentry(w.onset + w.rng.uniform(1, 3), consumer, "DecodeError", f"missing field '{field}' in {s} response")

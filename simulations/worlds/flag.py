@@ -104,7 +104,7 @@ def build(w: World) -> None:
     if w.rng.random() < 0.4:
         flip["note"] = w.rng.choice([f"rollout {key} to 100%", "enable for all tenants", "experiment start"])
     w.event(t, {"flag": flip})
-    w.metric(w.onset, s, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.5), 3))
+    w.metric(w.onset, s, w.err_metric, "step", round(w.rng.uniform(0.1, 0.5), 3))
     callers = w.fail_callers(s, w.onset, reasons)
     w.symptom_alerts(s, w.onset, callers, origin_alert=not callers or None)
     w.title = w.rng.choice(

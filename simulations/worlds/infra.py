@@ -40,7 +40,7 @@ def _drain(w: World) -> tuple[str, str, list[dict[str, str]], str]:
         15,
         [("WARN", "pod evicted: node {node} drained"), ("ERROR", "readiness probe failed: connection refused")],
     )
-    w.metric(w.onset, svc.name, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.3), 3))
+    w.metric(w.onset, svc.name, w.err_metric, "step", round(w.rng.uniform(0.1, 0.3), 3))
     hit = w.fail_callers(svc.name, w.onset, [f"no healthy upstream for {svc.name}", f"{svc.name} answered 503"])
     w.symptom_alerts(svc.name, w.onset, hit)
     fix = [{"action": "scale", "service": svc.name}, {"action": "restart", "service": svc.name}]
@@ -78,7 +78,7 @@ def _dns(w: World) -> tuple[str, str, list[dict[str, str]], str]:
                 ("ERROR", f"lookup {dep} on 10.0.0.10:53: i/o timeout"),
             ],
         )
-        w.metric(w.onset, n.name, "http_request_error_ratio", "step", round(w.rng.uniform(0.2, 0.6), 3))
+        w.metric(w.onset, n.name, w.err_metric, "step", round(w.rng.uniform(0.2, 0.6), 3))
     hit = w.fail_callers(targets[0].name if targets else w.topo.edge, w.onset, ["upstream answered 503"])
     w.symptom_alerts(targets[0].name if targets else w.topo.edge, w.onset, hit, origin_alert=True)
     return dns.name, note, [{"action": "failover", "service": dns.name}], "name lookups fail across the cluster"

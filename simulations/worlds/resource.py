@@ -107,15 +107,15 @@ def build(w: World) -> None:
         w.metric(
             w.onset - ramp,
             flooder,
-            "http_requests_per_second",
+            w.rate_metric,
             "step",
-            w.base_value(flooder, "http_requests_per_second") * w.rng.uniform(4, 10),
+            w.base_value(flooder, w.rate_metric) * w.rng.uniform(4, 10),
         )
         reasons = [f"{o}: {lines[0][1]}"]
     else:
         reasons = [f"{o}: {lines[0][1]}", f"{o} answered 503"]
     if owner.role in ("api", "worker", "edge"):
-        w.metric(w.onset, o, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.4), 3))
+        w.metric(w.onset, o, w.err_metric, "step", round(w.rng.uniform(0.1, 0.4), 3))
     hit = w.fail_callers(o, w.onset, reasons)
     w.symptom_alerts(o, w.onset, hit, origin_alert=w.rng.random() < 0.5 or not hit)
     if w.rng.random() < 0.5:

@@ -37,8 +37,8 @@ def build(w: World) -> None:
     source, what, block = _source(w)
     label = w.rng.choice(["client", "client_id", "source", "utm_campaign" if not block else "api_key_owner"])
     ramp = w.rng.uniform(1, 4)
-    rps = w.base_value(e, "http_requests_per_second")
-    w.metric(w.onset - ramp, e, "http_requests_per_second", "ramp", round(rps * w.rng.uniform(5, 12), 1), over=ramp)
+    rps = w.base_value(e, w.rate_metric)
+    w.metric(w.onset - ramp, e, w.rate_metric, "ramp", round(rps * w.rng.uniform(5, 12), 1), over=ramp)
     w.logs(
         w.onset - ramp,
         e,
@@ -61,9 +61,9 @@ def build(w: World) -> None:
             ("WARN", "request {req} queued for {ms}ms"),
         ],
     )
-    w.metric(w.onset, internal.name, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.3), 3))
-    w.metric(w.onset, e, "http_request_error_ratio", "step", round(w.rng.uniform(0.1, 0.4), 3))
-    w.metric(w.onset, e, "http_request_p95_seconds", "step", round(w.base_value(e, "http_request_p95_seconds") * 8, 3))
+    w.metric(w.onset, internal.name, w.err_metric, "step", round(w.rng.uniform(0.1, 0.3), 3))
+    w.metric(w.onset, e, w.err_metric, "step", round(w.rng.uniform(0.1, 0.4), 3))
+    w.metric(w.onset, e, w.latency_metric, "step", round(w.base_value(e, w.latency_metric) * 8, 3))
     w.fail_callers(internal.name, w.onset, [f"{internal.name} answered 503 (overloaded)"], max_depth=1)
     # Some alerting rules group by the caller, so the source is named in the alert's labels too.
     labels = {f"top_{label}": source} if w.rng.random() < 0.4 else None
