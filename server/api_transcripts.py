@@ -281,14 +281,18 @@ def _tokens(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
 
 
 def summary_of(inv: Investigation) -> TranscriptSummary:
+    """One run's summary for listings, redacted (review notes and errors are free text)."""
+    from tools.redact import redact_obj
+
     inp, out, total = _tokens(inv.usage or {})
     verdict = inv.review_verdict if inv.review_verdict in ("right", "wrong") else None
-    return TranscriptSummary(
+    summary = TranscriptSummary(
         **RunFields.fields_of(inv), started_at=inv.started_at, tool_call_count=len(inv.tool_calls or []),
         input_tokens=inp, output_tokens=out, total_tokens=total, error=inv.error,
         review=Review(verdict=verdict, note=inv.review_note,  # type: ignore[arg-type]
                       reviewed_by=inv.reviewed_by, reviewed_at=inv.reviewed_at),
     )
+    return TranscriptSummary.model_validate(redact_obj(summary.model_dump(mode="python")))
 
 
 def transcript_of(inv: Investigation) -> Transcript:

@@ -194,6 +194,12 @@ def test_no_secret_leaves_by_any_way_out(ctx: ToolContext, world: dict[str, Any]
     incidents: list[str] = world["incidents"]
     investigations = _investigate_all(ctx)
     assert investigations
+    with ctx.db.session() as s:  # a reviewer's note, typed by a person: stored as typed
+        from memory.models import Investigation
+
+        run = s.get(Investigation, investigations[0])
+        assert run is not None
+        run.review_verdict, run.review_note, run.reviewed_by = "wrong", "\n".join(TEXTS), "alice"
     outputs: dict[str, str] = {}
 
     # Web pages, signed in.
