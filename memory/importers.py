@@ -235,7 +235,18 @@ def slack_records(folder: Path, *, services: Iterable[str] = ()) -> list[MemoryR
 
 def collect(path: Path, *, services: Iterable[str] = ()) -> tuple[list[MemoryRecord], set[str]]:
     """Records under `path` (a Markdown file, a folder of them, a Slack export folder or .zip) and the
-    origins they replace (a re-import of a file drops sections that were removed from it)."""
+    origins they replace (a re-import of a file drops sections that were removed from it).
+
+    Runbooks and Slack threads come from outside: secrets in them are redacted before they are indexed.
+    """
+    from tools.redact import redact_text
+
+    recs, origins = _collect(path, services=services)
+    return [r.model_copy(update={"title": redact_text(r.title), "text": redact_text(r.text),
+                                 "root_cause": redact_text(r.root_cause)}) for r in recs], origins
+
+
+def _collect(path: Path, *, services: Iterable[str] = ()) -> tuple[list[MemoryRecord], set[str]]:
     services = list(services)
     if not path.exists():
         raise ImportProblem(f"{path}: no such file or directory")
