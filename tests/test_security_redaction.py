@@ -306,3 +306,13 @@ def test_config_change_to_a_secret_key_hides_both_values(ctx: ToolContext) -> No
 def test_settings_type_is_unchanged(settings: Settings) -> None:
     """The walk switches Slack on through Settings fields the product reads (not a private hook)."""
     assert {"slack_bot_token", "slack_channel", "slack_api_url", "approvers"} <= set(Settings.model_fields)
+
+
+def test_imported_runbooks_are_redacted_before_indexing(tmp_path: Path) -> None:
+    from memory.importers import collect
+
+    runbook = tmp_path / "checkout.md"
+    runbook.write_text("# Checkout runbook\n\n## Database\n\nConnect with\n\n" + "\n".join(TEXTS) + "\n")
+    records, _ = collect(runbook)
+    assert records and all(leaks(r.title + r.text) == [] for r in records)
+    assert any("[REDACTED:" in r.text for r in records)
