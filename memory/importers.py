@@ -80,6 +80,9 @@ def markdown_records(path: Path, *, root: Path | None = None, services: Iterable
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportProblem(f"{path}: cannot read as UTF-8 text: {exc}") from exc
+    from tools.redact import redact_text
+
+    raw = redact_text(raw)  # before sections are cut: a secret split across chunks would escape the rules
     meta, text = _front_matter(raw)
     rel = str(path.relative_to(root)) if root is not None else path.name
     fm_services = meta.get("services") or meta.get("service") or []
@@ -151,8 +154,10 @@ def _clean_slack_text(text: str, users: dict[str, str], channels: dict[str, str]
             return "@" + (label or target[1:].split("^")[0])
         return f"{label} ({target})" if label and label != target else target
 
+    from tools.redact import redact_text
+
     text = re.sub(r"<([^<>]+)>", link, text or "")
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return redact_text(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
 def slack_records(folder: Path, *, services: Iterable[str] = ()) -> list[MemoryRecord]:
