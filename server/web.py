@@ -42,7 +42,7 @@ from server.sessions import (
 )
 from server.users import authenticate, user_exists
 from tools.context import ToolContext
-from tools.redact import redact_text
+from tools.redact import redact_obj, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _fmt_json(value: Any) -> str:
             value = json.loads(value)
         except ValueError:
             return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    # Redacted as data first: inside JSON text a secret sits behind escapes that hide it from the rules.
+    return json.dumps(redact_obj(value), indent=2, ensure_ascii=False, default=str)
 
 
 def _fmt_minutes(value: float | None) -> str:
