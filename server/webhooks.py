@@ -61,8 +61,10 @@ router = APIRouter(tags=["webhooks"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON"},
-    401: {"description": "Missing or wrong signature/token, or the source is not configured"},
-    413: {"description": "Body or batch too large"},
+    401: {"description": "Missing or wrong signature/token, a timestamp outside the window, or the source is not "
+               "configured"},
+    409: {"description": "Replay: this signed delivery was already accepted"},
+    413: {"description": "Body or batch too large, or more alerts than FIREBREAK_MAX_ALERTS_PER_DELIVERY"},
     422: {"description": "Wrong shape; `detail` names the field"},
     429: {"description": "Intake backlog full; retry after `Retry-After` seconds"},
 }
