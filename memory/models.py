@@ -271,6 +271,6 @@ class User(Base):
 
 
 # Tables kept with their own domain register on the same metadata (migrations compare them all).
-from memory.postmortem import table as _postmortem_table  # noqa: E402,F401
 from firebreak.state import replicas as _replicas_table  # noqa: E402,F401
 from firebreak.state import security as _security_tables  # noqa: E402,F401
+from memory.postmortem import table as _postmortem_table  # noqa: E402,F401
