@@ -34,6 +34,7 @@ _SEVERITY = ("INFO", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{22}==|[A-Za-z0-9+/]{11}=")  # 16 or 8 bytes
+_ZERO16, _ZERO8 = bytes(16), bytes(8)
 _AGG_CUMULATIVE = 2  # AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 
 
@@ -74,6 +75,10 @@ def _service(resource_attrs: Iterable[KeyValue]) -> str:
     return UNKNOWN_SERVICE
 
 
+def _where(ri: int, si: int, pi: int) -> str:
+    return f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
+
+
 def span_rows(req: ExportTraceServiceRequest) -> list[SpanRow]:
     """Every span of the request as a trace-store row; OTLPError on an unusable span."""
     rows: list[SpanRow] = []
@@ -82,15 +87,14 @@ def span_rows(req: ExportTraceServiceRequest) -> list[SpanRow]:
         service = _service(rs.resource.attributes)
         for si, ss in enumerate(rs.scope_spans):
             for pi, sp in enumerate(ss.spans):
-                where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
                 trace_id, span_id = sp.trace_id, sp.span_id
-                if len(trace_id) != 16 or not any(trace_id):
-                    raise OTLPError(f"{where}.traceId: must be 16 bytes, not all zero")
-                if len(span_id) != 8 or not any(span_id):
-                    raise OTLPError(f"{where}.spanId: must be 8 bytes, not all zero")
+                if len(trace_id) != 16 or trace_id == _ZERO16:
+                    raise OTLPError(f"{_where(ri, si, pi)}.traceId: must be 16 bytes, not all zero")
+                if len(span_id) != 8 or span_id == _ZERO8:
+                    raise OTLPError(f"{_where(ri, si, pi)}.spanId: must be 8 bytes, not all zero")
                 start, end = sp.start_time_unix_nano // 1000, sp.end_time_unix_nano // 1000
                 if end < start:
-                    raise OTLPError(f"{where}.endTimeUnixNano: before startTimeUnixNano")
+                    raise OTLPError(f"{_where(ri, si, pi)}.endTimeUnixNano: before startTimeUnixNano")
                 attrs = attributes(sp.attributes) if sp.attributes else {}
                 if sp.status.message:
                     attrs["otel.status_description"] = sp.status.message
@@ -99,7 +103,7 @@ def span_rows(req: ExportTraceServiceRequest) -> list[SpanRow]:
                     (
                         trace_id.hex(),
                         span_id.hex(),
-                        parent.hex() if parent and any(parent) else None,
+                        parent.hex() if parent and parent != _ZERO8 else None,
                         service,
                         sp.name,
                         start,
@@ -137,10 +141,11 @@ def log_lines(req: ExportLogsServiceRequest, now: datetime) -> list[LogLine]:
                     value = any_value(body)
                     message = value if isinstance(value, str) else json.dumps(value, default=str)
                 attrs = attributes(rec.attributes) if rec.attributes else {}
-                if rec.trace_id and any(rec.trace_id):
-                    attrs["trace_id"] = rec.trace_id.hex()
-                if rec.span_id and any(rec.span_id):
-                    attrs["span_id"] = rec.span_id.hex()
+                trace_id, span_id = rec.trace_id, rec.span_id
+                if trace_id and trace_id != _ZERO16:
+                    attrs["trace_id"] = trace_id.hex()
+                if span_id and span_id != _ZERO8:
+                    attrs["span_id"] = span_id.hex()
                 lines.append(LogLine(ts, service, _level(rec.severity_text, rec.severity_number), message, attrs))
     return lines
 

@@ -81,30 +81,55 @@ def rebuild_rollups(conn: sqlite3.Connection) -> None:
     rollups_from_spans(conn, 0)
 
 
+_TEMP_SCHEMA = f"""
+CREATE TEMP TABLE IF NOT EXISTS new_span_seconds (
+    second INTEGER, service TEXT, operation TEXT, {", ".join(f"{f} INTEGER" for f in SPAN_FIELDS)}
+);
+CREATE TEMP TABLE IF NOT EXISTS new_edge_seconds (
+    second INTEGER, caller TEXT, callee TEXT, {", ".join(f"{f} INTEGER" for f in EDGE_FIELDS)}
+);
+"""
+
+
 def rollups_from_spans(conn: sqlite3.Connection, after_id: int) -> None:
     """Add the contributions of the spans with id > after_id to the rollups, aggregated by SQLite.
 
-    The same definitions as `Node.contribution`, which handles the (fewer) stored spans whose
-    links change later.
+    The new spans are read once into per-second sums (temporary tables), which are then folded into
+    each bucket width. The same definitions as `Node.contribution`, which handles the (fewer) stored
+    spans whose links change later.
     """
     entry = "(parent_service IS NULL OR parent_service != service)"
     dur = "(end_us - start_us)"
+    for stmt in _TEMP_SCHEMA.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    conn.execute("DELETE FROM temp.new_span_seconds")
+    conn.execute("DELETE FROM temp.new_edge_seconds")
+    conn.execute(
+        f"INSERT INTO temp.new_span_seconds SELECT start_us / {US}, service, operation, COUNT(*), SUM(status = 2), "
+        f"SUM({entry}), SUM({entry} AND status = 2), SUM(CASE WHEN {entry} THEN {dur} ELSE 0 END), "
+        f"SUM(MAX({dur} - child_sum, 0)), SUM(MIN(remote_sum, {dur})) FROM spans WHERE id > ? GROUP BY 1, 2, 3",
+        (after_id,),
+    )
+    conn.execute(
+        f"INSERT INTO temp.new_edge_seconds SELECT start_us / {US}, parent_service, service, COUNT(*), "
+        f"SUM(status = 2), SUM({dur}) FROM spans "
+        "WHERE id > ? AND parent_service IS NOT NULL AND parent_service != service GROUP BY 1, 2, 3",
+        (after_id,),
+    )
+    span_sums = ", ".join(f"SUM({f})" for f in SPAN_FIELDS)
+    edge_sums = ", ".join(f"SUM({f})" for f in EDGE_FIELDS)
     for width in WIDTHS:
-        bucket = f"(start_us / {US} - (start_us / {US}) % {width})"
+        bucket = f"(second - second % {width})"
         conn.execute(
             f"INSERT INTO span_rollup (width, bucket, service, operation, {', '.join(SPAN_FIELDS)}) "
-            f"SELECT {width}, {bucket}, service, operation, COUNT(*), SUM(status = 2), SUM({entry}), "
-            f"SUM({entry} AND status = 2), SUM(CASE WHEN {entry} THEN {dur} ELSE 0 END), "
-            f"SUM(MAX({dur} - child_sum, 0)), SUM(MIN(remote_sum, {dur})) "
-            f"FROM spans WHERE id > ? GROUP BY 2, 3, 4 {_SPAN_CONFLICT}",
-            (after_id,),
+            f"SELECT {width}, {bucket}, service, operation, {span_sums} FROM temp.new_span_seconds "
+            f"GROUP BY 2, 3, 4 {_SPAN_CONFLICT}"
         )
         conn.execute(
             f"INSERT INTO edge_rollup (width, bucket, caller, callee, {', '.join(EDGE_FIELDS)}) "
-            f"SELECT {width}, {bucket}, parent_service, service, COUNT(*), SUM(status = 2), SUM({dur}) "
-            f"FROM spans WHERE id > ? AND parent_service IS NOT NULL AND parent_service != service "
-            f"GROUP BY 2, 3, 4 {_EDGE_CONFLICT}",
-            (after_id,),
+            f"SELECT {width}, {bucket}, caller, callee, {edge_sums} FROM temp.new_edge_seconds "
+            f"GROUP BY 2, 3, 4 {_EDGE_CONFLICT}"
         )
 
 
