@@ -107,14 +107,15 @@ def run_cmd(
             raise _fail(f"--keep: cannot create {keep} ({exc.strerror or exc})", 2) from None
     try:
         step = (lambda line: err.print(f"  {line}", markup=False)) if verbose else None
+        from simulations.kept import recorder
+
+        on_done, kept_ids = recorder(file) if server is None else (None, [])
         if recorded:
             from simulations.recorded.run import run_recorded
 
-            result = run_recorded(file, keep_dir=keep, on_step=step, incident=incident, telemetry=telemetry)
+            result = run_recorded(file, keep_dir=keep, on_step=step, incident=incident, telemetry=telemetry,
+                                  on_done=on_done)
         else:
-            from simulations.kept import recorder
-
-            on_done, kept_ids = recorder(file) if server is None else (None, [])
             result = run_drill(file, server=server, keep_dir=keep, on_step=step, on_done=on_done)
     except ScenarioError as exc:
         raise _fail(str(exc), 2) from None
@@ -129,7 +130,7 @@ def run_cmd(
         print_result(result)
         if keep is not None:
             out.print(f"  world kept in {keep} (FIREBREAK_DATA_DIR={keep} firebreak logs ...)", highlight=False)
-        if not recorded and kept_ids:
+        if kept_ids:
             out.print(f"  kept as {kept_ids[0]}: `firebreak transcripts show {kept_ids[0]}`, "
                       "`firebreak drill history`, the drills page", highlight=False)
 

@@ -82,13 +82,35 @@ def test_bad_row_writes_nothing(settings: Settings, tmp_path: Path) -> None:
     assert list(world.iterdir()) == []
 
 
-def test_cli_run_folder_json(settings: Settings) -> None:
-    res = CliRunner().invoke(app, ["drill", "run", str(SHOP), "--json"])
-    assert res.exit_code == 0, res.output
-    obj = json.loads(res.stdout.strip().splitlines()[-1])
-    assert set(obj) == SPEC_KEYS and obj["scenario"] == "shop-checkout-cpu" and obj["alerts_delivered"] == 1
-    res = CliRunner().invoke(app, ["drill", "run", str(SHOP)])
-    assert res.exit_code == 0 and "Drill shop-checkout-cpu" in res.stdout
+def test_cli_run_folder_json_and_kept(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from firebreak.settings import get_settings
+    from memory.models import DrillRun
+
+    monkeypatch.setenv("FIREBREAK_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(app, ["drill", "run", str(SHOP), "--json"])
+        assert res.exit_code == 0, res.output
+        obj = json.loads(res.stdout.strip().splitlines()[-1])
+        assert set(obj) == SPEC_KEYS and obj["scenario"] == "shop-checkout-cpu" and obj["alerts_delivered"] == 1
+        res = CliRunner().invoke(app, ["drill", "run", str(SHOP)])
+        assert res.exit_code == 0 and "Drill shop-checkout-cpu" in res.stdout
+        m = re.search(r"kept as (drill-\w+)", res.stdout)
+        assert m, res.stdout
+        ctx = ToolContext(settings=get_settings())
+        try:
+            with ctx.db.session() as s:
+                run = s.get(DrillRun, m.group(1))
+                assert run is not None and run.scenario_id == "shop-checkout-cpu" and run.result.get("transcript")
+                kept = json.dumps(run.result)
+        finally:
+            ctx.close()
+        for secret in ("TRUTH-ROOT-CAUSE-MARKER", "cpu-hog-fault-marker", "SOURCE-MARKER", "10:19:47"):
+            assert secret not in kept
+    finally:
+        get_settings.cache_clear()
 
 
 def test_cli_bench_mixes_scenarios_and_recorded_folders(settings: Settings, tmp_path: Path) -> None:
