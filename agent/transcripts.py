@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from firebreak.statuses import ALTERNATIVE_STATUSES
 from memory.models import Approval, Investigation
 from tools.context import ToolContext
 
@@ -147,8 +148,8 @@ def get_transcript(ctx: ToolContext, investigation_id: str) -> Transcript:
         if inv is None:
             raise TranscriptNotFound(investigation_id)
         apprs = s.scalars(
-            select(Approval)
-            .where(Approval.investigation_id == investigation_id)
+            select(Approval)  # the request rows: an alternative a person picked is copied onto its request
+            .where(Approval.investigation_id == investigation_id, Approval.status.not_in(ALTERNATIVE_STATUSES))
             .order_by(Approval.requested_at, Approval.id)
         ).all()
         base = _summary(inv).model_dump()

@@ -113,7 +113,9 @@ class Replica:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"error: replica {self.name} exited {self.proc.returncode}; see {log.name}")
+                tail = (self.logs / f"{self.name}.log").read_text(errors="replace").strip().splitlines()[-8:]
+                raise SystemExit(f"error: replica {self.name} exited {self.proc.returncode}; see {log.name}:\n"
+                                 + "\n".join(tail))
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
                     return
