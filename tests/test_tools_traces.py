@@ -89,6 +89,32 @@ def test_rollups_match_a_from_scratch_computation_in_any_arrival_order(tmp_path)
         store.close()
 
 
+def test_concurrent_writers_neither_lose_nor_double_count(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    spans = incident_spans(100)
+    store = TraceStore(tmp_path / "t.sqlite3")
+    other = TraceStore(tmp_path / "t.sqlite3")  # a second process's handle on the same file
+    try:
+
+        def send(target: TraceStore, seed: int) -> None:
+            batch = random.Random(seed).sample(spans, len(spans))  # every span, in its own order
+            for i in range(0, len(batch), 37):
+                target.add_spans(batch[i : i + 37])
+
+        threads = [threading.Thread(target=send, args=(s, n)) for n, s in enumerate([store, store, other, other])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert store.count() == len(spans)
+        window = (T0, T0 + timedelta(hours=1))
+        assert (store.span_totals(*window), store.edge_totals(*window)) == span_totals(spans, *window)
+    finally:
+        store.close()
+        other.close()
+
+
 def test_an_older_layout_rebuilds_its_rollups_from_the_spans(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = TraceStore(tmp_path / "t.sqlite3")
     store.add_spans(incident_spans(60))
