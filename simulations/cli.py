@@ -62,6 +62,10 @@ def print_result(result: Any) -> None:
               f"hit@3 {_yes(result.hit_at_3)}   right fix {_yes(result.mitigation_ok)}   "
               f"severity {_yes(result.severity_ok)} ({d.get('severity') or '–'})   tool calls {result.tool_calls}",
               highlight=False)
+    if d.get("baselines"):
+        parts = [f"{name} rank {b['rank'] if b.get('rank') is not None else '–'}, fix {_yes(b.get('mitigation_ok'))}"
+                 for name, b in d["baselines"].items()]
+        out.print("  baselines: " + "; ".join(parts), highlight=False, markup=False)
 
 
 def _not_utf8(file: Path, exc: UnicodeDecodeError) -> str:
