@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from firebreak.settings import Settings
+from firebreak.state import tables as _tables  # noqa: F401  (every mapper known before the first query)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "memory" / "migrations"
 

@@ -1,1 +1,4 @@
-"""State tables kept with their own domain (they share `memory.models.Base`'s metadata)."""
+"""State tables by domain (incidents, alerts, changes, investigations, approvals, users, drills...).
+
+All share `firebreak.state.base.Base`; `firebreak.state.tables` imports every one of them.
+"""

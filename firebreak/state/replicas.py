@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memory.models import Base, UtcDateTime
+from firebreak.state.base import Base, UtcDateTime
 
 
 class Replica(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from memory.models import Base
+from firebreak.state.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -24,7 +24,7 @@ from memory.postmortem.model import (
     PostMortem,
     PostMortemStatus,
 )
-from memory.postmortem.table import PostMortemRow
+from firebreak.state.postmortems import PostMortemRow
 
 ACTION_ITEM_DAYS = 14
 DUE_SEVERITIES = ("major", "critical")

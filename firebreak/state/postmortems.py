@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memory.models import Base, UtcDateTime
+from firebreak.state.base import Base, UtcDateTime
 
 
 class PostMortemRow(Base):
