@@ -198,12 +198,14 @@ def test_trace_errors_new_versus_before(incident: ToolContext) -> None:
     got = {(g["service"], g["operation"]): g for g in out["groups"]}
     assert set(got) == {("db", "SELECT orders"), ("api", "GET /orders")}
     assert all(g["new"] and g["errors"] == 20 and g["errors_before"] == 0 for g in got.values())
+    assert {g["first_seen"] for g in got.values()} == {"2026-03-02T08:20:00Z"}  # request 200 at 08:20:00.137
     later = call_tool(
         incident,
         "trace_errors",
         {"since": (PIVOT + timedelta(minutes=10)).isoformat(), "until": (PIVOT + timedelta(minutes=20)).isoformat()},
     )
     assert not any(g["new"] for g in later["groups"])  # the previous ten minutes already failed
+    assert {g["first_seen"] for g in later["groups"]} == {"2026-03-02T08:30:00Z"}
     only_db = call_tool(incident, "trace_errors", {"service": "db", "since": PIVOT.isoformat()})
     assert [g["service"] for g in only_db["groups"]] == ["db"]
 

@@ -119,7 +119,9 @@ def test_jaeger_asks_each_service_and_reads_processes(jctx: ToolContext) -> None
     out = call_tool(jctx, "latency_breakdown", {"since": "2026-03-02T08:00:00Z", "pivot": "2026-03-02T08:30:00Z"})
     assert out["services"][0]["service"] == "redis" and out["services"][0]["shift"] == "own_time_grew"
     errs = call_tool(jctx, "trace_errors", {"since": "2026-03-02T08:30:00Z"})
-    assert [(g["service"], g["operation"], g["new"]) for g in errs["groups"]] == [("redis", "GetDriver", True)]
+    assert [(g["service"], g["operation"], g["new"], g["first_seen"]) for g in errs["groups"]] == [
+        ("redis", "GetDriver", True, "2026-03-02T08:41:00Z")
+    ]
 
 
 @respx.mock

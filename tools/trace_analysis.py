@@ -128,9 +128,26 @@ class ErrorGroup(BaseModel):
     error_ratio: float
     errors_before: int = Field(description="Error spans in the equally long window just before.")
     new: bool = Field(description="This operation had no error span before the window.")
+    first_seen: datetime | None = Field(default=None, description="Its first error span in the window (to the second).")
 
 
-def error_groups(now: Totals, before: Totals, service: str | None = None) -> list[ErrorGroup]:
+def first_error_times(spans: Iterable[SpanRecord], since: datetime, until: datetime) -> dict[tuple[str, str], datetime]:
+    """Per (service, operation): the start of its first error span in [since, until), to the second."""
+    out: dict[tuple[str, str], datetime] = {}
+    for s in spans:
+        if s.status == SpanStatus.ERROR and since <= s.start < until:
+            key = (s.service, s.operation)
+            if key not in out or s.start < out[key]:
+                out[key] = s.start
+    return {k: v.replace(microsecond=0) for k, v in out.items()}
+
+
+def error_groups(
+    now: Totals,
+    before: Totals,
+    service: str | None = None,
+    first_seen: Mapping[tuple[str, str], datetime] | None = None,
+) -> list[ErrorGroup]:
     """Error spans grouped by (service, operation), new ones first, then by growth."""
     out: list[ErrorGroup] = []
     for (svc, op), t in now.items():
@@ -146,6 +163,7 @@ def error_groups(now: Totals, before: Totals, service: str | None = None) -> lis
                 error_ratio=round(t["errors"] / t["spans"], 4),
                 errors_before=prev,
                 new=prev == 0,
+                first_seen=(first_seen or {}).get((svc, op)),
             )
         )
     out.sort(key=lambda g: (not g.new, -(g.errors + 1) / (g.errors_before + 1), -g.errors, g.service, g.operation))

@@ -288,6 +288,34 @@ class TraceStore(SQLiteStore):
             out[(row[0], row[1])] = dict(zip(fields, row[2:], strict=True))
         return out
 
+    def first_errors(
+        self, since: datetime, until: datetime, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], datetime]:
+        """Per (service, operation) in `keys`: the second of its first error span in the window.
+
+        The minute rollup finds each key's first failing minute, the second rollup the second within.
+        """
+        wanted = set(keys)
+        since_s, until_s = to_us(since) // US, -(-to_us(until) // US)
+        conn = self._conn()
+        minutes = conn.execute(
+            "SELECT service, operation, MIN(bucket) FROM span_rollup WHERE width = 60 AND bucket >= ? "
+            "AND bucket < ? AND errors > 0 GROUP BY 1, 2",
+            (since_s - since_s % 60, until_s),
+        ).fetchall()
+        out: dict[tuple[str, str], datetime] = {}
+        for service, operation, minute in minutes:
+            if (service, operation) not in wanted:
+                continue
+            row = conn.execute(
+                "SELECT bucket FROM span_rollup WHERE width = 1 AND bucket >= ? AND bucket < ? AND service = ? "
+                "AND operation = ? AND errors > 0 ORDER BY bucket LIMIT 1",
+                (max(since_s, minute), until_s, service, operation),
+            ).fetchone()
+            if row:
+                out[(service, operation)] = from_us(row[0] * US)
+        return out
+
     def services(self) -> list[str]:
         """Services with spans in the store (from the minute rollup, which is small)."""
         rows = self._conn().execute("SELECT DISTINCT service FROM span_rollup WHERE width = 60 ORDER BY service")

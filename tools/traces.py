@@ -26,6 +26,7 @@ from tools.trace_analysis import (
     downstream,
     edges_from_totals,
     error_groups,
+    first_error_times,
     latency_shifts,
     span_totals,
 )
@@ -171,11 +172,26 @@ def trace_errors(ctx: ToolContext, args: TraceErrorsInput) -> TraceErrorsOutput:
     """
     since, until = resolve_range(ctx, args.since, args.until, DEFAULT_WINDOW)
     earlier = since - (until - since)
-    now, _ = _totals(ctx, since, until, args.service)
+    client = backend(ctx)
+    if client is None:
+        store = trace_store(ctx)
+        now = store.span_totals(since, until)
+        first: dict[tuple[str, str], datetime] = {}
+    else:
+        spans = [
+            s
+            for t in client.fetch_traces(since=since, until=until, service=args.service, limit=BACKEND_TRACES)
+            for s in t
+        ]
+        now, _ = span_totals(spans, since, until)
+        first = first_error_times(spans, since, until)
     before, _ = _totals(ctx, earlier, since, args.service)
     if args.service:
         _check_service(args.service, _known_services({**before, **now}))
-    groups = error_groups(now, before, args.service)
+    if client is None:
+        failing = [k for k, t in now.items() if t["errors"] > 0 and (not args.service or k[0] == args.service)]
+        first = store.first_errors(since, until, failing)
+    groups = error_groups(now, before, args.service, first)
     return TraceErrorsOutput(
         groups=groups[: args.limit],
         total_groups=len(groups),
