@@ -5,7 +5,9 @@ action command for every catalog action, then for `--rounds` rounds: sends an al
 services (new incidents, so new investigations), approves every pending approval as it appears (the
 same `decide` the CLI uses: a durable message to the waiting workflow), and kills a random replica with
 SIGKILL at a random moment of one phase, taken in turn: during the storm, while an investigation runs,
-or while an approved action's command runs; then restarts it. Afterwards it lets the replicas settle and prints:
+or while an approved action's command runs; then restarts it (with several replicas, every fifth
+victim stays down long enough for another replica to recover its workflows). Afterwards it lets the
+replicas settle and prints:
 
     acknowledged alerts lost   alerts answered 202 whose row is not in the database
     investigations stranded    queued-and-due / running / resuming after settling, or an incident with
@@ -212,6 +214,7 @@ class Approver(threading.Thread):
 
 
 PHASES = ("storm", "investigation", "action")
+DEAD_AFTER_SECONDS = 10.0  # workflows.status.DEAD_AFTER_SECONDS: when the other replicas take over
 
 
 def started_actions(action_log: Path) -> int:
@@ -301,16 +304,16 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
                         webhook_token=SecretStr(TOKEN), approvers=["alice"], action_timeout_seconds=30)
     ctx = ToolContext(settings=settings)
     replicas = [Replica(f"r{i + 1}", env, logs) for i in range(args.replicas)]
-    for r in replicas:
-        r.start()
     rng = random.Random(args.seed)
     phases: Counter[str] = Counter()
     acked: set[str] = set()
     lock = threading.Lock()
     approver = Approver(ctx)
-    approver.start()
     started = time.monotonic()
     try:
+        for r in replicas:
+            r.start()
+        approver.start()
         for rnd in range(args.rounds):
             services = [f"svc-{rnd:03d}-{k}" for k in range(args.incidents)]
             live = [r for r in replicas if r.alive]
@@ -329,7 +332,12 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
             phases[f"{phase}{'' if landed else ' (timed out)'}"] += 1
             for t in storms:
                 t.join()
-            time.sleep(rng.uniform(0.1, 1.0))
+            if len(replicas) > 1 and rnd % 5 == 4:
+                # Down for good (as far as the others can tell): a surviving replica recovers its work.
+                time.sleep(DEAD_AFTER_SECONDS + 6)
+                phases["left down (another replica recovers)"] += 1
+            else:
+                time.sleep(rng.uniform(0.1, 1.0))
             victim.start()
             if not args.json:
                 print(f"round {rnd + 1}/{args.rounds}: killed {victim.name}; "
@@ -344,7 +352,8 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
         return result
     finally:
         approver.stop.set()
-        approver.join(10)
+        if approver.is_alive():
+            approver.join(10)
         for r in replicas:
             r.stop()
 
