@@ -1,14 +1,15 @@
-"""Embedded trace store: spans in SQLite (WAL) in the data dir, with per-second and per-minute rollups.
+"""Embedded trace store: spans in SQLite (WAL) in the data dir, with per-second, minute and hour rollups.
 
 Why this layout: `latency_breakdown` must answer over 1,000,000 spans in well under a second on two
 cores, and scanning a million rows in SQLite (let alone joining children to parents) does not fit.
 So the parent/child work is done once, at ingest: every span keeps the summed duration of its direct
 children (`child_sum`, and `remote_sum` for children in other services) and the service of its parent.
 Each span's contribution (self time, time in callees, entry-span latency, errors, caller -> callee
-edge) is added to rollup rows keyed by (bucket width, bucket, service, operation). A query reads whole
-minutes from the 60 s rollup and the ragged ends from the 1 s rollup: a few thousand rows whatever the
-span count. Children and parents may arrive in any order (OTLP batches, replays): when the missing
-half of a link arrives, the stored side and the rollups are corrected by the difference.
+edge) is added to rollup rows keyed by (bucket width, bucket, service, operation) (tools/trace_rollup.py).
+A query reads whole hours from the hour rollup, the ragged ends from the minute and then the second
+rollups: a number of rows set by the services and operations, not by the span count. Children and
+parents may arrive in any order (OTLP batches, replays): when the missing half of a link arrives, the
+stored side and the rollups are corrected by the difference.
 
 Windows are therefore resolved to whole seconds (a span counts in the second its start falls in).
 """
