@@ -25,7 +25,7 @@ from server import slack_blocks as sb
 from tools.context import ToolContext
 from tools.executors import describe
 from workflows import approvals as service
-from workflows.approvals import ApprovalError, DecisionOutcome, request_approval
+from workflows.approvals import ApprovalError, DecisionOutcome
 from workflows.executor import ResolveOutcome, resolve_unknown
 from workflows.notify import set_people
 
@@ -226,6 +226,13 @@ def _post_request(ctx: ToolContext, approval_id: str) -> None:
 
 
 # -------------------------------------------------------------------------------------------- decide
+
+
+def request_approval(ctx: ToolContext, **kwargs: Any) -> Approval:
+    """Store a pending approval and post it in Slack (see `workflows.approvals.request_approval`)."""
+    install()
+    return service.request_approval(ctx, **kwargs)
+
 
 
 def decide(

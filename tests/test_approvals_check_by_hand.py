@@ -14,7 +14,7 @@ from server.approvals import install, request_approval
 from tests.fake_slack import FakeSlack, open_incident, sample_report, seed_flags
 from tools.context import ToolContext
 from workflows.executor import execute_approved
-from workflows.notify import Nobody, set_people
+from workflows.notify import get_people, set_people
 
 
 @pytest.fixture
@@ -27,11 +27,12 @@ def sctx(ctx: ToolContext) -> Iterator[tuple[ToolContext, FakeSlack]]:
         s.slack_api_url = fake.api_url
         s.approvers = ["U0APPROVER"]
         seed_flags(ctx)
+        before = get_people()
         install()
         try:
             yield ctx, fake
         finally:
-            set_people(Nobody())
+            set_people(before)
 
 
 def test_outcome_unknown_is_posted_in_the_thread(sctx: tuple[ToolContext, FakeSlack]) -> None:
