@@ -120,6 +120,10 @@ def list_(
     if as_json:
         _print_json(data)
         return
+    if not data:
+        out.print("No incident yet: `firebreak incidents new --title T --service S --severity major` opens one; "
+                  "alerts sent to `firebreak serve` open them too.", highlight=False, soft_wrap=True)
+        return
     from firebreak.tables import Col, fit_table
 
     cols = [Col("Id", "id"), Col("Severity"), Col("Status", drop=1), Col("Services", "text", drop=3),
