@@ -104,8 +104,8 @@ def print_history(h: History, console: Console) -> None:
     if not h.runs:
         console.print("No drill has run yet: `firebreak drill run FILE` or `firebreak drill practice FILE`.")
     else:
-        cols = [Col("Run", "id"), Col("Started (UTC)", drop=2), Col("Who", drop=3), Col("Scenario", "id"),
-                Col("Mode", drop=1), Col("Status", drop=4), Col("Rank"), Col("Fix")]
+        cols = [Col("Run", "id"), Col("Started (UTC)", drop=1), Col("Who", drop=3), Col("Scenario", "id"),
+                Col("Mode", drop=2), Col("Status", drop=4), Col("Rank"), Col("Fix")]
         console.print(fit_table(cols, [
             [r.id, r.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), r.person, r.scenario, r.mode, r.status,
              str(r.rank) if r.rank is not None else "–",
