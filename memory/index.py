@@ -923,8 +923,8 @@ class MemoryIndex:
         with self._lock:
             if "incident" in wanted:
                 found.append(self._candidates("incidents", text, k, service, since, wanted, set(), mode, True))
-            if wanted & {"runbook", "slack"}:
-                found.append(self._candidates("documents", text, k, service, since, wanted, set(), mode, True))
+            if wanted & {"runbook", "slack"}:  # documents have no start time: `since` is about incidents
+                found.append(self._candidates("documents", text, k, service, None, wanted, set(), mode, True))
             return self._ranked(found, text, k, mode)
 
     def _candidates(

@@ -136,7 +136,8 @@ def search(
     ] = None,
     service: Annotated[str | None, typer.Option("--service", help="Only this service.")] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Only incidents started after (RFC 3339, -2h, yesterday 14:00).")
+        str | None, typer.Option("--since", help="Only incidents started after (RFC 3339, -2h, yesterday 14:00); "
+                           "runbooks and threads have no date.")
     ] = None,
     docs: Annotated[bool, typer.Option("--docs", hidden=True, help="Same as --kind runbook --kind slack.")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid | dense | lexical")] = "hybrid",
@@ -178,6 +179,9 @@ def search(
         fail(str(exc), 1)
     if as_json:
         _print_json({"hits": [h.model_dump(mode="json") for h in hits]})
+        return
+    if not hits and (kinds or service or since_dt):
+        sys.stdout.write("no matches with these filters (--kind, --service, --since); try without them\n")
         return
     if not hits:
         counts = index.counts()

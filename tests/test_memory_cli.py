@@ -76,3 +76,14 @@ def test_bad_input_is_one_line(env: Settings, args: tuple[str, ...], message: st
 def test_search_on_empty_memory(env: Settings) -> None:
     code, out, _ = run("search", "anything")
     assert code == 0 and out.startswith("no matches (the memory holds 0 incidents") and "memory import" in out
+
+
+def test_since_narrows_incidents_but_keeps_runbooks(env: Settings, ctx: ToolContext) -> None:
+    add_incident(ctx, title="Mailer OOM after template cache change", services=["mailer"],
+                 root_cause="unbounded template cache", countermeasure="rolled back", incident_id="INC-2025-031")
+    run("import", str(DATA / "runbooks"))
+    code, out, _ = run("search", "mailer out of memory", "--since", "2099-01-01T00:00:00Z", "--k", "10", "--json")
+    kinds = {h["kind"] for h in json.loads(out)["hits"]}
+    assert code == 0 and kinds == {"runbook"}
+    code, out, _ = run("search", "mailer", "--kind", "slack", "--service", "nothing-here")
+    assert code == 0 and out.startswith("no matches with these filters")
