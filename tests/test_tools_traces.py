@@ -239,3 +239,24 @@ def test_service_dependencies_fall_back_on_traces(incident: ToolContext) -> None
     assert one["depends_on"] == ["db"] and one["dependents"] == ["front"]
     incident.settings.dependencies = {"front": ["cache"]}  # configured graphs win
     assert call_tool(incident, "service_dependencies", {})["edges"] == [{"service": "front", "depends_on": "cache"}]
+
+
+def test_firebreak_traces_cli(incident: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    import tools.cli as tools_cli
+    from firebreak.cli import app
+
+    monkeypatch.setattr(tools_cli, "CONTEXT_FACTORY", lambda: incident)
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["traces", "latency-breakdown", "--since", T0.isoformat(), "--pivot", PIVOT.isoformat(), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["services"][0]["service"] == "db"
+    res = runner.invoke(app, ["traces", "service-map", "--since", T0.isoformat()])
+    assert res.exit_code == 0 and "front" in res.output and "api" in res.output
+    res = runner.invoke(app, ["traces", "sample-traces", "--service", "nope"])
+    assert res.exit_code != 0 and "unknown service 'nope'" in res.output and "Traceback" not in res.output
