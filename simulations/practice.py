@@ -369,7 +369,7 @@ def practise(
     world = build_world(sc)
     transport = InProcessTransport(env.ctx)
     progress = Progress()
-    for line in instructions(who, run_id, speed, path, Path(team.settings.data_dir)):
+    for line in instructions(who, run_id, speed, path, Path(team.settings.data_dir).resolve()):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     status = _StatusLine(console, sc, speed)
     try:
