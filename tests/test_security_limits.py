@@ -56,12 +56,8 @@ def test_declared_oversized_bodies_are_refused_before_reading(c: TestClient) -> 
 
 
 def test_streamed_bodies_stop_at_the_cap(c: TestClient) -> None:
-    sent = 0
-
     def chunks() -> Iterator[bytes]:
-        nonlocal sent
         for _ in range(100 * 16):  # 100 MiB in 64 KiB chunks, no Content-Length
-            sent += 1
             yield b"x" * 65536
 
     started = time.perf_counter()
@@ -237,3 +233,35 @@ def test_docs_open_to_a_signed_in_browser(c: TestClient, ctx: ToolContext) -> No
     csrf = c.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
     c.post("/login", data={"name": "alice", "password": "correct horse battery", "csrf": csrf, "next": "/"})
     assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
+
+
+def test_a_real_server_answers_413_before_the_body_ends(ctx: ToolContext) -> None:
+    """Over real HTTP: after 2 MiB of a never-ending chunked body the 413 is already there to read."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    configure(ctx)
+    ctx.settings.slack_signing_secret = SecretStr(SLACK_SECRET)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(make_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"POST /slack/interactions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+            chunk = b"x" * 65536
+            for _ in range(32):  # 2 MiB of a body announced as going on for ever
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
