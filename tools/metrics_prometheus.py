@@ -58,7 +58,7 @@ class ScanResult:
     capped: bool = False
 
 
-def read_kind(kind: MetricKind, name: str) -> str:
+def read_kind(kind: MetricKind) -> str:
     """What a point of the metric means once read: the level, a per-second rate, or a 99th percentile."""
     if kind is MetricKind.COUNTER:
         return "rate"
@@ -176,7 +176,7 @@ def scan(client: PrometheusClient, service: str | None, since: datetime, until: 
             out.skipped.append(f"{name}: {exc.message[:200]}")
             continue
         out.checked += len(result)
-        rolled, lost = roll_up(result, name, read_kind(kind, name), order)
+        rolled, lost = roll_up(result, name, read_kind(kind), order)
         orphans += lost
         out.series.extend(rolled)
     if orphans:
@@ -209,7 +209,7 @@ def read_metric(client: PrometheusClient, service: str, name: str, since: dateti
             continue
         for s in result:
             s.metric = {label: service}  # one service: every label set averages (or adds) into it
-        rolled, _ = roll_up(result, name, read_kind(kind, name), (label,))
+        rolled, _ = roll_up(result, name, read_kind(kind), (label,))
         if rolled:
             return rolled[0], len(result)
     return None
