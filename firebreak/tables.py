@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 PADDING = 3  # Rich's default box: one border and a space each side per column
 
@@ -74,3 +75,27 @@ def fit_table(cols: Sequence[Col], rows: Sequence[Sequence[str]], *, width: int 
     for r in rows:
         table.add_row(*(str(r[i]) for i in keep))
     return table
+
+
+def fits(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> bool:
+    """Whether every column fits side by side at its minimum width."""
+    values = [[str(r[i]) for r in rows] for i in range(len(cols))]
+    return sum(_min_width(c, values[i]) + PADDING for i, c in enumerate(cols)) + 1 <= width
+
+
+def table_or_blocks(cols: Sequence[Col], rows: Sequence[Sequence[str]], *, title: str | None = None,
+                    console: Console | None = None) -> RenderableType:
+    """A table when the columns fit, else one block per row (`Header: value` lines, ids first): for
+    records with many fields, where dropping columns would hide what the person asked for."""
+    width = (console or Console()).width
+    if fits(cols, rows, width):
+        return fit_table(cols, rows, title=title, console=console)
+    parts: list[RenderableType] = []
+    if title:
+        parts.append(Text(f"{title} ({len(rows)})", style="bold"))
+    order = sorted(range(len(cols)), key=lambda i: cols[i].kind != "id")
+    for r in rows:
+        lines = [f"{cols[i].header}: {r[i]}" for i in order if str(r[i]).strip()]
+        if lines:
+            parts.append(Text("- " + lines[0] + "".join("\n  " + ln for ln in lines[1:])))
+    return Group(*parts)

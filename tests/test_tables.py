@@ -43,3 +43,20 @@ def test_columns_are_dropped_least_useful_first_and_said() -> None:
 def test_humanize() -> None:
     assert humanize("started_at") == "Started at"
     assert humanize("mean_minutes_to_mitigate") == "Mean minutes to mitigate"
+
+
+def test_wide_records_become_blocks_with_the_id_first() -> None:
+    from firebreak.tables import table_or_blocks
+
+    cols = [Col("Kind", "text"), Col("Id", "id")] + [Col(f"Field {n}", "text") for n in range(8)]
+    rows = [["deploy", "chg-000123"] + [f"value {n} of a long-ish field" for n in range(8)]]
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, color_system=None)
+    console.print(table_or_blocks(cols, rows, title="changes", console=console))
+    text = buf.getvalue()
+    assert text.startswith("changes (1)\n- Id: chg-000123\n  Kind: deploy\n")
+    assert "Field 7: value 7 of a long-ish field" in text
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, color_system=None)
+    console.print(table_or_blocks(cols[:3], [r[:3] for r in rows], console=console))
+    assert "┃ Kind" in buf.getvalue()  # few fields: still a table

@@ -242,12 +242,12 @@ def emit(out: dict[str, Any], *, as_json: bool, title: str = "") -> None:
             for r in rows:
                 columns.extend(c for c in r if c not in columns)
             columns = [c for c in columns if any(r.get(c) not in (None, "", [], {}) for r in rows)]
-            from firebreak.tables import Col, fit_table, humanize
+            from firebreak.tables import Col, humanize, table_or_blocks
 
-            # ids whole (the next command needs them), human headers, the rest folds to the width
+            # ids whole (the next command needs them), human headers; too many fields: one block per row
             cols = [Col(humanize(c), "id" if c == "id" or c.endswith("_id") else "text") for c in columns]
-            console.print(fit_table(cols, [[_cell(r.get(c)) for c in columns] for r in rows], title=key,
-                                    console=console))
+            console.print(table_or_blocks(cols, [[_cell(r.get(c)) for c in columns] for r in rows], title=key,
+                                          console=console))
         elif all(isinstance(r, list) for r in rows):
             width = max(len(r) for r in rows)
             table = Table(title=key, title_justify="left")
