@@ -238,9 +238,8 @@ def print_debrief(d: Debrief, console: Console) -> None:
                       highlight=False)
     table = Table(show_lines=True)
     table.add_column("")
-    table.add_column("You")
-    table.add_column("Investigator")
-    table.add_column("Truth")
+    for header in ("You", "Investigator", "Truth"):
+        table.add_column(header, overflow="fold")  # a fix is read whole, never cut with an ellipsis
     inv = d.investigator
     truth_culprit = d.truth["culprit"]
     table.add_row(
