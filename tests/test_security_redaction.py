@@ -147,8 +147,8 @@ def _investigate_all(ctx: ToolContext) -> list[str]:
     from agent.investigator import investigate
     from memory.models import Investigation
 
-    with ctx.db.session() as s:
-        ids = list(s.scalars(select(Investigation.id)))
+    with ctx.db.session() as s:  # one run is enough to have a transcript to read back
+        ids = list(s.scalars(select(Investigation.id).order_by(Investigation.queued_at).limit(1)))
     for inv in ids:
         investigate(ctx, inv, notify=False)
     return ids
