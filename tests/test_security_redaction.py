@@ -266,6 +266,9 @@ def test_no_secret_leaves_by_any_way_out(ctx: ToolContext, world: dict[str, Any]
         assert text in outputs[f"cli incidents show {incidents[1]} --json"], text
         assert text in outputs["api tool search_logs"], text
     assert "4.6.2" in outputs["api tool search_logs"]
+    # JSON printed by the CLI is still JSON after redaction (redacted value by value).
+    shown = json.loads(outputs[f"cli incidents show {incidents[1]} --json"])
+    assert "[REDACTED:" in json.dumps(shown) and isinstance(json.loads(outputs["cli incidents list --json"]), list)
 
 
 def test_outside_text_is_redacted_before_it_is_stored(ctx: ToolContext, world: dict[str, Any]) -> None:
