@@ -291,6 +291,11 @@ def bench_detector(skip_ruptures: bool) -> None:
         return bkps[0] if len(bkps) > 1 else None
 
     methods: dict[str, Callable[[np.ndarray], int | None]] = {"robust (chosen)": robust}
+    import importlib.util
+
+    if not skip_ruptures and importlib.util.find_spec("ruptures") is None:
+        print("ruptures is not installed (pip install -e '.[bench]'): comparing the chosen detector alone")
+        skip_ruptures = True
     if not skip_ruptures:
         methods["ruptures PELT l2"] = ruptures_pelt
     print("change onset error in samples (median / max / misses over 10 series, 360 samples each):")
