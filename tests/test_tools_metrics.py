@@ -305,3 +305,27 @@ def test_embedded_counters_are_read_as_rates(ctx: ToolContext) -> None:
     assert q["kind"] == "gauge" and q["points"][-1][1] > 1000
     with pytest.raises(ValueError, match="kind"):
         store.set_metric_kind("x", "summary")
+
+
+def test_embedded_histograms_are_read_as_p99(ctx: ToolContext) -> None:
+    """`x_bucket{le}` series (as OTLP intake writes them) give the 99th percentile, as on Prometheus."""
+    store = get_metric_store(ctx)
+    bounds = ("0.1", "0.5", "1", "+Inf")
+    counts = dict.fromkeys(bounds, 0.0)
+    points = []
+    for i in range(N):
+        slow = i >= 110  # from then on every request takes 0.5-1 s
+        for le in bounds:
+            counts[le] += 15.0 if (slow and le in ("1", "+Inf")) or (not slow) else 0.0
+            points.append(MetricPoint(START + i * STEP, "api", "latency_seconds_bucket", counts[le],
+                                      {"le": le, "route": "/pay"}))
+    store.ingest(points)
+    out = call_tool(ctx, "metric_anomalies", {"since": START.isoformat()})
+    (a,) = out["anomalies"]
+    assert (a["name"], a["kind"], a["labels"]) == ("latency_seconds", "p99", {"route": "/pay"})
+    assert a["before"] == pytest.approx(0.099) and a["after"] == pytest.approx(0.995)
+    assert abs(datetime.fromisoformat(a["onset"]) - (START + 110 * STEP)) <= STEP
+    q = call_tool(ctx, "query_metric", {"service": "api", "name": "latency_seconds", "since": START.isoformat(),
+                                        "step_seconds": 60})
+    assert q["kind"] == "p99" and q["series"] == 1
+    assert q["points"][0][1] == pytest.approx(0.099) and q["points"][-1][1] == pytest.approx(0.995)

@@ -161,6 +161,10 @@ def query_metric(ctx: ToolContext, args: QueryMetricInput) -> QueryMetricOutput:
         return _query_prometheus(ctx, args, since, until, span_s)
     store = get_metric_store(ctx)
     keys = store.series(args.service, args.name)
+    bucket_name = args.name if args.name.endswith("_bucket") else args.name + "_bucket"
+    hist_keys = store.series(args.service, bucket_name) if store.metric_kind(bucket_name) == "histogram" else []
+    if hist_keys and (not keys or args.name == bucket_name):
+        return _embedded_p99(ctx, args, hist_keys, since, until, span_s)
     if not keys:
         services = store.services()
         if args.service not in services:
@@ -192,6 +196,28 @@ def query_metric(ctx: ToolContext, args: QueryMetricInput) -> QueryMetricOutput:
         series=len(ids),
         truncated=truncated,
         source="embedded",
+    )
+
+
+def _embedded_p99(
+    ctx: ToolContext, args: QueryMetricInput, keys: list[Any], since: datetime, until: datetime, span_s: float
+) -> QueryMetricOutput:
+    """A histogram's 99th percentile over time (each label set's p99, averaged per bucket)."""
+    from tools import metric_hist
+
+    store = get_metric_store(ctx)
+    groups = metric_hist.families(keys)
+    native_ms = store.native_step_ms(keys[0].id) or 15_000
+    step_s = args.step_seconds or _auto_step(span_s, native_ms / 1000)
+    step_ms = int(step_s * 1000)
+    per: dict[int, list[float]] = {}
+    for members in groups.values():
+        for ts, value in metric_hist.p99_points(store, members, since, until):
+            per.setdefault(ts // step_ms, []).append(value)
+    rows = [(b * step_ms, sum(v) / len(v)) for b, v in sorted(per.items())]
+    return QueryMetricOutput(
+        service=args.service, name=args.name, points=[(from_ms(ts), _round(v)) for ts, v in rows[-MAX_POINTS:]],
+        step_seconds=step_s, kind="p99", series=len(groups), truncated=len(rows) > MAX_POINTS, source="embedded",
     )
 
 
@@ -296,9 +322,7 @@ def _embedded_anomalies(
         skipped.append(f"{len(keys) - MAX_ANOMALY_SERIES} series not read: the series cap of {MAX_ANOMALY_SERIES}")
     keys = keys[:MAX_ANOMALY_SERIES]
     kinds = {name: store.metric_kind(name) for name in {k.name for k in keys}}
-    buckets = [k for k in keys if kinds[k.name] == "histogram"]
-    if buckets:
-        skipped.append(f"{len(buckets)} histogram bucket series not read (the embedded store has no quantiles)")
+    _embedded_histograms(store, [k for k in keys if kinds[k.name] == "histogram"], since, until, found, skipped)
     by_id = {k.id: k for k in keys}
     for chunk_start in range(0, len(keys), 200):
         part_keys = keys[chunk_start : chunk_start + 200]
@@ -322,6 +346,27 @@ def _embedded_anomalies(
             kind = "rate" if kinds[key.name] == "counter" else "gauge"
             found.append((change.size, _anomaly(key.service, key.name, key.labels, onset, change, rec, kind)))
     return len(keys), capped
+
+
+def _embedded_histograms(
+    store: Any, keys: list[Any], since: datetime, until: datetime, found: list[tuple[float, Anomaly]],
+    skipped: list[str],
+) -> None:
+    """Histograms judged on their p99, as Prometheus reads them."""
+    from tools import metric_hist
+
+    groups = metric_hist.families(keys)
+    stray = len(keys) - sum(len(m) for m in groups.values())
+    if stray:
+        skipped.append(f"{stray} histogram series without an `le` bucket bound: not read")
+    for (service, family, rest), members in groups.items():
+        points = metric_hist.p99_points(store, members, since, until)
+        change = detect_change([v for _, v in points]) if len(points) >= 12 else None
+        if change is None:
+            continue
+        rec = None if change.recovered_index is None else from_ms(points[change.recovered_index][0])
+        onset = from_ms(points[change.onset_index][0])
+        found.append((change.size, _anomaly(service, family, dict(rest), onset, change, rec, "p99")))
 
 
 def _prometheus_anomalies(
