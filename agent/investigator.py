@@ -175,6 +175,9 @@ def build_tools(rec: RunRecorder) -> list[Tool[ToolContext]]:
         rec.add(ACTION_TOOL, rc.tool_call_id, fix.model_dump(mode="json"), out, started)
         return out
 
+    from agent.triage.tool import rank_suspects_tool
+
+    tools.append(rank_suspects_tool(rec))  # the evidence table: suspects, features, fitted ranking
     tools.append(Tool(submit_report, max_retries=2))
     tools.append(Tool(request_action, requires_approval=True, args_validator=check_fix, max_retries=2))
     return tools
@@ -487,7 +490,8 @@ def _finish(
 
 def _fill_messages(ctx: ToolContext, report: TriageReport, now: datetime, incident_id: str) -> None:
     """A model may leave the messages out; draft them from the templates like the offline path does."""
-    from agent.evidence import Findings, render_messages
+    from agent.triage.observe import Findings
+    from agent.triage.summary import render_messages
 
     incident: dict[str, Any] = {}
     with ctx.db.session() as s:

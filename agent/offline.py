@@ -86,6 +86,9 @@ class OfflineInvestigator:
         self.update_minutes = update_minutes
 
     def model(self) -> FunctionModel:
+        from agent.triage import warm
+
+        warm()  # cached after the first call; the worker's warm-up lands here before any alert
         return FunctionModel(self, model_name="offline")
 
     def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -182,6 +185,17 @@ class OfflineInvestigator:
                         for svc, key in probes
                     ]
                 )
+        # Resource series: how each service's own cpu/memory/... stands now against its own history
+        # (a change-point detector reports only a series' first change; the fault may be a later one).
+        if "query_metric" in available and "query_metric" not in done:
+            series = self._series_probes(f)
+            if series:
+                return calls(
+                    *[
+                        ("query_metric", {"service": svc, "name": name, "since": _iso(since), "until": _iso(self.now)})
+                        for svc, name in series
+                    ]
+                )
         # One retry of log_patterns with the contract's defaults if the first try was refused.
         lp = [r for r in results if r[0] == "log_patterns"]
         if (
@@ -243,6 +257,18 @@ class OfflineInvestigator:
                 probes.append((svc, None))
                 probed.add(svc)
         return probes[:3]
+
+    @staticmethod
+    def _series_probes(f: Findings, limit: int = 40) -> list[tuple[str, str]]:
+        """(service, metric) of every resource-like series the anomaly scan saw, once each."""
+        from agent.triage.suspects.resource import resource_of
+
+        out: list[tuple[str, str]] = []
+        for a in f.anomalies:
+            key = (str(a.get("service") or ""), str(a.get("name") or ""))
+            if key[0] and resource_of(key[1]) and key not in out:
+                out.append(key)
+        return out[:limit]
 
     @staticmethod
     def _primary(f: Findings) -> str | None:

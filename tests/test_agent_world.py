@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.evidence import Findings
+from agent.triage.observe import Findings
 from tools.registry import ToolError, ToolSpec
 
 

@@ -86,10 +86,13 @@ def previous_version(c: dict[str, Any], changes: list[dict[str, Any]]) -> str | 
 
 
 def fallback_flag(ctx: Context, dep: str) -> tuple[str, str, str | None] | None:
-    """(flag, action, variant) that moves calls off a failing third party: a flag routing to it that
-    offers another variant, or a flag whose name or description means fallback/backup/kill switch and
-    names the dependency (or its caller)."""
+    """(flag, action, variant) that moves calls off a failing third party: first a flag routing to it that
+    offers another variant, then a flag whose name or description means fallback, backup or kill switch
+    and names the dependency, when it is not already on."""
     target = dep.lower()
+    dep_words = [p for p in re.split(r"[^a-z0-9]+", target) if len(p) >= 3]
+    routing: tuple[str, str, str | None] | None = None
+    fallback: tuple[str, str, str | None] | None = None
     for fl in ctx.f.flags:
         key = str(fl.get("key") or fl.get("flag") or "")
         variants = fl.get("variants") or {}
@@ -98,18 +101,21 @@ def fallback_flag(ctx: Context, dep: str) -> tuple[str, str, str | None] | None:
         names = {str(n): str(v).lower() for n, v in variants.items()}
         routed = [n for n, v in names.items() if target in (n.lower(), v)]
         current = str(fl.get("default_variant") or fl.get("defaultVariant") or "")
-        if routed and (not current or current in routed):
+        if routed and (not current or current in routed) and routing is None:
             others = sorted(n for n, v in names.items() if n not in routed and n.lower() not in OFF_VARIANTS)
             if others:
-                return key, "set_flag_variant", others[0]
+                routing = (key, "set_flag_variant", others[0])
         text = f"{key} {fl.get('description') or ''}".lower()
-        dep_words = [p for p in re.split(r"[^a-z0-9]+", target) if len(p) >= 3]
-        if any(w in text for w in FALLBACK_WORDS) and (target in text or any(p in text for p in dep_words)):
+        if (
+            fallback is None
+            and any(w in text for w in FALLBACK_WORDS)
+            and (target in text or any(p in text for p in dep_words))
+        ):
             enabled = str(fl.get("state") or "ENABLED").upper() != "DISABLED"
             on = current.lower() in ON_VARIANTS or names.get(current) == "true"
             if not (enabled and on):
-                return key, "enable_flag", None
-    return None
+                fallback = (key, "enable_flag", None)
+    return routing or fallback
 
 
 def choose(

@@ -118,6 +118,7 @@ class Findings:
     trace_edges: list[dict[str, Any]] = field(default_factory=list)  # service_map
     trace_errors: list[dict[str, Any]] = field(default_factory=list)  # trace_errors groups
     latency: list[dict[str, Any]] = field(default_factory=list)  # latency_breakdown rows
+    series: dict[tuple[str, str], list[tuple[datetime, float]]] = field(default_factory=dict)  # query_metric
     tools_answered: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
@@ -197,6 +198,13 @@ def findings_from(results: Iterable[tuple[str, dict[str, Any], Any]], now: datet
             f.trace_edges.extend(_rows(res, "edges"))
         elif name == "trace_errors":
             f.trace_errors.extend(_rows(res, "groups", "errors", "operations"))
+        elif name == "query_metric":
+            pts = [
+                (t, float(p[1]))
+                for p in res.get("points") or []
+                if len(p) == 2 and (t := parse_time(p[0])) is not None and isinstance(p[1], int | float)
+            ]
+            f.series[(str(res.get("service") or args.get("service")), str(res.get("name") or args.get("name")))] = pts
         elif name == "latency_breakdown":
             f.latency.extend(_rows(res, "services", "rows", "breakdown"))
     seen: set[str] = set()

@@ -1,6 +1,11 @@
-"""The ranking: a logistic model over the named features, its coefficients fitted by
-scripts/fit_ranker.py and stored in a small versioned JSON file (weights.json), so the runtime needs
-only arithmetic. Each hypothesis's evidence says which features weighed most (coefficient x value)."""
+"""The ranking: a scoring model over the named features, fitted by scripts/fit_ranker.py (scikit-learn)
+and stored in a small versioned JSON file (weights.json), so the runtime needs only arithmetic.
+
+Two stored forms: "logistic" (coefficients over standardised features) and "trees" (a gradient-boosted
+ensemble of small regression trees, as scikit-learn's GradientBoostingClassifier fits them). Each
+hypothesis's evidence says which features weighed most: coefficient x value for the logistic form, the
+change of score along each tree's path attributed to the feature split on (Saabas) for trees.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,26 @@ WEIGHTS_PATH = Path(__file__).with_name("weights.json")
 
 
 @dataclass(frozen=True)
+class Tree:
+    """One regression tree in scikit-learn's array form: node i splits on feature[i] <= threshold[i]
+    (left) or not (right); leaves have left == -1; value is the node's mean (used for attributions)."""
+
+    feature: list[str | None]
+    threshold: list[float]
+    left: list[int]
+    right: list[int]
+    value: list[float]
+
+    def path(self, x: dict[str, float]) -> list[int]:
+        node, out = 0, [0]
+        while self.left[node] != -1:
+            name = self.feature[node]
+            node = self.left[node] if x.get(name or "", 0.0) <= self.threshold[node] else self.right[node]
+            out.append(node)
+        return out
+
+
+@dataclass(frozen=True)
 class Model:
     version: str
     intercept: float
@@ -26,23 +51,46 @@ class Model:
     mean: dict[str, float]
     scale: dict[str, float]
     meta: dict[str, Any]
+    trees: tuple[Tree, ...] = ()
+    learning_rate: float = 1.0
 
     def contributions(self, x: dict[str, float]) -> dict[str, float]:
-        return {
+        """Each feature's share of the score (its sum plus `base()` is the logit)."""
+        out = {
             n: w * (x.get(n, 0.0) - self.mean.get(n, 0.0)) / (self.scale.get(n, 1.0) or 1.0)
             for n, w in self.coef.items()
         }
+        for t in self.trees:
+            p = t.path(x)
+            for parent, child in zip(p, p[1:], strict=False):
+                name = t.feature[parent] or ""
+                out[name] = out.get(name, 0.0) + self.learning_rate * (t.value[child] - t.value[parent])
+        return out
+
+    def base(self) -> float:
+        return self.intercept + sum(self.learning_rate * t.value[0] for t in self.trees)
 
     def logit(self, x: dict[str, float]) -> float:
-        return self.intercept + sum(self.contributions(x).values())
+        return self.base() + sum(self.contributions(x).values())
 
 
 def load(path: Path | None = None) -> Model:
     """The stored model; a feature it does not know weighs 0 (a refit is due), one it names that no longer
     exists is an error: the file and the code disagree."""
     data = json.loads((path or WEIGHTS_PATH).read_text())
-    coef = {str(k): float(v) for k, v in data["coef"].items()}
-    missing = sorted(set(coef) - set(features.names()))
+    coef = {str(k): float(v) for k, v in (data.get("coef") or {}).items()}
+    trees = tuple(
+        Tree(
+            feature=[str(f) if f is not None else None for f in t["feature"]],
+            threshold=[float(v) for v in t["threshold"]],
+            left=[int(v) for v in t["left"]],
+            right=[int(v) for v in t["right"]],
+            value=[float(v) for v in t["value"]],
+        )
+        for t in data.get("trees") or []
+    )
+    used = set(coef) | {f for t in trees for f in t.feature if f is not None}
+    missing = sorted(used - set(features.names()))
     if missing:
         raise ValueError(f"{path or WEIGHTS_PATH}: coef names unknown features {missing}")
     return Model(
@@ -52,6 +100,8 @@ def load(path: Path | None = None) -> Model:
         mean={str(k): float(v) for k, v in (data.get("mean") or {}).items()},
         scale={str(k): float(v) for k, v in (data.get("scale") or {}).items()},
         meta=dict(data.get("meta") or {}),
+        trees=trees,
+        learning_rate=float(data.get("learning_rate", 1.0)),
     )
 
 
@@ -67,7 +117,11 @@ def score(cands: list[Candidate], m: Model | None = None) -> list[Candidate]:
         z = max(-30.0, min(30.0, m.logit(c.features)))
         c.score = z
         c.probability = 1.0 / (1.0 + math.exp(-z))
-    return sorted(cands, key=lambda c: (-round(c.score, 9), c.suspect.kind, c.suspect.ref))
+    # Ties (trees give equal scores to near-equal suspects) go to the stronger raw signal.
+    return sorted(
+        cands,
+        key=lambda c: (-round(c.score, 9), -round(c.facts.get("strength", 0.0), 6), c.suspect.kind, c.suspect.ref),
+    )
 
 
 def explain(c: Candidate, m: Model | None = None, top: int = 3) -> Evidence:

@@ -41,12 +41,30 @@ TRAFFIC_LABELS = (
     "publisher",
     "subscriber",
 )
+# A key naming who sends requests (`client_id=`, `api_key_owner=`, `source=`, `tenant:`) and its value.
 TRAFFIC_RE = re.compile(
-    r"(?<![a-z])(?:utm_)?(client(?:[_ -]?id)?|campaign(?:[_ -]?id)?|tenant(?:[_ -]?id)?|customer(?:[_ -]?id)?|"
-    r"partner(?:[_ -]?id)?|account(?:[_ -]?id)?|api[_-]?key(?:[_-]?id)?|consumer|caller|app[_-]?id|"
-    r"user[_-]?agent|sender(?:[_-]?id)?|origin|integration(?:[_-]?id)?|org(?:ani[sz]ation)?(?:[_-]?id)?|"
-    r"merchant(?:[_-]?id)?|requester|producer|publisher|subscriber(?:[_-]?id)?)\s*[=:]\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
+    r"(?<![a-z])((?:[a-z]+_)?(?:client|campaign|tenant|customer|partner|account|api[_-]?key|consumer|caller|"
+    r"app[_-]?id|user[_-]?agent|sender|origin|source|integration|org(?:ani[sz]ation)?|merchant|requester|"
+    r"producer|publisher|subscriber)(?:[_ -]?(?:id|name|owner|key))?)\s*[=:]\s*[\"']?([A-Za-z0-9][\w.\-/]*[A-Za-z0-9])",
     re.IGNORECASE,
+)
+# Values after such a key that name no sender (`client: upstream unavailable`).
+GENERIC_SOURCES = frozenset(
+    [
+        "upstream",
+        "downstream",
+        "unknown",
+        "none",
+        "null",
+        "error",
+        "errors",
+        "timeout",
+        "timed",
+        "closed",
+        "request",
+        "requests",
+        "internal",
+    ]
 )
 THROTTLE_WORDS = ("rate limit", "ratelimit", "throttl", "quota", "too many requests", "429", "limit exceeded")
 _HOST_RE = re.compile(r"\b((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z])\b", re.IGNORECASE)
@@ -57,8 +75,22 @@ _TABLE_RES = (
     (re.compile(r"\b(?:dataset|data set|collection)\s+[\"'`]?([A-Za-z_][\w.\-]*)", re.IGNORECASE), 1.0),
     (re.compile(r"[\"'`]?([A-Za-z_][\w.]*)[\"'`]?\s+table\b", re.IGNORECASE), 0.6),
     (re.compile(r"\b(?:rows?|records?)\s+(?:in|of|from)\s+[\"'`]?([A-Za-z_][\w.]*)", re.IGNORECASE), 0.8),
+    # a bare name closing a clause (`... for SKU-1 in prices, refusing order`): weak on its own
+    (re.compile(r"\b(?:in|from|into)\s+([a-z][a-z0-9_]{2,})(?=\s*[,;:)]|\s*$)"), 0.5),
 )
-CERT_WORDS = ("certificate", "x509", "tls handshake", "ssl", "cert ", "certificate_verify_failed")
+CERT_WORDS = (
+    "certificate",
+    "x509",
+    "tls handshake",
+    "ssl",
+    "cert ",
+    "certificate_verify_failed",
+    "pkix",
+    "notafter",
+    "handshake failure",
+    "cert expired",
+    "unknown authority",
+)
 DATA_DAMAGE_WORDS = (
     " null",
     "zero",
@@ -136,7 +168,14 @@ RESOURCE_LOG_WORDS: dict[str, tuple[str, ...]] = {
         "could not obtain connection",
         "max_connections",
     ),
-    "threads": ("thread pool exhausted", "thread pool", "no threads available", "threadpool"),
+    "threads": (
+        "thread pool exhausted",
+        "thread pool",
+        "no threads available",
+        "threadpool",
+        "native thread",
+        "rejected execution",
+    ),
     "cpu": ("cpu throttl", "cpu saturat"),
 }
 RESOURCE_METRIC_WORDS: dict[str, tuple[str, ...]] = {

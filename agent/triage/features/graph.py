@@ -73,3 +73,14 @@ def change_unlinked(cand: Candidate, ctx: Context) -> float:
 def service_in_trouble(cand: Candidate, ctx: Context) -> float:
     """1 when the suspect's own service shows trouble of its own."""
     return float(ctx.affected(_service(cand)) >= AFFECTED)
+
+
+@feature("change_on_caller_of_first_failure", CHANGES)
+def change_on_caller_of_first_failure(cand: Candidate, ctx: Context) -> float:
+    """1 when the changed service calls the service whose trouble began first, and the change came before
+    that trouble (a caller's change that floods or misuses a shared dependency)."""
+    svc, first = cand.suspect.service, ctx.earliest_onset
+    if not svc or first is None or cand.at is None or cand.at > first:
+        return 0.0
+    firsts = [s for s in ctx.anomalous if ctx.onset_of(s) == first]
+    return float(any(s in ctx.graph.deps.get(svc, set()) for s in firsts))

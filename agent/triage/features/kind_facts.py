@@ -42,6 +42,7 @@ for _name, _kind, _doc in (
     ("caller_root", "dependency", "The caller's trouble follows no other dependency."),
     ("third_party", "dependency", "No telemetry of its own: a third party or unmonitored."),
     ("cert_lines", "certificate", "Strength of the TLS or certificate error lines naming the host."),
+    ("expiry", "certificate", "The lines say the certificate itself is bad (expired, untrusted, verify failed)."),
 ):
     _fact(_name, _kind, _doc)
 

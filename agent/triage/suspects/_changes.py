@@ -4,6 +4,7 @@ note names) and how strongly. Timing and relevance are features, not computed he
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from agent.report import Evidence, Suspect, SuspectKind
@@ -98,6 +99,18 @@ def _links(c: dict[str, Any], kind: str, ref: str, ctx: Context) -> dict[str, fl
     return links
 
 
+def _timing(c: dict[str, Any], at: datetime | None, target: str | None, ctx: Context) -> str:
+    """The change in words with when it landed against the first sign of trouble."""
+    onset = ctx.onset_of(target) or ctx.earliest_onset
+    gap = ctx.gap_minutes(at, onset)
+    where = f" in {target}" if target else ""
+    if gap is None:
+        return f"{describe(c)}; when it landed against the trouble{where} is unknown"
+    if gap < -0.75:
+        return f"{describe(c)} landed {-gap:.0f} min after the first sign of trouble{where}: ruled down, it came after"
+    return f"{describe(c)} landed {max(gap, 0):.0f} min before the first sign of trouble{where}"
+
+
 def generate(ctx: Context, want: str) -> list[Candidate]:
     out: list[Candidate] = []
     for c in ctx.f.changes:
@@ -128,11 +141,7 @@ def generate(ctx: Context, want: str) -> list[Candidate]:
             suspect=Suspect(kind=kind, service=svc, ref=ref),
             title=_title(kind, ref, svc, c),
             evidence=[
-                Evidence(
-                    tool="recent_changes",
-                    ref=str(c.get("id") or ref),
-                    finding=describe(c) + (f" at {at:%H:%M}" if at else ""),
-                )
+                Evidence(tool="recent_changes", ref=str(c.get("id") or ref), finding=_timing(c, at, target, ctx))
             ],
             confirm=CONFIRM[kind][0].format(svc=svc, ref=ref),
             rule_out=CONFIRM[kind][1].format(svc=svc, ref=ref),

@@ -8,6 +8,21 @@ from agent.triage import fix_policy
 from agent.triage.context import Candidate, Context
 from agent.triage.vocab import CERT_WORDS, extract_hosts
 
+EXPIRY_WORDS = (
+    "expired",
+    "notafter",
+    "not after",
+    "verify failed",
+    "unknown authority",
+    "self-signed",
+    "self signed",
+    "x509",
+    "pkix",
+    "certificate has",
+    "certificate_verify_failed",
+    "untrusted",
+    "hostname mismatch",
+)
 KIND = "certificate"
 READS = ("log_patterns", "list_sentry_issues")
 
@@ -37,9 +52,11 @@ def generate(ctx: Context) -> list[Candidate]:
                     rule_out=f"The certificate for {host} is valid and trusted.",
                     origin=svc,
                     text=host,
-                    facts={"cert_lines": 0.0, "strength": 0.0, "services_naming": 0.0},
+                    facts={"cert_lines": 0.0, "strength": 0.0, "services_naming": 0.0, "expiry": 0.0},
                 )
             c.facts["cert_lines"] = max(c.facts["cert_lines"], strength)
+            low = f"{example} {template}".lower()
+            c.facts["expiry"] = max(c.facts["expiry"], float(any(w in low for w in EXPIRY_WORDS)))
             c.facts["strength"] = c.facts["cert_lines"]
             c.facts["services_naming"] += 1.0
             c.evidence.append(

@@ -51,7 +51,7 @@ def generate(ctx: Context) -> list[Candidate]:
 
     for svc, st in sorted(ctx.states.items()):
         for b in st.bad_patterns:
-            strength = damage_strength(b.text)
+            strength = max(damage_strength(b.text), 1 if MISSING_ROW.search(b.text) else 0)
             if not b.new or not strength:
                 continue
             for table, sure in tables_in(b.example) + tables_in(b.template):

@@ -82,6 +82,28 @@ def generate(ctx: Context) -> list[Candidate]:
                 origin=caller,
                 facts={"callers": 1.0, **facts},
             )
+    for svc in ctx.anomalous:
+        # A service in trouble of its own is a suspect even when no caller names it (a broker, a cache).
+        if svc in out:
+            continue
+        callers = sorted(c for c in ctx.graph.callers.get(svc, set()) if ctx.affected(c) > 0)
+        if not ctx.graph.callers.get(svc):
+            continue  # nothing calls it: not a dependency of anything (its own causes are other suspects)
+        out[svc] = Candidate(
+            suspect=Suspect(kind="dependency", service=svc, ref=svc),
+            title=f"{svc} is failing",
+            evidence=[e for e in ctx.states[svc].signals[:3]],
+            confirm=f"Check {svc}'s own health and logs around the onset.",
+            rule_out=f"{svc}'s trouble only follows a failure it depends on.",
+            origin=callers[0] if callers else None,
+            facts={
+                "own_affected": ctx.affected(svc),
+                "edge": float(bool(callers)),
+                "callers": float(len(callers)),
+                "caller_root": 1.0,
+                "strength": 0.3 * ctx.affected(svc),
+            },
+        )
     return list(out.values())
 
 

@@ -22,8 +22,8 @@ METRIC_TOKENS: dict[str, tuple[str, ...]] = {
     "memory": ("memory", "mem", "rss", "heap", "resident", "oom"),
     "disk": ("disk", "filesystem", "volume", "fs", "inodes", "storage"),
     "file-descriptors": ("fds", "fd", "descriptors", "open_files"),
-    "connections": ("connections", "connection", "conns", "pool"),
     "threads": ("threads", "thread", "goroutines", "workers"),
+    "connections": ("connections", "connection", "conns"),
     "cpu": ("cpu", "throttled", "load"),
 }
 RESTART = ("memory", "file-descriptors", "threads")
@@ -45,6 +45,27 @@ def _rising(a: dict[str, Any], res: str) -> bool:
     if any(w in name for w in ("free", "avail", "remaining", "idle")):
         up = not up
     return up
+
+
+RECENT_MINUTES = 2.0  # the trouble began at most this long before the first alert
+
+
+def recent_rise(ctx: Context, points: list[tuple[Any, float]]) -> tuple[float, Any]:
+    """How far a series stands, from shortly before the first alert on, above its own history, in
+    standard deviations of that history (0 when it does not rise), and where the recent part starts."""
+    import statistics
+    from datetime import timedelta
+
+    alert_times = [t for a in ctx.f.alerts if (t := parse_time(a.get("started_at"))) is not None]
+    pivot = (min(alert_times) if alert_times else ctx.f.incident_start()) - timedelta(minutes=RECENT_MINUTES)
+    before = [v for t, v in points if t < pivot]
+    after = [v for t, v in points if t >= pivot]
+    if len(before) < 5 or len(after) < 2:
+        return 0.0, pivot
+    sd = statistics.pstdev(before) or 1e-9
+    mean = statistics.fmean(before)
+    sd = max(sd, 1e-3 * abs(mean), 1e-9)
+    return max(0.0, (statistics.fmean(after) - mean) / sd), pivot
 
 
 def generate(ctx: Context) -> list[Candidate]:
@@ -75,7 +96,9 @@ def generate(ctx: Context) -> list[Candidate]:
             rise = min(1.0, math.log1p(max(score, 0.0)) / math.log1p(200.0))
             onset = parse_time(a.get("onset"))
             first = float(onset is not None and own_first is not None and onset <= own_first)
-            if rise > c.facts["rise"]:
+            if (svc, str(a.get("name") or "")) in ctx.f.series:
+                rise = 0.0  # the whole series was read: its rise against its own history is measured below
+            if rise >= c.facts["rise"]:
                 c.facts.update(rise=rise, ratio=min(1.0, abs(math.log(max(ratio, 1e-3))) / 2.0), first_own=first)
                 c.at = onset
             c.facts["strength"] = max(c.facts["strength"], rise)
@@ -88,9 +111,32 @@ def generate(ctx: Context) -> list[Candidate]:
                     f"({score:.0f} sigma of its own noise)" + (f" at {onset:%H:%M:%S}" if onset else ""),
                 )
             )
+    for (svc, metric), points in sorted(ctx.f.series.items()):
+        res = resource_of(metric)
+        if res is None or any(w in metric.lower() for w in ("free", "avail", "remaining", "idle")):
+            continue
+        z, pivot = recent_rise(ctx, points)
+        if z < 3.0:
+            continue
+        c = cand(svc, res)
+        rise = min(1.0, math.log1p(z) / math.log1p(200.0))
+        if rise > c.facts["rise"]:
+            c.facts["rise"] = rise
+            c.at = c.at or pivot
+        c.facts["strength"] = max(c.facts["strength"], rise)
+        c.evidence.append(
+            Evidence(
+                tool="query_metric",
+                ref=f"{svc}/{metric}",
+                weight=round(rise, 2),
+                finding=f"{metric} on {svc} stands {z:.0f} standard deviations above its own "
+                f"history since {pivot:%H:%M:%S}",
+            )
+        )
+    for svc, st in ctx.states.items():
         for b in st.bad_patterns:
             low = b.text.lower()
-            for res, keys in RESOURCE_LOG_WORDS.items():
+            for res, keys in sorted(RESOURCE_LOG_WORDS.items(), key=lambda kv: kv[0] != "threads"):
                 if any(k in low for k in keys):
                     c = cand(svc, res)
                     c.facts["at_limit"] = max(c.facts["at_limit"], min(1.0, 0.5 + b.weight / 2))

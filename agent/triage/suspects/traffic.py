@@ -13,6 +13,7 @@ from agent.triage import fix_policy
 from agent.triage.context import Candidate, Context
 from agent.triage.observe import parse_time
 from agent.triage.vocab import (
+    GENERIC_SOURCES,
     THROTTLE_WORDS,
     TRAFFIC_LABELS,
     own_demand,
@@ -21,6 +22,8 @@ from agent.triage.vocab import (
     varies_per_line,
 )
 
+# Marketing channel keys say how a visitor came (email, cpc), not who sends the load.
+CHANNEL_KEYS = frozenset({"utm_source", "utm_medium", "utm_content", "utm_term"})
 KIND = "traffic"
 READS = ("log_patterns", "search_logs", "metric_anomalies", "incident_details")
 RATE_WORDS = (
@@ -104,6 +107,8 @@ def generate(ctx: Context) -> list[Candidate]:
     rises = surges(ctx)
     out = []
     for (svc, val), sh in sorted(share.items()):
+        if val.lower() in GENERIC_SOURCES or val in ctx.services or keys.get(val, "") in CHANNEL_KEYS:
+            continue
         ratio, first = rises.get(svc, (0.0, False))
         if not ratio and rises:
             ratio, first = max(rises.values())[0], False
