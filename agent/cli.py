@@ -49,12 +49,15 @@ def list_cmd(
         rows = list_transcripts(_ctx(), incident_id=incident, status=status, limit=limit)
     except TranscriptError as exc:
         fail(str(exc))
-    if as_json:
-        _print_json({"transcripts": [r.model_dump(mode="json") for r in rows]})
-        return
     from simulations.kept import kept_transcripts
 
     kept = [] if incident or status else kept_transcripts(_ctx(), limit=limit)
+    if as_json:
+        _print_json({"transcripts": [r.model_dump(mode="json") for r in rows],
+                     "kept_drills": [{"id": d.id, "scenario": d.scenario_id, "mode": d.mode,
+                                      "started_at": d.started_at.isoformat(), "rank": (d.result or {}).get("rank"),
+                                      "mitigation_ok": (d.result or {}).get("mitigation_ok")} for d in kept]})
+        return
     if not rows and not kept:
         out.print("no agent runs yet (`firebreak demo` or `firebreak drill run FILE` makes one)", highlight=False)
         return

@@ -49,6 +49,8 @@ def test_a_drill_run_is_kept_and_linked(team: Settings) -> None:
     assert shown["id"] == run_id and shown["report"]["hypotheses"] and shown["calls"]
     res = runner.invoke(app, ["transcripts", "list"])
     assert run_id in res.output
+    res = runner.invoke(app, ["transcripts", "list", "--json"])
+    assert [d["id"] for d in json.loads(res.output)["kept_drills"]] == [run_id]
     res = runner.invoke(app, ["transcripts", "show", "drill-nope"])
     assert res.exit_code == 2 and "drill-nope" in res.output
 
