@@ -38,10 +38,11 @@ def create_app(ctx: ToolContext | None = None, *, start_worker: bool = True) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = None
         if start_worker:  # durable investigations and approvals (DBOS on the state database)
+            from server.learn_reminders import post_learn_reminders
             from server.updates import post_due_updates
             from workflows.engine import DurableWorker
 
-            worker = DurableWorker(context, periodic=[(60.0, post_due_updates)])
+            worker = DurableWorker(context, periodic=[(60.0, post_due_updates), (300.0, post_learn_reminders)])
             worker.start()
         app.state.worker = worker
         try:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from memory import incident_log
-from memory.models import Approval, Change, Incident, TimelineEntry, User
+from memory.models import Approval, Change, Incident, Remediation, TimelineEntry, User
 from memory.postmortem.blameless import check
 from memory.postmortem.customer import customer_version
 from memory.postmortem.draft import EXECUTED, SLOW_DETECTION_MINUTES, draft, suggested_actions
@@ -200,15 +200,47 @@ def due(s: Session, *, now: datetime, delay_hours: float | None = None) -> list[
 
 
 def claim_reminder(s: Session, incident: Incident, *, now: datetime) -> bool:
-    """Mark the post-mortem reminder as sent for this incident; False when it was sent already."""
-    row = s.get(PostMortemRow, incident.id)
-    if row is None:
+    """Claim the post-mortem reminder for this incident (a conditional UPDATE, so two replicas never both
+    post it) and make sure a draft exists to point at. False when it was claimed already."""
+    from sqlalchemy import update as sql_update
+
+    if s.get(PostMortemRow, incident.id) is None:
         draft_or_load(s, incident.id, now=now, actor="firebreak")
-        row = s.get(PostMortemRow, incident.id)
-        assert row is not None
-    if row.reminded_at is not None:
+    claimed = s.execute(sql_update(PostMortemRow)
+                        .where(PostMortemRow.incident_id == incident.id, PostMortemRow.reminded_at.is_(None))
+                        .values(reminded_at=now).execution_options(synchronize_session=False))
+    if getattr(claimed, "rowcount", 0) != 1:
         return False
-    row.reminded_at = now
     incident_log.record(s, incident, at=now, actor="firebreak", kind="postmortem",
                         text="Post-mortem due: draft it with `firebreak postmortem draft " + incident.id + "`")
+    return True
+
+
+def give_back_reminder(s: Session, incident_id: str) -> None:
+    """The reminder could not be posted: release the claim so the next loop tries again."""
+    row = s.get(PostMortemRow, incident_id)
+    if row is not None:
+        row.reminded_at = None
+
+
+REMINDER_EVERY = timedelta(days=7)
+
+
+def overdue_action_items(s: Session, *, today: date) -> list[Remediation]:
+    """Open action items past their due date (the incident log's remediations)."""
+    return list(s.scalars(select(Remediation).where(Remediation.status == "open", Remediation.due_date < today)
+                          .order_by(Remediation.due_date, Remediation.id)))
+
+
+def claim_action_item_reminder(s: Session, rem: Remediation, *, now: datetime) -> bool:
+    """At most one reminder a week per overdue action item, kept in the incident's timeline."""
+    field = f"remediation:{rem.id}"
+    recent = s.scalars(select(TimelineEntry.id).where(
+        TimelineEntry.incident_id == rem.incident_id, TimelineEntry.kind == "action_item_reminder",
+        TimelineEntry.field == field, TimelineEntry.at > now - REMINDER_EVERY)).first()
+    if recent is not None:
+        return False
+    incident = incident_log.get_incident(s, rem.incident_id)
+    incident_log.record(s, incident, at=now, actor="firebreak", kind="action_item_reminder", field=field,
+                        text=f"Reminder to {rem.owner}: action item #{rem.id} was due {rem.due_date}")
     return True
