@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.state.postmortems import PostMortemRow
 from memory import incident_log
 from memory.models import Approval, Change, Incident, Remediation, TimelineEntry, User
 from memory.postmortem.blameless import check
@@ -24,7 +25,6 @@ from memory.postmortem.model import (
     PostMortem,
     PostMortemStatus,
 )
-from firebreak.state.postmortems import PostMortemRow
 
 ACTION_ITEM_DAYS = 14
 DUE_SEVERITIES = ("major", "critical")
