@@ -80,16 +80,23 @@ def test_killed_while_the_fix_runs_becomes_outcome_unknown_and_is_never_rerun(tm
                                         webhook_token=SecretStr(crash_test.TOKEN)))
     server.start()
     try:
-        crash_test._deploys(server.port, ["billing"])
+        services = ["svc-000-0", "svc-000-1"]  # one round of the crash test
+        crash_test._deploys(server.port, services)
         acked: set[str] = set()
-        crash_test._storm(server.port, "one", ["billing"], 10, acked, __import__("threading").Lock())
-        assert len(acked) == 10
+        crash_test._storm(server.port, "one", services, 30, acked, __import__("threading").Lock())
+        assert len(acked) == 30
 
         def pending() -> str | None:
             with ctx.db.session() as s:
                 return s.scalars(select(Approval.id).where(Approval.status == ApprovalStatus.PENDING)).first()
 
-        _wait("the approval request", pending)
+        try:
+            _wait("the approval request", pending)
+        except AssertionError:
+            with ctx.db.session() as s:
+                rows = [(i.status, i.error, (i.report or {}).get("proposed_fix"))
+                        for i in s.scalars(select(Investigation))]
+            raise AssertionError(f"no approval request; investigations: {rows}") from None
         aid = pending()
         assert aid is not None
         out = decide(ctx, aid, user="alice", decision="approve", via="cli", wait_seconds=0)
@@ -104,7 +111,7 @@ def test_killed_while_the_fix_runs_becomes_outcome_unknown_and_is_never_rerun(tm
                 return a is not None and a.status == ApprovalStatus.OUTCOME_UNKNOWN
 
         _wait("outcome_unknown", settled)
-        _wait("the investigation to close", lambda: _inv_status(ctx) == {InvestigationStatus.DONE.value})
+        _wait("its investigation to close", lambda: _inv_status(ctx, aid) == InvestigationStatus.DONE)
         with ctx.db.session() as s:
             texts = [t.text for t in s.scalars(select(TimelineEntry))]
         assert any("check by hand" in t for t in texts)
@@ -114,6 +121,8 @@ def test_killed_while_the_fix_runs_becomes_outcome_unknown_and_is_never_rerun(tm
         server.stop()
 
 
-def _inv_status(ctx: ToolContext) -> set[str]:
+def _inv_status(ctx: ToolContext, approval_id: str) -> str | None:
     with ctx.db.session() as s:
-        return {str(x) for x in s.scalars(select(Investigation.status))}
+        a = s.get(Approval, approval_id)
+        inv = s.get(Investigation, a.investigation_id) if a is not None and a.investigation_id else None
+        return inv.status if inv is not None else None
