@@ -32,6 +32,7 @@ def test_page_needs_sign_in(client: TestClient) -> None:
 
 def test_edit_review_and_publish(client: TestClient) -> None:
     sign_in(client, "alice", "alice-password")
+    assert f'href="/incidents/{INCIDENT}/postmortem"' in client.get(f"/incidents/{INCIDENT}").text
     page = client.get(f"/incidents/{INCIDENT}/postmortem")
     assert page.status_code == 200
     for heading in ("Impact", "Timeline", "5 Whys", "What went well", "Action items", "Customer version"):
