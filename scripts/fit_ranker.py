@@ -74,6 +74,16 @@ def collect(count: int, seed: int, jobs: int, path: Path) -> None:
     print(f"\n{len(records)} worlds collected in {time.perf_counter() - began:.0f} s -> {path}", file=sys.stderr)
 
 
+def _current(f: Any) -> Any:
+    """Findings pickled before a field was added get that field's empty default."""
+    import dataclasses
+
+    for fld in dataclasses.fields(f):
+        if not hasattr(f, fld.name) and fld.default_factory is not dataclasses.MISSING:
+            setattr(f, fld.name, fld.default_factory())
+    return f
+
+
 def table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[float]], list[int], list[int], list[str]]:
     """Feature rows of every suspect of every world, its label, its world index and the world's kind."""
     from agent.triage import features, suspects
@@ -83,7 +93,7 @@ def table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[float]], 
     names = features.names()
     rows, labels, groups, kinds = [], [], [], []
     for gi, rec in enumerate(records):
-        ctx = Context(rec["findings"])
+        ctx = Context(_current(rec["findings"]))
         for c in suspects.generate(ctx):
             x = features.compute(c, ctx)
             rows.append([x[n] for n in names])
