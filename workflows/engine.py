@@ -346,7 +346,9 @@ class DurableWorker:
             recover_dead_replicas(self.ctx)
             sweep_orphaned_claims(self.ctx, live_tokens(self.ctx))
             investigations.requeue_followups(self.ctx)
-        for inv_id in investigations.due_ids(self.ctx):
+        due = investigations.due_ids(self.ctx)
+        self._enqueued &= set(due)  # forget started ones (a repeat enqueue is a no-op anyway: same workflow id)
+        for inv_id in due:
             if inv_id not in self._enqueued:
                 enqueue(inv_id)
                 self._enqueued.add(inv_id)
