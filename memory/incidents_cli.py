@@ -354,10 +354,11 @@ def stats(
     as_json: JsonOpt = False,
     chart: Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")] = None,
 ) -> None:
-    """Per week: incidents by severity, hotfixes, rollbacks, mean time to mitigate/resolve, overdue remediations."""
+    """Per week: incidents by severity, hotfixes, rollbacks, time to mitigate/resolve, overdue fixes, reviews due."""
     ctx = _ctx()
     with ctx.db.session() as s:
-        rows = st.weekly_stats(s, weeks=weeks, now=ctx.clock.now())
+        rows = st.weekly_stats(s, weeks=weeks, now=ctx.clock.now(),
+                               postmortem_delay_hours=ctx.settings.postmortem_delay_hours)
     if chart:
         try:
             st.render_chart(rows, str(chart))
@@ -372,11 +373,11 @@ def stats(
             *(Col(k.capitalize(), justify="right") for k in log.SEVERITIES),
             Col("Hotfixes", justify="right", drop=2), Col("Rollbacks", justify="right", drop=2),
             Col("Minutes to mitigate", justify="right", drop=1), Col("Minutes to resolve", justify="right", drop=3),
-            Col("Overdue fixes", justify="right")]
+            Col("Overdue fixes", justify="right"), Col("Post-mortems due", justify="right", drop=1)]
     out.print(fit_table(cols, [
         [str(r.week_start), str(r.incidents), *(str(r.by_severity[k]) for k in log.SEVERITIES),
          str(r.hotfixes), str(r.rollbacks), str(r.mean_minutes_to_mitigate or "-"),
-         str(r.mean_minutes_to_resolve or "-"), str(r.overdue_remediations)] for r in rows
+         str(r.mean_minutes_to_resolve or "-"), str(r.overdue_remediations), str(r.postmortems_due)] for r in rows
     ], console=out))
     if chart:
         out.print(f"chart written to {chart}")

@@ -10,8 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from firebreak.state.postmortems import PostMortemRow
 from memory.incident_log import SEVERITIES
 from memory.models import Incident, Remediation, TimelineEntry
+from memory.postmortem.schedule import DUE_SEVERITIES, due_at
 
 
 class WeekStats(BaseModel):
@@ -23,6 +25,8 @@ class WeekStats(BaseModel):
     mean_minutes_to_mitigate: float | None
     mean_minutes_to_resolve: float | None
     overdue_remediations: int
+    # Major/critical incidents whose post-mortem was due by the week's end and not yet published then.
+    postmortems_due: int = 0
 
 
 class Recurrence(BaseModel):
@@ -63,7 +67,8 @@ def _mean_minutes(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
 
-def weekly_stats(session: Session, *, weeks: int, now: datetime) -> list[WeekStats]:
+def weekly_stats(session: Session, *, weeks: int, now: datetime, postmortem_delay_hours: float | None = None
+                 ) -> list[WeekStats]:
     """Per week (oldest first, the current week last): incidents by severity, hotfixes, rollbacks,
     mean time to mitigate and resolve (from when users were first hit), remediations overdue at week end
     (counted only from the week they were created in)."""
@@ -72,6 +77,9 @@ def weekly_stats(session: Session, *, weeks: int, now: datetime) -> list[WeekSta
     incidents = session.scalars(select(Incident)).all()
     remediations = session.scalars(select(Remediation).options(selectinload(Remediation.incident))).all()
     created = _created_times(session)
+    published = dict(session.execute(select(PostMortemRow.incident_id, PostMortemRow.published_at)).tuples().all())
+    due_times = [(due_at(inc.resolved_at, postmortem_delay_hours), published.get(inc.id))
+                 for inc in incidents if inc.severity in DUE_SEVERITIES and inc.resolved_at is not None]
     out = []
     for i in range(weeks):
         ws = first + timedelta(weeks=i)
@@ -100,6 +108,8 @@ def weekly_stats(session: Session, *, weeks: int, now: datetime) -> list[WeekSta
             hotfixes=sum(1 for inc in in_week if inc.hotfix), rollbacks=sum(1 for inc in in_week if inc.rollback),
             mean_minutes_to_mitigate=_mean_minutes(ttm), mean_minutes_to_resolve=_mean_minutes(ttr),
             overdue_remediations=overdue,
+            postmortems_due=sum(1 for due, pub in due_times if we_dt - timedelta(days=30) <= due < min(we_dt, now)
+                                and (pub is None or pub >= we_dt)),
         ))
     return out
 

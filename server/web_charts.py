@@ -85,11 +85,13 @@ def indicators(
     from memory.stats import weekly_stats
 
     with ctx.db.session() as s:
-        stats = weekly_stats(s, weeks=weeks, now=ctx.clock.now())
+        stats = weekly_stats(s, weeks=weeks, now=ctx.clock.now(),
+                             postmortem_delay_hours=ctx.settings.postmortem_delay_hours)
     rows = [
         {"label": w.week_start.strftime("%d %b"), "week_start": w.week_start, "incidents": w.incidents,
          **w.by_severity, "mttm": w.mean_minutes_to_mitigate, "mttr": w.mean_minutes_to_resolve,
-         "hotfixes": w.hotfixes, "rollbacks": w.rollbacks, "overdue": w.overdue_remediations}
+         "hotfixes": w.hotfixes, "rollbacks": w.rollbacks, "overdue": w.overdue_remediations,
+         "postmortems_due": w.postmortems_due}
         for w in stats
     ]
     sev_chart = _bar_chart(rows, [(k, k, c) for k, c in SEVERITY_COLORS.items()], stacked=True, unit="incidents")

@@ -78,3 +78,22 @@ def test_without_slack_nothing_is_posted_and_nothing_claimed(ctx: ToolContext) -
     assert post_postmortem_reminders(ctx) == []
     with ctx.db.session() as s:
         assert [i.id for i, _ in service.due(s, now=ctx.clock.now())] == [inc_id]
+
+
+def test_weekly_indicators_count_postmortems_due_until_published(ctx: ToolContext) -> None:
+    from memory.postmortem import service
+    from memory.stats import weekly_stats
+
+    inc_id = _resolved_incident(ctx, "major")  # Friday 6 March, due Monday 9 March 09:00
+    now = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+    with ctx.db.session() as s:
+        weeks = {w.week_start: w.postmortems_due for w in weekly_stats(s, weeks=3, now=now)}
+    assert weeks == {date(2026, 3, 2): 0, date(2026, 3, 9): 1, date(2026, 3, 16): 1}
+    with ctx.db.session() as s:
+        pm = service.draft_or_load(s, inc_id, now=datetime(2026, 3, 17, 10, 0, tzinfo=UTC), actor="alice")
+        pm.root_cause = "The connection pool was shrunk by a config change"
+        service.update(s, pm, now=datetime(2026, 3, 17, 10, 0, tzinfo=UTC), actor="alice")
+        service.publish(s, inc_id, now=datetime(2026, 3, 17, 11, 0, tzinfo=UTC), actor="alice")
+    with ctx.db.session() as s:
+        weeks = {w.week_start: w.postmortems_due for w in weekly_stats(s, weeks=3, now=now)}
+    assert weeks == {date(2026, 3, 2): 0, date(2026, 3, 9): 1, date(2026, 3, 16): 0}

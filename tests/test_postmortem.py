@@ -19,6 +19,7 @@ from memory.models import Approval, Incident, Remediation
 from memory.postmortem import service
 from memory.postmortem.blameless import check_text
 from memory.postmortem.model import PostMortemStatus, Source
+from memory.postmortem.schedule import due_at, next_working_morning
 from tools.context import ToolContext
 
 SCENARIO = Path(__file__).parent / "fixtures" / "scenarios" / "mailer-retry-loop.yaml"
@@ -184,9 +185,9 @@ def test_due_after_next_working_morning_and_reminded_once(world_ctx: ToolContext
         assert service.claim_reminder(s, inc, now=datetime(2026, 3, 3, 9, 0, tzinfo=UTC)) is True
         assert service.claim_reminder(s, inc, now=datetime(2026, 3, 3, 9, 5, tzinfo=UTC)) is False
     # a Friday evening resolution is due on Monday morning
-    assert service.next_working_morning(datetime(2026, 3, 6, 18, 0, tzinfo=UTC)) == \
+    assert next_working_morning(datetime(2026, 3, 6, 18, 0, tzinfo=UTC)) == \
         datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
-    assert service.due_at(datetime(2026, 3, 6, 18, 0, tzinfo=UTC), 4) == datetime(2026, 3, 6, 22, 0, tzinfo=UTC)
+    assert due_at(datetime(2026, 3, 6, 18, 0, tzinfo=UTC), 4) == datetime(2026, 3, 6, 22, 0, tzinfo=UTC)
     _ = timedelta
 
 

@@ -7,7 +7,7 @@ the incident, which the memory index then carries to `similar_incidents` and the
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,9 +25,9 @@ from memory.postmortem.model import (
     PostMortem,
     PostMortemStatus,
 )
+from memory.postmortem.schedule import DUE_SEVERITIES, due_at
 
 ACTION_ITEM_DAYS = 14
-DUE_SEVERITIES = ("major", "critical")
 # Older resolutions (e.g. imported history) are not chased: the reminder is for the morning after.
 DUE_WINDOW = timedelta(days=14)
 
@@ -170,18 +170,6 @@ def customer(s: Session, pm: PostMortem) -> CustomerPostMortem:
     slow = pm.durations.to_detect is not None and pm.durations.to_detect > SLOW_DETECTION_MINUTES
     return customer_version(pm, executed_actions=executed, internal_names=internal_names(s, incident),
                             slow_detection=slow)
-
-
-def next_working_morning(at: datetime, hour: int = 9) -> datetime:
-    """09:00 (UTC) of the next weekday after `at`: when people hold the morning-after review."""
-    day: date = at.date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(hour), tzinfo=at.tzinfo)
-
-
-def due_at(resolved_at: datetime, delay_hours: float | None) -> datetime:
-    return resolved_at + timedelta(hours=delay_hours) if delay_hours is not None else next_working_morning(resolved_at)
 
 
 def due(s: Session, *, now: datetime, delay_hours: float | None = None) -> list[tuple[Incident, datetime]]:
