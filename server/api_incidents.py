@@ -25,10 +25,9 @@ from memory.models import (
     Remediation,
     TimelineEntry,
 )
-from server.app import get_ctx
 from server.approvals import ALTERNATIVE_STATUSES, ApprovalRecord
 from server.auth import require_api_token
-from tools.context import ToolContext
+from server.deps import Ctx
 from tools.redact import redact_obj
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -175,14 +174,11 @@ def _redacted(model: _M) -> _M:
 
 
 @router.get("", response_model=IncidentList)
-def list_incidents(
-    status: Literal["open", "mitigated", "resolved"] | None = None,
+def list_incidents(ctx: Ctx, status: Literal["open", "mitigated", "resolved"] | None = None,
     service: str | None = Query(None, max_length=200),
     since: datetime | None = Query(None, description="only incidents detected at or after (ISO 8601, with zone)"),
     limit: int = Query(50, ge=1, le=500),
-    alerts_limit: int = Query(20, ge=0, le=200, description="alerts shown per incident"),
-    ctx: ToolContext = Depends(get_ctx),
-) -> IncidentList:
+    alerts_limit: int = Query(20, ge=0, le=200, description="alerts shown per incident")) -> IncidentList:
     """Incidents, newest first, each with `alert_count` and its first `alerts_limit` alerts."""
     if since is not None and since.tzinfo is None:
         raise HTTPException(422, detail="since: timestamp has no timezone (e.g. 2026-03-02T08:00:00Z)")
@@ -210,13 +206,10 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
-def get_incident(
-    incident_id: str,
+def get_incident(ctx: Ctx, incident_id: str,
     alerts_limit: int = Query(500, ge=0, le=5000),
     timeline_limit: int = Query(1000, ge=0, le=10000, description="newest timeline entries shown"),
-    include_raw: bool = Query(False, description="include each alert's raw vendor payload"),
-    ctx: ToolContext = Depends(get_ctx),
-) -> IncidentDetail:
+    include_raw: bool = Query(False, description="include each alert's raw vendor payload")) -> IncidentDetail:
     """One incident: fields, alerts (`alert_count`), report, approvals, timeline, countermeasures,
     remediations and investigations."""
     with ctx.db.session() as s:

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from server.app import get_ctx
 from server.auth import require_api_token
+from server.deps import Ctx, get_ctx
 from tools.context import ToolContext
 from tools.redact import redact_text
 from tools.registry import REGISTRY, ToolError, ToolSpec, call_tool, get_tool, load_tools
@@ -39,7 +39,7 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-def _load_web_user(request: Request, ctx: ToolContext = Depends(get_ctx)) -> None:
+def _load_web_user(ctx: Ctx, request: Request) -> None:
     """Let a signed-in web user through `require_api_token` (it reads request.state.web_user)."""
     from server.web import current_session
 
@@ -128,8 +128,7 @@ def build_router() -> APIRouter:
 
     @r.post("/{name}", tags=["tools"], summary="Run a tool by name (tools registered after start-up)",
             responses=_ERRORS)
-    def call_any(name: str, args: dict[str, Any] | None = Body(None),
-                 ctx: ToolContext = Depends(get_ctx)) -> JSONResponse:
+    def call_any(ctx: Ctx, name: str, args: dict[str, Any] | None = Body(None)) -> JSONResponse:
         return run_tool(ctx, name, args or {})
 
     return r

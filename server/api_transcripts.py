@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from agent.transcripts import RunFields, TranscriptNotFound, store_review
 from memory.models import Investigation
-from server.app import get_ctx
 from server.auth import require_api_token
+from server.deps import Ctx
 from tools.context import ToolContext
 
 router = APIRouter(prefix="/api/transcripts", tags=["transcripts"], dependencies=[Depends(require_api_token)])
@@ -322,13 +322,10 @@ def record_review(ctx: ToolContext, investigation_id: str, *, verdict: str, note
 
 
 @router.get("", response_model=TranscriptList, summary="List agent runs, newest first")
-def list_transcripts(
-    incident: str | None = Query(None, description="only runs of this incident id"),
+def list_transcripts(ctx: Ctx, incident: str | None = Query(None, description="only runs of this incident id"),
     status: str | None = Query(None, description="queued, running, done, failed, ..."),
     reviewed: bool | None = Query(None, description="true: reviewed runs only; false: not yet reviewed"),
-    limit: int = Query(50, ge=1, le=500),
-    ctx: ToolContext = Depends(get_ctx),
-) -> TranscriptList:
+    limit: int = Query(50, ge=1, le=500)) -> TranscriptList:
     q = select(Investigation)
     if incident:
         q = q.where(Investigation.incident_id == incident)
@@ -345,7 +342,7 @@ def list_transcripts(
 
 
 @router.get("/{transcript_id}", response_model=Transcript, summary="One agent run with its timeline")
-def get_transcript(transcript_id: str, ctx: ToolContext = Depends(get_ctx)) -> Transcript:
+def get_transcript(ctx: Ctx, transcript_id: str) -> Transcript:
     with ctx.db.session() as s:
         inv = s.get(Investigation, transcript_id)
         if inv is None:
@@ -354,7 +351,7 @@ def get_transcript(transcript_id: str, ctx: ToolContext = Depends(get_ctx)) -> T
 
 
 @router.post("/{transcript_id}/review", response_model=Transcript, summary="Mark a run's conclusion right or wrong")
-def review_transcript(transcript_id: str, body: ReviewIn, ctx: ToolContext = Depends(get_ctx)) -> Transcript:
+def review_transcript(ctx: Ctx, transcript_id: str, body: ReviewIn) -> Transcript:
     try:
         return record_review(ctx, transcript_id, verdict=body.verdict, note=body.note, reviewer=body.reviewer)
     except LookupError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,21 +10,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from server import (
+    api_incidents,
+    api_tools,
+    api_transcripts,
+    health,
+    observability,
+    otlp,
+    slack,
+    web,
+    web_charts,
+    web_postmortem,
+    webhooks,
+)
 from server.approvals import install as install_approvals
 from tools.context import ToolContext, default_context
 
-# Each module exposes `router` (an APIRouter). Order matters only for the web page ("/") last.
-ROUTER_MODULES = (
-    "server.health",
-    "server.observability",
-    "server.webhooks",
-    "server.otlp",
-    "server.api_incidents",
-    "server.api_tools",
-    "server.api_transcripts",
-    "server.slack",
-    "server.web",
-    "server.web_postmortem",
+# Every router, imported by name: a renamed or missing module fails here, loudly. The web page ("/") last.
+# The tool API is built per app (see create_app): one route per tool registered by then.
+ROUTERS = (
+    health.router,
+    observability.router,
+    webhooks.router,
+    otlp.router,
+    api_incidents.router,
+    api_transcripts.router,
+    slack.router,
+    web.router,
+    web_charts.router,
+    web_postmortem.router,
 )
 
 
@@ -62,21 +75,10 @@ def create_app(ctx: ToolContext | None = None, *, start_worker: bool = True) -> 
         )
         return JSONResponse(status_code=422, content={"detail": detail or "invalid request"})
 
-    for mod_name in ROUTER_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod_name:
-                raise
-            continue
-        app.include_router(mod.router)
+    app.include_router(api_tools.build_router())
+    for router in ROUTERS:
+        app.include_router(router)
     from server.guard import install as install_guards
 
     install_guards(app)  # body caps and JSON limits on every route; /docs and /openapi.json behind the token
     return app
-
-
-def get_ctx(request: Request) -> ToolContext:
-    """FastAPI dependency: the app's ToolContext."""
-    ctx: ToolContext = request.app.state.ctx
-    return ctx

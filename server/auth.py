@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 
-from server.app import get_ctx
-from tools.context import ToolContext
+from server.deps import Ctx
 
 
-def require_api_token(request: Request, ctx: ToolContext = Depends(get_ctx)) -> None:
+def require_api_token(request: Request, ctx: Ctx) -> None:
     token = ctx.settings.api_token
     if token is None:
         raise HTTPException(401, detail="API disabled: set FIREBREAK_API_TOKEN to enable /api/*")

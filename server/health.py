@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from server.app import get_ctx
-from tools.context import ToolContext
+from server.deps import Ctx
 
 router = APIRouter()
 
 
 @router.get("/healthz")
-def healthz(request: Request, detail: bool = False, ctx: ToolContext = Depends(get_ctx)) -> dict[str, Any]:
+def healthz(ctx: Ctx, request: Request, detail: bool = False) -> dict[str, Any]:
     """`{"status": "ok"}` for load balancers; with `detail=1` and the API token: workflows pending,
     recovering, waiting for approval, queue depth and oldest wait (what `firebreak status` prints)."""
     if not detail:

@@ -10,13 +10,13 @@ an attacker what works.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 
-from server.app import get_ctx
+from server.deps import Ctx
 from tools.context import ToolContext
 
 ALERTS_RECEIVED = Counter(
@@ -49,7 +49,7 @@ def _queued_investigations(ctx: ToolContext) -> int:
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
-async def metrics(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+async def metrics(request: Request, ctx: Ctx) -> Response:
     from server.guard import token_or_session
 
     if not ctx.settings.public_metrics and not await run_in_threadpool(token_or_session, request):

@@ -40,7 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from server.app import get_ctx
+from server.deps import Ctx
 from tools.context import ToolContext
 from tools.log_store import get_log_store
 from tools.metric_store import get_metric_store
@@ -65,7 +65,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def require_otlp_token(request: Request, ctx: ToolContext = Depends(get_ctx)) -> None:
+def require_otlp_token(request: Request, ctx: Ctx) -> None:
     token = ctx.settings.otlp_token
     if token is None:
         raise HTTPException(401, detail="OTLP intake disabled: set FIREBREAK_OTLP_TOKEN to enable /v1/*")
@@ -155,7 +155,7 @@ async def _export(
 
 
 @router.post("/v1/traces", responses=_ERRORS, dependencies=[Depends(require_otlp_token)])
-async def otlp_traces(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+async def otlp_traces(request: Request, ctx: Ctx) -> Response:
     """OTLP/HTTP traces: spans into the embedded trace store."""
 
     def store(msg: ExportTraceServiceRequest) -> int:
@@ -166,7 +166,7 @@ async def otlp_traces(request: Request, ctx: ToolContext = Depends(get_ctx)) -> 
 
 
 @router.post("/v1/logs", responses=_ERRORS, dependencies=[Depends(require_otlp_token)])
-async def otlp_logs(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+async def otlp_logs(request: Request, ctx: Ctx) -> Response:
     """OTLP/HTTP logs: records into the embedded log store."""
 
     def store(msg: ExportLogsServiceRequest) -> int:
@@ -180,7 +180,7 @@ async def otlp_logs(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Re
 
 
 @router.post("/v1/metrics", responses=_ERRORS, dependencies=[Depends(require_otlp_token)])
-async def otlp_metrics(request: Request, ctx: ToolContext = Depends(get_ctx)) -> Response:
+async def otlp_metrics(request: Request, ctx: Ctx) -> Response:
     """OTLP/HTTP metrics: data points into the embedded metric store (Prometheus-style names)."""
 
     def store(msg: ExportMetricsServiceRequest) -> int:

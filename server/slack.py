@@ -16,12 +16,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firebreak.settings import Settings
 from server import slack_blocks as sb
-from server.app import get_ctx
+from server.deps import Ctx
 from tools.context import ToolContext
 from tools.redact import redact_obj, redact_text
 
@@ -210,7 +210,7 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 
 @router.post("/slack/interactions")
 async def interactions(request: Request, background: BackgroundTasks,
-                       ctx: ToolContext = Depends(get_ctx)) -> Response:
+                       ctx: Ctx) -> Response:
     """Slack interactivity endpoint: verify, acknowledge at once, decide in the background."""
     if ctx.settings.slack_signing_secret is None:
         log.info("refused Slack interaction (401): FIREBREAK_SLACK_SIGNING_SECRET is not set")

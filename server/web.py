@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from memory.models import Alert, Approval, DrillRun, Incident, Investigation
 from server import throttle
 from server.api_transcripts import record_review, summary_of, transcript_of
-from server.app import get_ctx
+from server.deps import Ctx
 from server.sessions import (
     COOKIE_NAME,
     MAX_AGE_SECONDS,
@@ -150,7 +150,7 @@ def _set_cookie(request: Request, response: Response, ctx: ToolContext, sess: We
     )
 
 
-def web_session(request: Request, ctx: ToolContext = Depends(get_ctx)) -> WebSession:
+def web_session(ctx: Ctx, request: Request) -> WebSession:
     return current_session(request, ctx)
 
 
@@ -225,7 +225,7 @@ def static_file(name: str) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/", ctx: ToolContext = Depends(get_ctx)) -> HTMLResponse:
+def login_page(ctx: Ctx, request: Request, next: str = "/") -> HTMLResponse:
     with ctx.db.session() as s:
         from memory.models import User
 
@@ -234,10 +234,8 @@ def login_page(request: Request, next: str = "/", ctx: ToolContext = Depends(get
 
 
 @router.post("/login")
-def login(
-    request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
-    next: str = Form("/"), ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session),
-) -> Response:
+def login(ctx: Ctx, request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
+    next: str = Form("/"), sess: WebSession = Depends(web_session)) -> Response:
     check_csrf(sess, csrf)
     address = request.client.host if request.client else "unknown"
     account = name.strip()[:128] or "?"
@@ -275,7 +273,7 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: str = Form(""), ctx: ToolContext = Depends(get_ctx),
+def logout(ctx: Ctx, request: Request, csrf: str = Form(""),
            sess: WebSession = Depends(web_session)) -> Response:
     check_csrf(sess, csrf)
     if sess.sid:
@@ -295,10 +293,8 @@ def _audit(s: Any, ctx: ToolContext, *, actor: str, event: str, detail: dict[str
 
 
 @router.get("/", response_class=HTMLResponse)
-def incident_list(
-    request: Request, status: str | None = None, ctx: ToolContext = Depends(get_ctx),
-    user: str = Depends(signed_in),
-) -> HTMLResponse:
+def incident_list(ctx: Ctx, request: Request, status: str | None = None,
+    user: str = Depends(signed_in)) -> HTMLResponse:
     with ctx.db.session() as s:
         q = select(Incident)
         if status in ("open", "mitigated", "resolved"):
@@ -332,9 +328,7 @@ def _approvals_of(s: Any, incident_id: str) -> list[dict[str, Any]]:
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-def incident_page(
-    request: Request, incident_id: str, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
-) -> HTMLResponse:
+def incident_page(ctx: Ctx, request: Request, incident_id: str, user: str = Depends(signed_in)) -> HTMLResponse:
     with ctx.db.session() as s:
         inc = s.get(Incident, incident_id)
         if inc is None:
@@ -354,11 +348,10 @@ def incident_page(
 
 
 @router.post("/incidents/{incident_id}/approvals/{approval_id}")
-def decide_approval(
-    request: Request, incident_id: str, approval_id: str, decision: str = Form(""), csrf: str = Form(""),
-    choice: str = Form(""), reason: str = Form(""),
-    ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session), user: str = Depends(signed_in),
-) -> Response:
+def decide_approval(ctx: Ctx, request: Request, incident_id: str, approval_id: str, decision: str = Form(""),
+                    csrf: str = Form(""),
+    choice: str = Form(""), reason: str = Form(""), sess: WebSession = Depends(web_session),
+                       user: str = Depends(signed_in)) -> Response:
     check_csrf(sess, csrf)
     back = f"/incidents/{quote(incident_id)}"
     if decision not in ("approve", "reject"):
@@ -386,16 +379,14 @@ def decide_approval(
 
 
 @router.get("/drills", response_class=HTMLResponse)
-def drills(request: Request, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in)) -> HTMLResponse:
+def drills(ctx: Ctx, request: Request, user: str = Depends(signed_in)) -> HTMLResponse:
     with ctx.db.session() as s:
         runs = list(s.scalars(select(DrillRun).order_by(DrillRun.started_at.desc()).limit(300)))
     return render(request, ctx, "drills.html", runs=runs)
 
 
 @router.get("/drills/{run_id}", response_class=HTMLResponse)
-def drill_run_page(
-    request: Request, run_id: str, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
-) -> HTMLResponse:
+def drill_run_page(ctx: Ctx, request: Request, run_id: str, user: str = Depends(signed_in)) -> HTMLResponse:
     """A kept drill run: its score, report and transcript (the world itself is gone)."""
     from server.api_transcripts import transcript_steps
 
@@ -415,10 +406,8 @@ def drill_run_page(
 
 
 @router.get("/transcripts", response_class=HTMLResponse)
-def transcripts(
-    request: Request, reviewed: str | None = None, incident: str | None = None,
-    ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
-) -> HTMLResponse:
+def transcripts(ctx: Ctx, request: Request, reviewed: str | None = None, incident: str | None = None,
+                user: str = Depends(signed_in)) -> HTMLResponse:
     q = select(Investigation)
     if incident:
         q = q.where(Investigation.incident_id == incident)
@@ -432,9 +421,7 @@ def transcripts(
 
 
 @router.get("/transcripts/{transcript_id}", response_class=HTMLResponse)
-def transcript_page(
-    request: Request, transcript_id: str, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
-) -> HTMLResponse:
+def transcript_page(ctx: Ctx, request: Request, transcript_id: str, user: str = Depends(signed_in)) -> HTMLResponse:
     with ctx.db.session() as s:
         inv = s.get(Investigation, transcript_id)
         if inv is None:
@@ -448,10 +435,8 @@ def transcript_page(
 
 
 @router.post("/transcripts/{transcript_id}/review")
-def review(
-    request: Request, transcript_id: str, verdict: str = Form(""), note: str = Form(""), csrf: str = Form(""),
-    ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session), user: str = Depends(signed_in),
-) -> Response:
+def review(ctx: Ctx, request: Request, transcript_id: str, verdict: str = Form(""), note: str = Form(""),
+           csrf: str = Form(""), sess: WebSession = Depends(web_session), user: str = Depends(signed_in)) -> Response:
     check_csrf(sess, csrf)
     back = f"/transcripts/{quote(transcript_id)}"
     if verdict not in ("right", "wrong"):
@@ -464,8 +449,3 @@ def review(
         return redirect(request, ctx, back, flash=f"error: {exc}")
     return redirect(request, ctx, back, flash=f"Review saved: {verdict}.")
 
-
-# The indicator and dashboard pages live in their own module (they import render and signed_in from here).
-from server.web_charts import router as _charts_router  # noqa: E402
-
-router.include_router(_charts_router)

@@ -14,9 +14,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from server.app import get_ctx
+from server.deps import Ctx
 from server.web import _fmt_minutes, render, signed_in
-from tools.context import ToolContext
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,9 +77,7 @@ def _bar_chart(weeks: list[dict[str, Any]], series: list[tuple[str, str, str]], 
 
 
 @router.get("/indicators", response_class=HTMLResponse)
-def indicators(
-    request: Request, weeks: int = 12, ctx: ToolContext = Depends(get_ctx), user: str = Depends(signed_in),
-) -> HTMLResponse:
+def indicators(ctx: Ctx, request: Request, weeks: int = 12, user: str = Depends(signed_in)) -> HTMLResponse:
     weeks = max(1, min(weeks, 104))
     from memory.stats import weekly_stats
 
@@ -119,10 +116,8 @@ def _sparkline(points: list[list[Any]], width: int = 560, height: int = 120) -> 
 
 
 @router.get("/dashboards/{uid}", response_class=HTMLResponse)
-def dashboard_page(
-    request: Request, uid: str, hours: float = 2.0, ctx: ToolContext = Depends(get_ctx),
-    user: str = Depends(signed_in),
-) -> HTMLResponse:
+def dashboard_page(ctx: Ctx, request: Request, uid: str, hours: float = 2.0,
+    user: str = Depends(signed_in)) -> HTMLResponse:
     """An embedded dashboard: each panel's series over the last hours, read through the same tools."""
     from tools.registry import ToolError, call_tool
 

@@ -12,9 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 from memory import incident_log
 from memory.postmortem import service
 from memory.postmortem.model import Source
-from server.app import get_ctx
+from server.deps import Ctx
 from server.web import WebSession, check_csrf, redirect, render, signed_in, web_session
-from tools.context import ToolContext
 
 router = APIRouter(include_in_schema=False)
 MAX_FIELD = 4000
@@ -29,7 +28,7 @@ def _page(incident_id: str) -> str:
 
 
 @router.get("/incidents/{incident_id}/postmortem", response_class=HTMLResponse)
-def postmortem_page(request: Request, incident_id: str, ctx: ToolContext = Depends(get_ctx),
+def postmortem_page(ctx: Ctx, request: Request, incident_id: str,
                     user: str = Depends(signed_in)) -> HTMLResponse:
     try:
         with ctx.db.session() as s:
@@ -42,8 +41,8 @@ def postmortem_page(request: Request, incident_id: str, ctx: ToolContext = Depen
 
 
 @router.post("/incidents/{incident_id}/postmortem")
-async def save_postmortem(request: Request, incident_id: str, csrf: str = Form(""),
-                          ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session),
+async def save_postmortem(ctx: Ctx, request: Request, incident_id: str, csrf: str = Form(""),
+                          sess: WebSession = Depends(web_session),
                           user: str = Depends(signed_in)) -> Response:
     check_csrf(sess, csrf)
     form = await request.form()
@@ -74,8 +73,8 @@ async def save_postmortem(request: Request, incident_id: str, csrf: str = Form("
 
 
 @router.post("/incidents/{incident_id}/postmortem/{step}")
-def postmortem_step(request: Request, incident_id: str, step: str, csrf: str = Form(""),
-                    ctx: ToolContext = Depends(get_ctx), sess: WebSession = Depends(web_session),
+def postmortem_step(ctx: Ctx, request: Request, incident_id: str, step: str, csrf: str = Form(""),
+                    sess: WebSession = Depends(web_session),
                     user: str = Depends(signed_in)) -> Response:
     check_csrf(sess, csrf)
     try:

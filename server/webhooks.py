@@ -16,12 +16,12 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from server.app import get_ctx
+from server.deps import Ctx
 from server.intake.errors import IntakeRefused
 from server.intake.normalize import (
     ParsedDelivery,
@@ -176,21 +176,21 @@ async def _deliver(source: Source, request: Request, ctx: ToolContext) -> Delive
 
 
 @router.post("/webhooks/sentry", status_code=202, response_model=DeliveryAccepted, responses=_ERRORS)
-async def sentry_webhook(request: Request, ctx: ToolContext = Depends(get_ctx)) -> DeliveryAccepted | JSONResponse:
+async def sentry_webhook(request: Request, ctx: Ctx) -> DeliveryAccepted | JSONResponse:
     """Sentry integration-platform webhook (`issue`, `event_alert`, `metric_alert`, `error`); other
     resources are acknowledged and ignored."""
     return await _deliver("sentry", request, ctx)
 
 
 @router.post("/webhooks/grafana", status_code=202, response_model=DeliveryAccepted, responses=_ERRORS)
-async def grafana_webhook(request: Request, ctx: ToolContext = Depends(get_ctx)) -> DeliveryAccepted | JSONResponse:
+async def grafana_webhook(request: Request, ctx: Ctx) -> DeliveryAccepted | JSONResponse:
     """Grafana unified-alerting webhook contact point."""
     return await _deliver("grafana", request, ctx)
 
 
 @router.post("/webhooks/alertmanager", status_code=202, response_model=DeliveryAccepted, responses=_ERRORS)
 async def alertmanager_webhook(
-    request: Request, ctx: ToolContext = Depends(get_ctx)
+    request: Request, ctx: Ctx
 ) -> DeliveryAccepted | JSONResponse:
     """Prometheus Alertmanager webhook, version 4."""
     return await _deliver("alertmanager", request, ctx)
@@ -223,7 +223,7 @@ def _record_change(ctx: ToolContext, raw: dict[str, Any]) -> ChangeAccepted:
 
 
 @router.post("/webhooks/changes", status_code=202, response_model=ChangeAccepted, responses=_ERRORS)
-async def changes_webhook(request: Request, ctx: ToolContext = Depends(get_ctx)) -> ChangeAccepted | JSONResponse:
+async def changes_webhook(request: Request, ctx: Ctx) -> ChangeAccepted | JSONResponse:
     """A deploy, config, flag or infra change from CI/CD or a person (bearer FIREBREAK_WEBHOOK_TOKEN)."""
     try:
         body = await _read_body(request)
