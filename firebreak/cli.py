@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
+
+from agent import cli as agent_cli
+from memory import incidents_cli, memory_cli
+from memory.postmortem import cli as postmortem_cli
+from server import approvals_cli, mcp_server, serve_cli, users
+from simulations import cli as drill_cli
+from simulations import demo
+from tools import cli as tools_cli
 
 app = typer.Typer(
     name="firebreak",
@@ -14,55 +21,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# (module, attribute, command name). A module exposing a Typer app adds a command group.
-SUBAPPS = (
-    ("memory.incidents_cli", "app", "incidents"),
-    ("memory.memory_cli", "app", "memory"),
-    ("memory.postmortem.cli", "app", "postmortem"),
-    ("tools.cli", "logs_app", "logs"),
-    ("tools.cli", "metrics_app", "metrics"),
-    ("tools.cli", "changes_app", "changes"),
-    ("tools.cli", "flags_app", "flags"),
-    ("tools.cli", "sentry_app", "sentry"),
-    ("tools.cli", "traces_app", "traces"),
-    ("simulations.cli", "app", "drill"),
-    ("agent.cli", "app", "transcripts"),
-    ("server.approvals_cli", "app", "approvals"),
-    ("server.users", "app", "users"),
-)
-# (module, attribute, command name) for single commands.
-COMMANDS = (
-    ("server.serve_cli", "serve", "serve"),
-    ("server.serve_cli", "status", "status"),
-    ("simulations.demo", "demo", "demo"),
-    ("server.mcp_server", "mcp", "mcp"),
-)
-
-
-def _register() -> None:
-    for mod_name, attr, name in SUBAPPS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod_name:
-                raise
-            continue
-        sub = getattr(mod, attr, None)
-        if sub is not None:
-            app.add_typer(sub, name=name)
-    for mod_name, attr, name in COMMANDS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod_name:
-                raise
-            continue
-        fn = getattr(mod, attr, None)
-        if fn is not None:
-            app.command(name)(fn)
-
-
-_register()
+# Every command group and command, imported by name: a renamed module fails loudly here.
+app.add_typer(incidents_cli.app, name="incidents")
+app.add_typer(memory_cli.app, name="memory")
+app.add_typer(postmortem_cli.app, name="postmortem")
+app.add_typer(tools_cli.logs_app, name="logs")
+app.add_typer(tools_cli.metrics_app, name="metrics")
+app.add_typer(tools_cli.changes_app, name="changes")
+app.add_typer(tools_cli.flags_app, name="flags")
+app.add_typer(tools_cli.sentry_app, name="sentry")
+app.add_typer(tools_cli.traces_app, name="traces")
+app.add_typer(drill_cli.app, name="drill")
+app.add_typer(agent_cli.app, name="transcripts")
+app.add_typer(approvals_cli.app, name="approvals")
+app.add_typer(users.app, name="users")
+app.command("serve")(serve_cli.serve)
+app.command("status")(serve_cli.status)
+app.command("demo")(demo.demo)
+app.command("mcp")(mcp_server.mcp)
 
 
 # Commands whose output is a secret on purpose (a generated token) or a protocol/log stream of its own.
