@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.transcripts import TranscriptError, export_reviewed, get_transcript, list_transcripts, review_transcript
-from tools.context import ToolContext, default_context
+from firebreak.context import ToolContext, default_context
 
 app = typer.Typer(
     help="Agent run transcripts: list, show, review, export as an evaluation dataset.", no_args_is_help=True

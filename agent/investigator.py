@@ -45,9 +45,11 @@ from agent.notify import get_notifier
 from agent.offline import ACTION_TOOL, SUBMIT_TOOL, OfflineInvestigator
 from agent.prompts import SYSTEM_PROMPT, user_prompt
 from agent.report import TriageReport
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import ApprovalStatus, Decision, InvestigationStatus
-from memory.models import Approval, Incident, Investigation
-from tools.context import ToolContext
 from tools.registry import ToolError, ToolSpec, call_tool, load_tools
 
 log = logging.getLogger(__name__)
@@ -299,7 +301,7 @@ def _dump_messages(messages: list[ModelMessage]) -> list[Any]:
 
 def _redact(value: Any) -> Any:
     try:
-        from tools.redact import redact_obj
+        from firebreak.redact import redact_obj
     except ImportError:
         return value
     return redact_obj(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from agent import messages
 from agent.report import TriageReport
+from firebreak.state.incidents import Incident
 from memory.incident_log import follow_report, set_by_person
-from memory.models import Incident
 
 
 def align_report(session: Session, incident: Incident, report: TriageReport, *, at: datetime) -> TriageReport:

@@ -15,9 +15,10 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import ALTERNATIVE_STATUSES
-from memory.models import Approval, Investigation
-from tools.context import ToolContext
 
 T = TypeVar("T")
 
@@ -187,7 +188,7 @@ def get_transcript(ctx: ToolContext, investigation_id: str) -> Transcript:
 def _kept_drill_transcript(ctx: ToolContext, run_id: str) -> Transcript:
     """The transcript a drill run kept when its world was removed (simulations/kept.py), under the
     drill run's id. Read here from the `DrillRun` row: agent code does not import simulations."""
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     with ctx.db.session() as s:
         row = s.get(DrillRun, run_id)

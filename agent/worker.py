@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from firebreak.context import ToolContext
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import InvestigationStatus
-from memory.models import Investigation
-from tools.context import ToolContext
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ def _redact_output(argv: list[str]) -> None:
     words = [a for a in argv if not a.startswith("-")]
     if any(tuple(words[: len(u)]) == u for u in UNREDACTED):
         return
-    from tools.redact import RedactingWriter
+    from firebreak.redact import RedactingWriter
 
     sys.stdout = RedactingWriter(sys.stdout)
     sys.stderr = RedactingWriter(sys.stderr)
@@ -77,7 +77,7 @@ def main() -> None:
     except (ValidationError, SQLAlchemyError, OSError) as exc:
         if os.environ.get("FIREBREAK_DEBUG"):
             raise
-        from tools.redact import redact_text
+        from firebreak.redact import redact_text
 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         kind = "database" if isinstance(exc, SQLAlchemyError) else "environment"

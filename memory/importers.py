@@ -80,7 +80,7 @@ def markdown_records(path: Path, *, root: Path | None = None, services: Iterable
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportProblem(f"{path}: cannot read as UTF-8 text: {exc}") from exc
-    from tools.redact import redact_text
+    from firebreak.redact import redact_text
 
     raw = redact_text(raw)  # before sections are cut: a secret split across chunks would escape the rules
     meta, text = _front_matter(raw)
@@ -154,7 +154,7 @@ def _clean_slack_text(text: str, users: dict[str, str], channels: dict[str, str]
             return "@" + (label or target[1:].split("^")[0])
         return f"{label} ({target})" if label and label != target else target
 
-    from tools.redact import redact_text
+    from firebreak.redact import redact_text
 
     text = re.sub(r"<([^<>]+)>", link, text or "")
     return redact_text(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
@@ -244,7 +244,7 @@ def collect(path: Path, *, services: Iterable[str] = ()) -> tuple[list[MemoryRec
 
     Runbooks and Slack threads come from outside: secrets in them are redacted before they are indexed.
     """
-    from tools.redact import redact_text
+    from firebreak.redact import redact_text
 
     recs, origins = _collect(path, services=services)
     return [r.model_copy(update={"title": redact_text(r.title), "text": redact_text(r.text),

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from memory.models import Countermeasure, IdCounter, Incident, Remediation, TimelineEntry
+from firebreak.state.incidents import Countermeasure, IdCounter, Incident, Remediation, TimelineEntry
 
 SEVERITIES = ("minor", "major", "critical")
 STATUSES = ("open", "mitigated", "resolved")

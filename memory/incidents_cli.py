@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import select
 
+from firebreak.context import ToolContext, default_context
+from firebreak.state.incidents import Incident, Remediation
 from memory import incident_log as log
 from memory import stats as st
-from memory.models import Incident, Remediation
 from memory.records import to_record
 from memory.transfer import ImportError_, export_csv, export_json, import_records, parse_timestamp, read_file
-from tools.context import ToolContext, default_context
 
 app = typer.Typer(help="The incident log: open, update, close, remediations, stats, import/export.",
                   no_args_is_help=True)

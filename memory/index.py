@@ -33,10 +33,10 @@ from pydantic import BaseModel, Field
 from memory.embeddings import Embedder, _single_thread_blas, get_embedder
 
 if TYPE_CHECKING:
+    from firebreak.context import ToolContext
     from firebreak.db import Database
     from firebreak.settings import Settings
-    from memory.models import Incident
-    from tools.context import ToolContext
+    from firebreak.state.incidents import Incident
 
 log = logging.getLogger(__name__)
 
@@ -730,7 +730,7 @@ class MemoryIndex:
         from sqlalchemy import func, select
         from sqlalchemy.orm import selectinload
 
-        from memory.models import Countermeasure, Incident, Remediation, TimelineEntry
+        from firebreak.state.incidents import Countermeasure, Incident, Remediation, TimelineEntry
 
         t0 = time.perf_counter()
         stats = SyncStats()

@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 
 app = typer.Typer(help="Searchable memory: past incidents, runbooks/FAQ, Slack threads.", no_args_is_help=True)
 
@@ -73,7 +73,7 @@ def _known_services(ctx: ToolContext) -> set[str]:
     """Service names from the incident log and settings, used to tag imported sections and threads."""
     from sqlalchemy import select
 
-    from memory.models import Incident
+    from firebreak.state.incidents import Incident
 
     names: set[str] = set(ctx.settings.dependencies)
     for deps in ctx.settings.dependencies.values():

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memory.models import Incident
+from firebreak.state.incidents import Incident
 
 
 class CountermeasureRecord(BaseModel):
@@ -65,7 +65,7 @@ class IncidentRecord(BaseModel):
 
 def to_record(inc: Incident) -> IncidentRecord:
     """The incident as people and exports see it: secrets in any text are redacted (a way out, issue 15)."""
-    from tools.redact import redact_obj
+    from firebreak.redact import redact_obj
 
     rec = _record(inc)
     return IncidentRecord.model_validate(redact_obj(rec.model_dump()))

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from firebreak.state.incidents import Incident, Remediation, TimelineEntry
 from firebreak.state.postmortems import PostMortemRow
 from memory.incident_log import SEVERITIES
-from memory.models import Incident, Remediation, TimelineEntry
 from memory.postmortem.schedule import DUE_SEVERITIES, due_at
 
 

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.state.incidents import Countermeasure, Incident, Remediation, TimelineEntry
 from memory import incident_log as log
-from memory.models import Countermeasure, Incident, Remediation, TimelineEntry
 from memory.records import CountermeasureRecord, IncidentRecord, RemediationRecord, to_record
 
 CSV_COLUMNS = [

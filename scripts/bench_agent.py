@@ -47,8 +47,8 @@ def _fill(template: str, rnd: random.Random) -> str:
 
 def build_world(ctx: Any, n_lines: int) -> str:
     """Telemetry for one incident (mailer 4.6.2 retry loop) plus red herrings; returns the incident id."""
+    from firebreak.state.alerts import Alert
     from memory.incident_log import open_incident
-    from memory.models import Alert
     from tools.changes import ChangeIn, record_change
     from tools.log_store import LogLine, get_log_store
     from tools.metric_store import MetricPoint, get_metric_store
@@ -145,9 +145,9 @@ def bench_wall(n_lines: int, runs: int, *, cold: bool = False) -> dict[str, Any]
     from agent.investigator import queue_investigation
     from agent.worker import run_due, warm_up
     from firebreak.clock import FixedClock
+    from firebreak.context import ToolContext
     from firebreak.settings import Settings
-    from memory.models import Investigation
-    from tools.context import ToolContext
+    from firebreak.state.investigations import Investigation
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), _env_file=None)  # type: ignore[call-arg]

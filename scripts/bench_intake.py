@@ -40,9 +40,9 @@ def serve(port: int, data_dir: Path) -> None:
     import uvicorn
     from pydantic import SecretStr
 
+    from firebreak.context import ToolContext
     from firebreak.settings import Settings
     from server.app import create_app
-    from tools.context import ToolContext
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, data_dir=data_dir, webhook_token=SecretStr(TOKEN),

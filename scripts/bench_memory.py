@@ -79,7 +79,7 @@ def synth_incidents(n: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def populate(db: Any, incidents: list[dict[str, Any]]) -> float:
     """Rows written directly (bulk): the incident log's per-row timeline is not what is measured here."""
-    from memory.models import Countermeasure, Incident
+    from firebreak.state.incidents import Countermeasure, Incident
 
     t0 = time.perf_counter()
     with db.session() as s:
@@ -103,9 +103,9 @@ t0 = time.perf_counter()
 from datetime import UTC, datetime
 from firebreak.clock import FixedClock
 from firebreak.settings import Settings
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from memory import incident_log as il
-from memory.search_tools import similar_incidents, SimilarIncidentsInput
+from tools.memory_search import similar_incidents, SimilarIncidentsInput
 t_import = time.perf_counter() - t0
 s = Settings(data_dir=sys.argv[1], _env_file=None)
 ctx = ToolContext(settings=s, clock=FixedClock(datetime(2026, 3, 2, 8, 45, tzinfo=UTC)))
@@ -184,10 +184,10 @@ def main() -> int:
     args = ap.parse_args()
 
     from firebreak.clock import FixedClock
+    from firebreak.context import ToolContext
     from firebreak.settings import Settings
     from memory.index import MemoryIndex
-    from memory.search_tools import SimilarIncidentsInput, similar_incidents
-    from tools.context import ToolContext
+    from tools.memory_search import SimilarIncidentsInput, similar_incidents
 
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name) / "data"
@@ -195,7 +195,7 @@ def main() -> int:
     ctx = ToolContext(settings=settings, clock=FixedClock(datetime(2026, 3, 2, tzinfo=UTC)))
     from sqlalchemy import func, select
 
-    from memory.models import Incident
+    from firebreak.state.incidents import Incident
 
     with ctx.db.session() as s:
         existing = s.scalar(select(func.count(Incident.id))) or 0

@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from firebreak.clock import FixedClock  # noqa: E402
+from firebreak.context import ToolContext  # noqa: E402
 from firebreak.settings import Settings  # noqa: E402
-from tools.context import ToolContext  # noqa: E402
 from tools.log_store import LogLine, get_log_store  # noqa: E402
 from tools.metric_store import MetricPoint, get_metric_store  # noqa: E402
 from tools.registry import call_tool  # noqa: E402

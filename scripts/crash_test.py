@@ -197,8 +197,8 @@ class Approver(threading.Thread):
     def run(self) -> None:
         from sqlalchemy import select
 
+        from firebreak.state.approvals import Approval
         from firebreak.statuses import ApprovalStatus
-        from memory.models import Approval
         from workflows.approvals import decide
 
         while not self.stop.is_set():
@@ -227,8 +227,8 @@ def _wait_for_phase(ctx: Any, phase: str, action_log: Path, actions_before: int,
     command running), then a random bit more; False when it did not happen within 30 s (kill anyway)."""
     from sqlalchemy import func, select
 
+    from firebreak.state.investigations import Investigation
     from firebreak.statuses import InvestigationStatus
-    from memory.models import Investigation
 
     if phase == "storm":
         time.sleep(rng.uniform(0.0, 1.0))
@@ -253,8 +253,11 @@ def _settled(ctx: Any) -> dict[str, int]:
     """What is still in flight (zero everywhere means settled)."""
     from sqlalchemy import func, select
 
+    from firebreak.state.alerts import Alert
+    from firebreak.state.approvals import Approval
+    from firebreak.state.incidents import Incident
+    from firebreak.state.investigations import Investigation
     from firebreak.statuses import ApprovalStatus, InvestigationStatus
-    from memory.models import Alert, Approval, Incident, Investigation
 
     now = datetime.now(UTC)
     with ctx.db.session() as s:
@@ -279,8 +282,8 @@ def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[
     from pydantic import SecretStr
 
     from agent.actions import ACTION_FIELDS
+    from firebreak.context import ToolContext
     from firebreak.settings import Settings
-    from tools.context import ToolContext
 
     data = root / "data"
     data.mkdir()
@@ -362,8 +365,10 @@ def _count(ctx: Any, acked: set[str], action_log: Path, state: dict[str, int], r
            seconds: float, decided: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
+    from firebreak.state.alerts import Alert
+    from firebreak.state.approvals import Approval
+    from firebreak.state.investigations import Investigation
     from firebreak.statuses import ApprovalStatus
-    from memory.models import Alert, Approval, Investigation
 
     with ctx.db.session() as s:
         stored = set(s.scalars(select(Alert.fingerprint)))

@@ -16,19 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from memory.models import (
-    Alert,
-    Approval,
-    Countermeasure,
-    Incident,
-    Investigation,
-    Remediation,
-    TimelineEntry,
-)
+from firebreak.redact import redact_obj
+from firebreak.state.alerts import Alert
+from firebreak.state.approvals import Approval
+from firebreak.state.incidents import Countermeasure, Incident, Remediation, TimelineEntry
+from firebreak.state.investigations import Investigation
 from server.approvals import ALTERNATIVE_STATUSES, ApprovalRecord
 from server.auth import require_api_token
 from server.deps import Ctx
-from tools.redact import redact_obj
 
 _M = TypeVar("_M", bound=BaseModel)
 

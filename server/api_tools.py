@@ -13,10 +13,10 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from firebreak.context import ToolContext
+from firebreak.redact import redact_text
 from server.auth import require_api_token
 from server.deps import Ctx, get_ctx
-from tools.context import ToolContext
-from tools.redact import redact_text
 from tools.registry import REGISTRY, ToolError, ToolSpec, call_tool, get_tool, load_tools
 
 log = logging.getLogger(__name__)

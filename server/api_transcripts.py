@@ -18,10 +18,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from agent.transcripts import RunFields, TranscriptNotFound, store_review
-from memory.models import Investigation
+from firebreak.context import ToolContext
+from firebreak.state.investigations import Investigation
 from server.auth import require_api_token
 from server.deps import Ctx
-from tools.context import ToolContext
 
 router = APIRouter(prefix="/api/transcripts", tags=["transcripts"], dependencies=[Depends(require_api_token)])
 
@@ -282,7 +282,7 @@ def _tokens(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
 
 def summary_of(inv: Investigation) -> TranscriptSummary:
     """One run's summary for listings, redacted (review notes and errors are free text)."""
-    from tools.redact import redact_obj
+    from firebreak.redact import redact_obj
 
     inp, out, total = _tokens(inv.usage or {})
     verdict = inv.review_verdict if inv.review_verdict in ("right", "wrong") else None
@@ -297,7 +297,7 @@ def summary_of(inv: Investigation) -> TranscriptSummary:
 
 def transcript_of(inv: Investigation) -> Transcript:
     """One run as the API, the web page and the CLI show it, redacted (a way out, issue 15)."""
-    from tools.redact import redact_obj
+    from firebreak.redact import redact_obj
 
     t = Transcript(
         **summary_of(inv).model_dump(),

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from firebreak.context import ToolContext, default_context
 from server import (
     api_incidents,
     api_tools,
@@ -24,7 +25,6 @@ from server import (
     webhooks,
 )
 from server.approvals import install as install_approvals
-from tools.context import ToolContext, default_context
 
 # Every router, imported by name: a renamed or missing module fails here, loudly. The web page ("/") last.
 # The tool API is built per app (see create_app): one route per tool registered by then.

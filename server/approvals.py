@@ -18,11 +18,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from agent.report import TriageReport
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import ALTERNATIVE_STATUSES
 from memory import incident_log
-from memory.models import Approval, Incident, Investigation
 from server import slack_blocks as sb
-from tools.context import ToolContext
 from tools.executors import describe
 from workflows import approvals as service
 from workflows.approvals import ApprovalError, DecisionOutcome

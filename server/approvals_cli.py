@@ -26,7 +26,7 @@ STATUSES = ("pending", "approved", "rejected", "executing", "executed", "manual"
 
 
 def _ctx():  # type: ignore[no-untyped-def]
-    from tools.context import default_context
+    from firebreak.context import default_context
 
     return default_context()
 
@@ -98,7 +98,7 @@ def _authenticate(ctx, name: str, token_stdin: bool, password_stdin: bool) -> st
 
 def _decide(approval_id: str, name: str, decision: str, reason: str | None, choice: str | None,
             token_stdin: bool = False, password_stdin: bool = False) -> None:
-    from memory.models import AuditEvent
+    from firebreak.state.audit import AuditEvent
     from server.approvals import decide
 
     ctx = _ctx()

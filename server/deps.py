@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import Request
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 
 
 def get_ctx(request: Request) -> ToolContext:

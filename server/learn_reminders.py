@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import re
 
-from memory.models import Incident
+from firebreak.context import ToolContext
+from firebreak.state.incidents import Incident
 from memory.postmortem import service
-from tools.context import ToolContext
 
 log = logging.getLogger(__name__)
 SLACK_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def build_server(ctx: ToolContext) -> Any:
     from mcp.server.lowlevel import Server
 
     from firebreak import __version__
-    from tools.redact import redact_text
+    from firebreak.redact import redact_text
     from tools.registry import ToolError, call_tool, get_tool, load_tools
 
     def query_tools() -> list[Any]:
@@ -84,7 +84,7 @@ def mcp() -> None:
     """Serve Firebreak's query tools to other agents over MCP on stdin/stdout."""
     import anyio
 
-    from tools.context import default_context
+    from firebreak.context import default_context
 
     # stdout carries the protocol: logs go to stderr only.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 
+from firebreak.context import ToolContext
 from server.deps import Ctx
-from tools.context import ToolContext
 
 ALERTS_RECEIVED = Counter(
     "firebreak_alerts_received", "Alerts received in accepted webhook deliveries", ["source"])
@@ -41,7 +41,7 @@ router = APIRouter(tags=["observability"])
 
 
 def _queued_investigations(ctx: ToolContext) -> int:
-    from memory.models import Investigation
+    from firebreak.state.investigations import Investigation
 
     with ctx.db.session() as s:
         return s.scalar(select(func.count()).select_from(Investigation).where(

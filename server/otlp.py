@@ -40,8 +40,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from firebreak.context import ToolContext
 from server.deps import Ctx
-from tools.context import ToolContext
 from tools.log_store import get_log_store
 from tools.metric_store import get_metric_store
 from tools.otlp_convert import OTLPError, hex_ids_to_base64, log_lines, metric_kinds, metric_points, span_rows

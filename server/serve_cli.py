@@ -11,7 +11,7 @@ import typer
 from firebreak.settings import Settings
 
 if TYPE_CHECKING:
-    from tools.context import ToolContext
+    from firebreak.context import ToolContext
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -32,9 +32,9 @@ def _open_context() -> ToolContext:
     from pydantic import ValidationError
     from sqlalchemy import select
 
-    from memory.models import Incident
-    from tools.context import ToolContext
-    from tools.redact import redact_text
+    from firebreak.context import ToolContext
+    from firebreak.redact import redact_text
+    from firebreak.state.incidents import Incident
 
     try:
         ctx = ToolContext(settings=Settings())

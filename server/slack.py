@@ -19,11 +19,11 @@ import httpx
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from firebreak.context import ToolContext
+from firebreak.redact import redact_obj, redact_text
 from firebreak.settings import Settings
 from server import slack_blocks as sb
 from server.deps import Ctx
-from tools.context import ToolContext
-from tools.redact import redact_obj, redact_text
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session
 
 from agent.messages import MessageTemplateError, render_fields, report_fields, scenario_for
 from agent.report import TriageReport
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.approvals import Approval
+from firebreak.state.incidents import Incident, TimelineEntry
 from memory import incident_log
-from memory.models import Alert, Approval, Incident, TimelineEntry
 from server import slack_blocks as sb
 from server.approvals import ALTERNATIVE_STATUSES
-from tools.context import ToolContext
 from tools.executors import describe, rows_changed
 
 log = logging.getLogger(__name__)

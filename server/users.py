@@ -25,11 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from firebreak.state.security import PersonalToken
-from memory.models import User
+from firebreak.state.users import User
 from server.sessions import list_sessions, revoke_session, revoke_user_sessions
 
 if TYPE_CHECKING:
-    from tools.context import ToolContext
+    from firebreak.context import ToolContext
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 MIN_PASSWORD = 8
@@ -156,7 +156,7 @@ app = typer.Typer(help="Named users of the web page (approvals are checked again
 
 
 def _ctx() -> ToolContext:
-    from tools.context import default_context
+    from firebreak.context import default_context
 
     return default_context()
 
@@ -274,7 +274,7 @@ def revoke_cmd(
             raise typer.Exit(2)
         else:
             message = f"session {session_id} revoked"
-        from memory.models import AuditEvent
+        from firebreak.state.audit import AuditEvent
 
         s.add(AuditEvent(at=now, actor=_os_user(), event="sessions_revoked",
                          detail={"session": session_id, "user": user, "via": "cli"}))
@@ -294,7 +294,7 @@ def token_cmd(
     ctx = _ctx()
     with ctx.db.session() as s:
         if authenticate(s, name, password) is None:
-            from memory.models import AuditEvent
+            from firebreak.state.audit import AuditEvent
 
             s.add(AuditEvent(at=ctx.clock.now(), actor=name[:128], event="token_refused",
                              detail={"os_user": _os_user()}))

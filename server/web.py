@@ -25,7 +25,13 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from memory.models import Alert, Approval, DrillRun, Incident, Investigation
+from firebreak.context import ToolContext
+from firebreak.redact import redact_obj, redact_text
+from firebreak.state.alerts import Alert
+from firebreak.state.approvals import Approval
+from firebreak.state.drills import DrillRun
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 from server import throttle
 from server.api_transcripts import record_review, summary_of, transcript_of
 from server.deps import Ctx
@@ -41,8 +47,6 @@ from server.sessions import (
     unsign,
 )
 from server.users import authenticate, user_exists
-from tools.context import ToolContext
-from tools.redact import redact_obj, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +231,7 @@ def static_file(name: str) -> Response:
 @router.get("/login", response_class=HTMLResponse)
 def login_page(ctx: Ctx, request: Request, next: str = "/") -> HTMLResponse:
     with ctx.db.session() as s:
-        from memory.models import User
+        from firebreak.state.users import User
 
         has_users = s.scalar(select(func.count()).select_from(User)) or 0
     return render(request, ctx, "login.html", next=_local_next(next), has_users=bool(has_users), error=None)
@@ -284,7 +288,7 @@ def logout(ctx: Ctx, request: Request, csrf: str = Form(""),
 
 
 def _audit(s: Any, ctx: ToolContext, *, actor: str, event: str, detail: dict[str, Any]) -> None:
-    from memory.models import AuditEvent
+    from firebreak.state.audit import AuditEvent
 
     s.add(AuditEvent(at=ctx.clock.now(), actor=actor, event=event, detail=detail))
 

@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from firebreak.context import ToolContext
 from server.deps import Ctx
 from server.intake.errors import IntakeRefused
 from server.intake.normalize import (
@@ -48,7 +49,6 @@ from server.observability import (
     DELIVERIES_REFUSED,
     DELIVERY_SECONDS,
 )
-from tools.context import ToolContext
 
 log = logging.getLogger("firebreak.intake")
 

@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from firebreak.context import ToolContext
 from simulations.scorer import Score, SuspectIn
-from tools.context import ToolContext
 
 
 class BaselineName(StrEnum):
@@ -62,7 +62,7 @@ def _undo(kind: str, service: str | None, version_before: str | None, key: str |
 
 
 def most_recent_change(ctx: ToolContext, until: datetime) -> BaselineGuess:
-    from memory.models import Change
+    from firebreak.state.changes import Change
 
     with ctx.db.session() as s:
         rows = list(s.scalars(select(Change).where(Change.at <= until).order_by(Change.at.desc(), Change.id.desc())))
@@ -86,7 +86,7 @@ def _resource_named(text: str) -> str | None:
 
 
 def alerting_service(ctx: ToolContext, until: datetime) -> BaselineGuess:
-    from memory.models import Alert
+    from firebreak.state.alerts import Alert
 
     with ctx.db.session() as s:
         alerts = list(s.scalars(select(Alert).where(Alert.received_at <= until)

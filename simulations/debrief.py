@@ -11,11 +11,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from memory.models import Incident
+from firebreak.context import ToolContext
+from firebreak.state.incidents import Incident
 from memory.postmortem.draft import draft
 from memory.postmortem.model import PostMortem, Source, Why
 from simulations.scenario import Scenario
-from tools.context import ToolContext
 
 
 def _verdicts(result: dict[str, object], who: str) -> tuple[list[str], list[str]]:

@@ -72,7 +72,7 @@ def _stop_on_sigterm() -> Any:
 
 
 def _record_run(ctx: Any, result: Any) -> None:
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     now = datetime.now(UTC)
     with ctx.db.session() as s:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from sqlalchemy import select
 
+from firebreak.context import ToolContext
 from firebreak.settings import get_settings
-from tools.context import ToolContext
 
 
 class RunRow(BaseModel):
@@ -46,7 +46,7 @@ def _known_people(ctx: ToolContext) -> set[str]:
     """On-call people: approvers and named web users, besides everyone who has drilled."""
     people = set(ctx.settings.approvers)
     try:
-        from memory.models import User
+        from firebreak.state.users import User
 
         with ctx.db.session() as s:
             people.update(s.scalars(select(User.name)))
@@ -57,7 +57,7 @@ def _known_people(ctx: ToolContext) -> set[str]:
 
 def drill_history(days: int = 30, ctx: ToolContext | None = None, now: datetime | None = None) -> History:
     """Runs newest first, per-person totals, and who has no practice drill in the last `days` days."""
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     own = ctx is None
     context = ctx or ToolContext(settings=get_settings())

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
-from tools.context import ToolContext
 
 PREFIX = "drill-"
 
@@ -65,7 +65,7 @@ def recorder(file: str | Path, *, mode: str = "run", settings: Settings | None =
 
 def store(data: dict[str, Any], *, mode: str, settings: Settings | None = None, person: str | None = None) -> str:
     """Write one kept drill; returns its id (`drill-…`)."""
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     run_id = PREFIX + uuid.uuid4().hex[:10]
     now = datetime.now(UTC)
@@ -85,7 +85,7 @@ def store(data: dict[str, Any], *, mode: str, settings: Settings | None = None, 
 
 def load(ctx: ToolContext, run_id: str) -> Any:
     """The kept `DrillRun` row (detached), or KeptDrillNotFound."""
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     with ctx.db.session() as s:
         row = s.get(DrillRun, run_id)
@@ -99,7 +99,7 @@ def kept_transcripts(ctx: ToolContext, limit: int = 50) -> list[Any]:
     """Kept drill runs that carry a transcript, newest first."""
     from sqlalchemy import select
 
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     with ctx.db.session() as s:
         rows = list(s.scalars(select(DrillRun).order_by(DrillRun.started_at.desc()).limit(limit * 4)))

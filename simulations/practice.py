@@ -30,11 +30,11 @@ from sqlalchemy import select
 
 from agent.actions import ACTION_FIELDS
 from firebreak.clock import ScaledClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
 from simulations.generator import build_world
 from simulations.scenario import Scenario, load_scenario
 from simulations.scorer import SuspectIn, describe_truth, score
-from tools.context import ToolContext
 
 MARKER = ".firebreak-practice"
 SUSPECT_KINDS = ("deploy", "config", "flag", "dependency", "resource", "traffic", "certificate", "data", "infra")
@@ -140,7 +140,7 @@ def _team_ctx() -> ToolContext:
 
 
 def _open_run(ctx: ToolContext, person: str | None, run_id: str | None) -> Any:
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     with ctx.db.session() as s:
         if run_id:
@@ -182,7 +182,7 @@ def investigator_side(sc: Scenario) -> Side | None:
 def submit_answer(answer: Answer, *, person: str | None = None, run_id: str | None = None,
                   with_investigator: bool = True) -> Debrief:
     """Record the answer on the open practice run, score it, and keep the debrief with the run."""
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     ctx = _team_ctx()
     try:
@@ -327,7 +327,7 @@ def practise(
     console: Console | None = None,
 ) -> Debrief | None:
     """Run the practice loop until the trainee answers (or `timeout` wall seconds pass)."""
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
     from simulations.render import render
     from simulations.runner import (
         InProcessTransport,
@@ -484,14 +484,14 @@ class _StatusLine:
 
 
 def _run_row(team: ToolContext, run_id: str) -> Any:
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     with team.db.session() as s:
         return s.get(DrillRun, run_id)
 
 
 def _close_unanswered(team: ToolContext, run_id: str) -> None:
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     with team.db.session() as s:
         row = s.get(DrillRun, run_id)

@@ -24,13 +24,13 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy import func, select
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.db import forget_database
 from firebreak.settings import Settings
 from simulations.generator import ChangeSpec, LogBlock, World, build_world
 from simulations.render import Delivery, Secrets, render
 from simulations.scenario import HistoryIncident, Scenario, load_scenario
 from simulations.scorer import SuspectIn, score
-from tools.context import ToolContext
 
 log = logging.getLogger("firebreak.drill")
 SEVERITY_RANK = {"critical": 3, "major": 2, "minor": 1}
@@ -187,8 +187,8 @@ def make_env(sc: Scenario, data_dir: Path | None = None, **settings_extra: Any) 
 
 def write_history(ctx: ToolContext, history: list[HistoryIncident]) -> None:
     """Past incidents into the incident log, resolved, as the team recorded them."""
+    from firebreak.state.incidents import Incident
     from memory import incident_log as il
-    from memory.models import Incident
 
     with ctx.db.session() as s:
         for h in history:
@@ -355,7 +355,7 @@ class Progress:
 
 
 def count_drill_incidents(ctx: ToolContext) -> int:
-    from memory.models import Incident
+    from firebreak.state.incidents import Incident
 
     with ctx.db.session() as s:
         return int(s.scalar(select(func.count()).select_from(Incident).where(Incident.source != "history")) or 0)
@@ -465,7 +465,9 @@ class Triage:
 
 def read_triage(ctx: ToolContext) -> Triage:
     """The drill's incident: the most severe one with a finished report, then most alerts, then earliest."""
-    from memory.models import Alert, Incident, Investigation
+    from firebreak.state.alerts import Alert
+    from firebreak.state.incidents import Incident
+    from firebreak.state.investigations import Investigation
 
     with ctx.db.session() as s:
         rows = list(s.execute(
@@ -541,27 +543,16 @@ def preload() -> None:
     A drill's `wall_seconds` measures the drill (file to score), not the one-time cost of importing
     the libraries into a fresh process; scripts/bench_drill.py reports the fresh-process time too.
     """
-    import importlib
+    import fastapi.testclient  # noqa: F401
 
-    names = ["fastapi.testclient", "server.app", "agent.worker", "agent.investigator", "tools.log_store",
-             "tools.metric_store"]
-    try:
-        from server.app import ROUTER_MODULES
+    import agent.investigator  # noqa: F401
+    import agent.worker  # noqa: F401
+    import server.app  # noqa: F401  (imports every router)
+    import tools.log_store  # noqa: F401
+    import tools.metric_store  # noqa: F401
+    from tools.registry import load_tools
 
-        names += list(ROUTER_MODULES)
-    except ImportError:
-        pass
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
-    try:
-        from tools.registry import load_tools
-
-        load_tools()
-    except Exception as exc:  # the drill itself will report what is missing
-        log.debug("preload skipped: %s", exc)
+    load_tools()
 
 
 def failed_result(sc: Scenario, error: str) -> DrillResult:
@@ -661,14 +652,14 @@ class DrillSetupError(RuntimeError):
 
 
 def _investigation_ids(ctx: ToolContext) -> set[str]:
-    from memory.models import Investigation
+    from firebreak.state.investigations import Investigation
 
     with ctx.db.session() as s:
         return set(s.scalars(select(Investigation.id)))
 
 
 def _wait_for_report(ctx: ToolContext, before: set[str], timeout: float) -> Triage:
-    from memory.models import Investigation
+    from firebreak.state.investigations import Investigation
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

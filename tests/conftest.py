@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.db import reset_databases
 from firebreak.settings import Settings
 from tests.shared_guard import install as refuse_shared_reads
-from tools.context import ToolContext
 from workflows import install as install_workflows
 
 REPO = Path(__file__).resolve().parent.parent

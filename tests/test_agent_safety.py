@@ -15,11 +15,12 @@ from sqlalchemy import select
 import agent.investigator as inv_mod
 from agent.actions import ACTION_FIELDS
 from agent.investigator import investigate, queue_investigation
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.investigations import Investigation
 from memory.incident_log import open_incident
-from memory.models import Approval, Investigation
 from tests.fake_openai import FakeOpenAI, tool_results
 from tests.test_agent_world import World, mailer_like
-from tools.context import ToolContext
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

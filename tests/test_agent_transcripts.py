@@ -20,9 +20,9 @@ from agent.transcripts import (
     list_transcripts,
     review_transcript,
 )
+from firebreak.context import ToolContext
 from memory.incident_log import open_incident
 from tests.test_agent_world import World, mailer_like
-from tools.context import ToolContext
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, SecretStr
 
 import server.api_tools as api_tools
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.registry import REGISTRY, ToolError, tool
 
 TOKEN = "test-token-123"

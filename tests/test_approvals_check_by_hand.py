@@ -8,11 +8,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
 from firebreak.statuses import ApprovalStatus
-from memory.models import Approval
 from server.approvals import install, request_approval
 from tests.fake_slack import FakeSlack, open_incident, sample_report, seed_flags
-from tools.context import ToolContext
 from workflows.executor import execute_approved
 from workflows.notify import get_people, set_people
 

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from firebreak.cli import app
+from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
 from server.approvals import request_approval
 from tests.fake_slack import open_incident, sample_report
-from tools.context import ToolContext
 
 PASSWORD = "correct horse battery"
 PW = ["--password-stdin"]

@@ -18,10 +18,13 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from firebreak.clock import FixedClock
-from memory.models import Approval, AuditEvent, Countermeasure, Incident, Investigation
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.audit import AuditEvent
+from firebreak.state.incidents import Countermeasure, Incident
+from firebreak.state.investigations import Investigation
 from server.slack_blocks import ACTION_APPROVE
 from tests.fake_slack import FakeSlack, block_actions, interaction_body, sign
-from tools.context import ToolContext
 
 pytest.importorskip("server.webhooks")
 pytest.importorskip("agent.investigator")

@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from agent.actions import ProposedFix
-from memory.models import Approval, AuditEvent, Countermeasure, Incident, TimelineEntry
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.audit import AuditEvent
+from firebreak.state.incidents import Countermeasure, Incident, TimelineEntry
 from server.approvals import ApprovalError, approvals_for_incident, decide, list_approvals, request_approval
 from tests.fake_slack import open_incident, sample_report, seed_flags
-from tools.context import ToolContext
 from workflows.executor import ExecutionRefused
 from workflows.executor import execute_approved as execute_once
 

@@ -6,10 +6,10 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from firebreak.cli import app
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
 from firebreak.statuses import ApprovalStatus
-from memory.models import Approval
 from tests.test_approvals_cli import PASSWORD, PW, _pending, env  # noqa: F401 - the shared CLI fixture
-from tools.context import ToolContext
 
 
 def _unknown(ctx: ToolContext) -> str:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from firebreak.context import ToolContext
 from tests.test_web_pages import APPROVAL, INCIDENT, RUN, seed
-from tools.context import ToolContext
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -12,11 +12,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
+from firebreak.state.approvals import Approval
+from firebreak.state.incidents import TimelineEntry
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import ApprovalStatus, InvestigationStatus
-from memory.models import Approval, Investigation, TimelineEntry
 from tests.storage import BACKENDS, fresh_database_url
-from tools.context import ToolContext
 from workflows.approvals import decide
 
 pytestmark = pytest.mark.slow

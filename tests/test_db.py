@@ -9,8 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from memory.models import Base, Change
-from tools.context import ToolContext
+from firebreak.context import ToolContext
+from firebreak.state.base import Base
+from firebreak.state.changes import Change
 
 
 def test_migrations_produce_exactly_the_models(storage_ctx: ToolContext) -> None:

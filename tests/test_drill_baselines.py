@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from firebreak.context import ToolContext
 from simulations.baselines import aggregate_baselines, alerting_service, most_recent_change, run_baselines
 from simulations.runner import run_drill
 from simulations.scenario import Truth
 from simulations.scorer import SuspectIn, score
 from tools.changes import ChangeIn, record_change
-from tools.context import ToolContext
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -24,7 +24,7 @@ def _change(ctx: ToolContext, minutes: int, **fields: object) -> None:
 
 def _alert(ctx: ToolContext, minutes: int, service: str, title: str, summary: str = "", received: int | None = None,
            labels: dict[str, str] | None = None) -> None:
-    from memory.models import Alert
+    from firebreak.state.alerts import Alert
 
     at = T0 + timedelta(minutes=minutes)
     got = T0 + timedelta(minutes=received if received is not None else minutes)

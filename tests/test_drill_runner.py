@@ -12,10 +12,13 @@ from typer.testing import CliRunner
 
 from firebreak.cli import app
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from memory.models import Alert, Change, Incident, Investigation
+from firebreak.state.alerts import Alert
+from firebreak.state.changes import Change
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 from simulations.runner import run_drill
-from tools.context import ToolContext
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 SPEC_KEYS = {"scenario", "investigator", "rank", "hit_at_1", "hit_at_3", "mitigation_ok", "severity_ok",

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from firebreak.cli import app
+from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
 from tests.test_web_pages import sign_in
-from tools.context import ToolContext
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 

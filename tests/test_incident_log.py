@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from firebreak.context import ToolContext
+from firebreak.state.incidents import Incident, Remediation, TimelineEntry
 from memory import incident_log as log
-from memory.models import Incident, Remediation, TimelineEntry
 from memory.records import CountermeasureRecord, IncidentRecord, RemediationRecord
 from memory.stats import recurrence, weekly_stats
 from memory.transfer import ImportError_, export_json, import_records, read_csv, read_json
-from tools.context import ToolContext
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

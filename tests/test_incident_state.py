@@ -8,11 +8,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
+from firebreak.state.incidents import Incident, TimelineEntry
 from memory.incident_log import follow_report, get_incident, open_incident, update_incident
-from memory.models import Incident, TimelineEntry
 from server.intake.service import ingest_alerts
 from tests.test_intake_common import alert
-from tools.context import ToolContext
 
 
 def _timeline(ctx: ToolContext, incident_id: str) -> list[TimelineEntry]:

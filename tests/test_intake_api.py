@@ -6,11 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
 from memory.incident_log import add_countermeasure, get_incident
-from memory.models import Approval
 from server.intake.service import ingest_alerts
 from tests.test_intake_common import API_TOKEN, alert, bearer, client, configure, fixture_bytes
-from tools.context import ToolContext
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 

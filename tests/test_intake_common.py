@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from firebreak.context import ToolContext
 from server.app import create_app
 from server.intake.models import NormalizedAlert
-from tools.context import ToolContext
 
 SENTRY_SECRET = "sentry-client-secret"
 GRAFANA_SECRET = "grafana-hmac-secret"

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from firebreak.context import ToolContext
 from tests.test_intake_common import bearer, client, configure, grafana_headers, sentry_headers
-from tools.context import ToolContext
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),

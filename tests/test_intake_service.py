@@ -8,12 +8,14 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.incidents import Incident, TimelineEntry
+from firebreak.state.investigations import Investigation
 from memory.incident_log import open_incident, set_status
-from memory.models import Alert, Incident, Investigation, TimelineEntry
 from server.intake.correlate import related_services
 from server.intake.service import STORM_INCIDENT_LIMIT, STORM_TAG, ingest_alerts
 from tests.test_intake_common import alert
-from tools.context import ToolContext
 
 
 def _incidents(ctx: ToolContext) -> list[Incident]:

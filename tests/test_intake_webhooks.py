@@ -11,7 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from firebreak.clock import FixedClock
-from memory.models import Alert, Change, Incident, Investigation
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.changes import Change
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 from tests.test_intake_common import (
     API_TOKEN,
     WEBHOOK_TOKEN,
@@ -22,7 +26,6 @@ from tests.test_intake_common import (
     grafana_headers,
     sentry_headers,
 )
-from tools.context import ToolContext
 
 AM = "alertmanager-0.25.0-webhook-firing.json"
 GRAFANA = "grafana-webhook-firing.docs.json"

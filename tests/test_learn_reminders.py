@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from memory import incident_log
 from server.learn_reminders import post_action_item_reminders, post_postmortem_reminders
 from tests.fake_slack import FakeSlack
-from tools.context import ToolContext
 
 RESOLVED = datetime(2026, 3, 6, 17, 0, tzinfo=UTC)  # a Friday evening
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from firebreak.context import ToolContext
 from server.mcp_server import build_server
 from tests.test_api_tools import _act, _echo
-from tools.context import ToolContext
 from tools.registry import REGISTRY, load_tools, tool
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from firebreak.cli import app
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
 from tests.test_memory_index import add_incident
-from tools.context import ToolContext
 
 DATA = Path(__file__).parent / "data" / "memory"
 runner = CliRunner()

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from memory import incident_log as il
 from memory.index import INCIDENTS, MemoryIndex, MemoryRecord, get_index
-from tools.context import ToolContext
 
 T0 = datetime(2025, 11, 4, 9, 12, tzinfo=UTC)
 
@@ -100,7 +100,7 @@ def test_sync_is_incremental_and_sees_same_timestamp_edits(seeded: ToolContext) 
 
 
 def test_new_old_incident_and_deletion_are_picked_up(seeded: ToolContext) -> None:
-    from memory.models import Incident
+    from firebreak.state.incidents import Incident
 
     index = get_index(seeded)
     index.sync_incidents(seeded.db)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from firebreak.context import ToolContext
 from memory import incident_log as log
 from memory.stats import WeekStats, chart_figure, render_chart, weekly_stats
-from tools.context import ToolContext
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)  # a Thursday
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from firebreak.context import ToolContext
 from memory.importers import collect
 from memory.index import get_index
 from tests.test_memory_index import add_incident
-from tools.context import ToolContext
 from tools.registry import REGISTRY, ToolError, call_tool, load_tools
 
 DATA = Path(__file__).parent / "data" / "memory"

@@ -12,15 +12,16 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.db import reset_databases
 from firebreak.settings import Settings
+from firebreak.state.approvals import Approval
+from firebreak.state.incidents import Incident, Remediation
 from memory import incident_log
-from memory.models import Approval, Incident, Remediation
 from memory.postmortem import service
 from memory.postmortem.blameless import check_text
 from memory.postmortem.model import PostMortemStatus, Source
 from memory.postmortem.schedule import due_at, next_working_morning
-from tools.context import ToolContext
 
 SCENARIO = Path(__file__).parent / "fixtures" / "scenarios" / "mailer-retry-loop.yaml"
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from firebreak.clock import SystemClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.context import ToolContext
 from tools.prometheus import PrometheusClient
 from tools.registry import ToolError, call_tool
 

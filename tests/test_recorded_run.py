@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 
 from firebreak.cli import app
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from memory.models import Alert, Change
+from firebreak.state.alerts import Alert
+from firebreak.state.changes import Change
 from simulations.recorded.model import RecordedError
 from simulations.recorded.run import run_recorded
-from tools.context import ToolContext
 
 HERE = Path(__file__).resolve().parent
 RECORDED = HERE / "fixtures" / "recorded"
@@ -86,7 +87,7 @@ def test_cli_run_folder_json_and_kept(settings: Settings, monkeypatch: pytest.Mo
     import re
 
     from firebreak.settings import get_settings
-    from memory.models import DrillRun
+    from firebreak.state.drills import DrillRun
 
     monkeypatch.setenv("FIREBREAK_DATA_DIR", str(settings.data_dir))
     get_settings.cache_clear()

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from firebreak.cli import app
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
 from tests.test_intake_common import API_TOKEN, bearer, client, configure
-from tools.context import ToolContext
 from tools.registry import ToolError, call_tool
 
 runner = CliRunner()
@@ -90,7 +90,7 @@ def _leaky_incident(ctx: ToolContext) -> tuple[object, str]:
 
 
 def test_incident_api_redacts_alert_text_and_never_stores_it(ctx: ToolContext) -> None:
-    from memory.models import Alert
+    from firebreak.state.alerts import Alert
 
     c, inc_id = _leaky_incident(ctx)
     auth = {"Authorization": f"Bearer {API_TOKEN}"}

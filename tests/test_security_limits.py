@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from firebreak.context import ToolContext
 from server.guard import MAX_JSON_DEPTH, JSONLimitError, loads_limited
 from tests.fake_slack import sign
 from tests.test_intake_common import (
@@ -25,7 +26,6 @@ from tests.test_intake_common import (
     make_app,
     sentry_headers,
 )
-from tools.context import ToolContext
 
 SLACK_SECRET = "slack-signing-secret"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -24,6 +24,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from firebreak.context import ToolContext
+from firebreak.redact import RedactingWriter, redact_obj, redact_text
 from firebreak.settings import Settings, get_settings
 from tests.fake_slack import FakeSlack
 from tests.security_corpus import BASE, CORPUS, NEGATIVES, leaks
@@ -35,8 +37,6 @@ from tests.test_intake_common import (
     make_app,
     sentry_headers,
 )
-from tools.context import ToolContext
-from tools.redact import RedactingWriter, redact_obj, redact_text
 
 TEXTS = [text for _, text, _ in CORPUS]
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -145,7 +145,7 @@ def _investigate_all(ctx: ToolContext) -> list[str]:
     from sqlalchemy import select
 
     from agent.investigator import investigate
-    from memory.models import Investigation
+    from firebreak.state.investigations import Investigation
 
     with ctx.db.session() as s:  # one run is enough to have a transcript to read back
         ids = list(s.scalars(select(Investigation.id).order_by(Investigation.queued_at).limit(1)))
@@ -195,7 +195,7 @@ def test_no_secret_leaves_by_any_way_out(ctx: ToolContext, world: dict[str, Any]
     investigations = _investigate_all(ctx)
     assert investigations
     with ctx.db.session() as s:  # a reviewer's note, typed by a person: stored as typed
-        from memory.models import Investigation
+        from firebreak.state.investigations import Investigation
 
         run = s.get(Investigation, investigations[0])
         assert run is not None
@@ -241,7 +241,7 @@ def test_no_secret_leaves_by_any_way_out(ctx: ToolContext, world: dict[str, Any]
 
     # Slack: whatever a message would quote, including text that never went through storage.
     with ctx.db.session() as s:
-        from memory.models import Incident
+        from firebreak.state.incidents import Incident
 
         inc = s.get(Incident, incidents[1])
         assert inc is not None
@@ -275,7 +275,9 @@ def test_outside_text_is_redacted_before_it_is_stored(ctx: ToolContext, world: d
     """What the database holds from outside: alerts (title, summary, labels, raw), changes, log lines."""
     from sqlalchemy import select
 
-    from memory.models import Alert, Change, Incident
+    from firebreak.state.alerts import Alert
+    from firebreak.state.changes import Change
+    from firebreak.state.incidents import Incident
     from tools.log_store import get_log_store
 
     with ctx.db.session() as s:

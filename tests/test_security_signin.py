@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 
 from firebreak.cli import app as cli
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
+from firebreak.state.audit import AuditEvent
 from firebreak.state.security import PersonalToken, SignInAttempt, WebSessionRow
-from memory.models import AuditEvent, User
+from firebreak.state.users import User
 from server.app import create_app
 from server.users import add_user
-from tools.context import ToolContext
 
 PASSWORD = "correct horse battery"
 

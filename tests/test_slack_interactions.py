@@ -14,7 +14,10 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from agent.actions import ProposedFix
-from memory.models import Approval, AuditEvent, Incident
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.audit import AuditEvent
+from firebreak.state.incidents import Incident
 from server import slack
 from server.approvals import list_approvals, request_approval
 from server.slack_blocks import ACTION_APPROVE, ACTION_APPROVE_ALT, ACTION_REJECT
@@ -27,7 +30,6 @@ from tests.fake_slack import (
     seed_flags,
     sign,
 )
-from tools.context import ToolContext
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0INCIDENTS"

@@ -10,15 +10,15 @@ import pytest
 from pydantic import SecretStr
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
+from firebreak.state.incidents import Incident
 from memory.incident_log import get_incident
-from memory.models import Incident
 from server.intake.service import ingest_alerts
 from server.slack import BlockActions, handle_block_actions
 from server.slack_blocks import ACTION_CLOSE
 from server.updates import post_due_updates, post_mitigated_notices
 from tests.fake_slack import FakeSlack, block_actions
 from tests.test_intake_common import alert
-from tools.context import ToolContext
 
 
 @pytest.fixture

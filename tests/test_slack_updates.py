@@ -10,12 +10,12 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
+from firebreak.state.incidents import Incident, TimelineEntry
 from memory import incident_log
-from memory.models import Incident, TimelineEntry
 from server.approvals import request_approval
 from server.updates import due_reminders, post_due_updates
 from tests.fake_slack import FakeSlack, open_incident, sample_report
-from tools.context import ToolContext
 
 
 @pytest.fixture

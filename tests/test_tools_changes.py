@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from memory.models import Change
+from firebreak.context import ToolContext
+from firebreak.state.changes import Change
 from tools.changes import ChangeIn, record_change
-from tools.context import ToolContext
 from tools.registry import ToolError, call_tool
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 import tools.cli as tools_cli
 from firebreak.cli import app
-from memory.models import Change
+from firebreak.context import ToolContext
+from firebreak.state.changes import Change
 from tools.changes import ChangeIn, record_change
-from tools.context import ToolContext
 from tools.registry import REGISTRY, load_tools, tool
 
 runner = CliRunner()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from memory.models import Change
+from firebreak.context import ToolContext
+from firebreak.state.changes import Change
 from tools.changes import ChangeIn, record_change
-from tools.context import ToolContext
 from tools.flags import FlagError, FlagStore, get_flag_store
 from tools.registry import REGISTRY, ToolError, call_tool, load_tools
 

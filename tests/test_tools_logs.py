@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.log_store import LogLine, LogStore, get_log_store, normalize_level
 from tools.logs import mask_message, mine_patterns
 from tools.registry import ToolError, call_tool

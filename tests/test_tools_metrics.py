@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.metric_store import Dashboard, MetricPoint, Panel, get_metric_store
 from tools.metrics import detect_change
 from tools.registry import ToolError, call_tool

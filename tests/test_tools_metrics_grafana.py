@@ -12,8 +12,8 @@ import respx
 from pydantic import SecretStr
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.context import ToolContext
 from tools.grafana import GrafanaClient, panel_metric_and_service
 from tools.registry import ToolError, call_tool
 

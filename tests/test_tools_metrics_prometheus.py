@@ -14,8 +14,8 @@ import pytest
 import respx
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.context import ToolContext
 from tools.prometheus import PrometheusClient
 from tools.registry import ToolError, call_tool
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tools.redact import redact_obj, redact_text
+from firebreak.redact import redact_obj, redact_text
 
 # Fake credentials, built by concatenation so no scanner mistakes this file for a leak.
 A40 = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

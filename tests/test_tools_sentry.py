@@ -12,8 +12,8 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from memory.models import Alert
-from tools.context import ToolContext
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
 from tools.registry import ToolError, call_tool
 from tools.sentry import SentryAPI, SentryAPIError
 

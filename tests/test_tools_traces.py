@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.registry import ToolError, call_tool
 from tools.trace_analysis import span_totals
 from tools.trace_store import SpanRecord, SpanStatus, TraceStore, trace_store

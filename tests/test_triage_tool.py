@@ -10,8 +10,8 @@ from pathlib import Path
 from agent.investigator import RunRecorder, build_tools
 from agent.triage.tool import TOOL_NAME, rank_for
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.context import ToolContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import bench_agent  # noqa: E402  (the benchmark's small world: a mailer deploy, a red-herring deploy)

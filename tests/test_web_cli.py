@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+from firebreak.context import ToolContext
 from firebreak.settings import Settings
 from server.users import app as users_app
 from server.users import authenticate, hash_password, verify_password
-from tools.context import ToolContext
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,13 @@ from fastapi.testclient import TestClient
 
 from agent.actions import ProposedFix
 from agent.report import Evidence, Hypothesis, Suspect, TriageReport
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.approvals import Approval
+from firebreak.state.drills import DrillRun
+from firebreak.state.investigations import Investigation
 from memory import incident_log
-from memory.models import Alert, Approval, DrillRun, Investigation
 from server.users import add_user
-from tools.context import ToolContext
 
 INCIDENT = "INC-2026-001"
 APPROVAL = "apr-web-1"

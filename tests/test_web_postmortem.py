@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from firebreak.context import ToolContext
 from memory import incident_log
 from tests.test_web_pages import INCIDENT, csrf_of, seed, sign_in
-from tools.context import ToolContext
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from firebreak.context import ToolContext
 from server.api_transcripts import transcript_steps
 from tests.test_web_pages import INCIDENT, RUN, seed
-from tools.context import ToolContext
 
 AUTH = {"Authorization": "Bearer tkn"}
 

@@ -11,10 +11,11 @@ from sqlalchemy import select, update
 
 from agent.actions import ProposedFix
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.incidents import Countermeasure, TimelineEntry
 from firebreak.statuses import ApprovalStatus
-from memory.models import Approval, Countermeasure, TimelineEntry
 from tests.fake_slack import open_incident
-from tools.context import ToolContext
 from workflows.approvals import decide, request_approval
 from workflows.executor import (
     ExecutionRefused,

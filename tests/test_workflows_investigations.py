@@ -8,10 +8,12 @@ from sqlalchemy import select, update
 
 from agent.investigator import queue_investigation
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.incidents import TimelineEntry
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import InvestigationStatus
-from memory.models import Alert, Investigation, TimelineEntry
 from tests.fake_slack import open_incident
-from tools.context import ToolContext
 from workflows.investigations import Phase, requeue_followups, start
 
 

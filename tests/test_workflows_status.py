@@ -14,9 +14,9 @@ from agent.actions import ProposedFix
 from agent.investigator import queue_investigation
 from firebreak.cli import app as cli
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from server.app import create_app
 from tests.fake_slack import open_incident
-from tools.context import ToolContext
 from workflows.approvals import request_approval
 
 FIX = ProposedFix(action="restart", parameters={"service": "checkout"})

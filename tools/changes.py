@@ -15,8 +15,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from firebreak.clock import SystemClock
-from memory.models import Change
-from tools.context import ToolContext
+from firebreak.context import ToolContext
+from firebreak.state.changes import Change
 from tools.registry import ToolError, tool
 
 ChangeKind = Literal["deploy", "config", "flag", "infra"]
@@ -117,7 +117,7 @@ def record_change(
         raise ValueError("at: timestamp has no timezone (use e.g. 2026-03-02T08:00:00Z)")
     # Notes and config values come from outside: secrets in them are never stored (a config key that
     # names a secret hides both of its values whole).
-    from tools.redact import redact_obj, redact_text, secret_key_kind
+    from firebreak.redact import redact_obj, redact_text, secret_key_kind
 
     hidden = secret_key_kind(change.key) if change.key else None
 
@@ -205,7 +205,7 @@ def _check_aware(value: datetime | None, field: str) -> datetime | None:
 
 def change_out(row: Change, around: datetime, relation: str = "other") -> ChangeOut:
     """A row as tool output; the old and new values of a secret config key (`db.password`) are masked."""
-    from tools.redact import secret_key_kind
+    from firebreak.redact import secret_key_kind
 
     from_value, to_value = row.from_value, row.to_value
     secret = secret_key_kind(row.key) if row.key and row.kind == "config" else None

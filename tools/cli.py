@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import typer
 from pydantic import ValidationError
 
-from tools.context import ToolContext, default_context
+from firebreak.context import ToolContext, default_context
 from tools.registry import ToolError, ToolSpec, call_tool, load_tools
 
 # Resolved at call time so tests and drills can point the CLI at their own context.
@@ -196,7 +196,7 @@ def _build_command(spec: ToolSpec) -> Callable[..., None]:
 
 
 def _fail(message: str) -> NoReturn:
-    from tools.redact import redact_text
+    from firebreak.redact import redact_text
 
     typer.echo(f"error: {redact_text(' '.join(message.split()))}", err=True)
     raise typer.Exit(1)
@@ -341,7 +341,7 @@ def record(
             out = change_out(row, now).model_dump(mode="json", exclude={"minutes_from_onset", "relation"})
     finally:
         ctx.close()
-    from tools.redact import redact_obj
+    from firebreak.redact import redact_obj
 
     out = redact_obj(out)
     if as_json:

@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
+from firebreak.context import ToolContext
 from firebreak.statuses import ApprovalStatus
-from tools.context import ToolContext
 from tools.flags import FLAG_ACTIONS
 
 DEFAULT_TIMEOUT_SECONDS = 120.0

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from memory.models import Change
-from tools.context import ToolContext
+from firebreak.context import ToolContext
+from firebreak.state.changes import Change
 from tools.registry import ToolError, tool
 
 FlagAction = Literal["disable_flag", "enable_flag", "set_flag_variant"]

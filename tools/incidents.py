@@ -1,6 +1,6 @@
 """Incident-log tools: the current incident with its alerts, past incidents, and the service graph.
 
-They read the incident log (`memory.models`), the source of truth for what happened and what was done,
+They read the incident log (`firebreak.state`), the source of truth for what happened and what was done,
 and `settings.dependencies` (service -> services it depends on) for blast radius and upstream suspects.
 """
 
@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.incidents import Incident
 from memory.incident_log import STATUSES
-from memory.models import Alert, Incident
-from tools.context import ToolContext
 from tools.registry import ToolError, tool
 
 MAX_ALERTS = 30

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tools.context import ToolContext
-from tools.redact import redact_obj, redact_text
+from firebreak.context import ToolContext
+from firebreak.redact import redact_obj, redact_text
 from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 LOG_DB_NAME = "logs.sqlite3"

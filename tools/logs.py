@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from firebreak.clock import ensure_aware
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.log_store import LEVELS, LogLine, from_us, get_log_store, normalize_level, to_us
 from tools.registry import ToolError, tool
 from tools.time_range import ZonedRange, resolve_range

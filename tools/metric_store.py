@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 METRIC_DB_NAME = "metrics.sqlite3"

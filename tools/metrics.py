@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from firebreak.context import ToolContext
 from tools.change_detect import DETECT_SIGMAS as DETECT_SIGMAS  # re-exported: benches import them from here
 from tools.change_detect import Change, detect_change
 from tools.change_detect import noise_sigma as noise_sigma
-from tools.context import ToolContext
 from tools.metric_store import Dashboard, from_ms, get_metric_store
 from tools.registry import ToolError, tool
 from tools.time_range import ZonedRange, resolve_range

@@ -22,9 +22,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from firebreak.redact import redact_obj  # span attributes come from outside: secrets are not stored
 from tools.log_store import LogLine
 from tools.metric_store import MetricPoint
-from tools.redact import redact_obj  # span attributes come from outside: secrets are not stored
 from tools.trace_store import SpanRow
 
 UNKNOWN_SERVICE = "unknown_service"

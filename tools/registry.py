@@ -7,7 +7,6 @@ as `ToolError`; outputs are redacted before anyone sees them.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import time
 from collections.abc import Callable
@@ -16,22 +15,11 @@ from typing import Any, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
-# Modules whose import registers tools; extend when a new tool module is added.
-TOOL_MODULES = (
-    "tools.logs",
-    "tools.metrics",
-    "tools.traces",
-    "tools.changes",
-    "tools.flags",
-    "tools.sentry",
-    "tools.incidents",
-    "memory.search_tools",
-)
 
 
 class ToolError(Exception):
@@ -93,13 +81,9 @@ def tool(
 
 
 def load_tools() -> dict[str, ToolSpec]:
-    """Import every tool module once so the registry is complete."""
-    for mod in TOOL_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+    """Import every tool module once (tools.catalog names them) so the registry is complete."""
+    import tools.catalog  # noqa: F401  (tool modules import this registry: the catalog cannot be top-level)
+
     return REGISTRY
 
 
@@ -112,7 +96,7 @@ def get_tool(name: str) -> ToolSpec:
 
 
 def redact_output(value: Any) -> Any:
-    from tools.redact import redact_obj
+    from firebreak.redact import redact_obj
 
     return redact_obj(value)
 
@@ -134,7 +118,7 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | BaseModel) -> 
     try:
         result = spec.fn(ctx, parsed)
     except ToolError as exc:  # backend errors quote URLs and answers: redact them like outputs
-        from tools.redact import redact_text
+        from firebreak.redact import redact_text
 
         safe = redact_text(exc.message)
         if safe == exc.message:

@@ -18,8 +18,8 @@ import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from memory.models import Alert
-from tools.context import ToolContext
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
 from tools.registry import ToolError, tool
 from tools.sentry_payload import epoch_datetime, tag_pairs
 

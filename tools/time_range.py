@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ValidationInfo, field_validator
 
 from firebreak.clock import ensure_aware
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.registry import ToolError
 
 

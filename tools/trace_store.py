@@ -26,8 +26,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tools.context import ToolContext
-from tools.redact import redact_obj  # span attributes come from outside: secrets are not stored
+from firebreak.context import ToolContext
+from firebreak.redact import redact_obj  # span attributes come from outside: secrets are not stored
 from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units
 from tools.trace_rollup import (
     EDGE_FIELDS,

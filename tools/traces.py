@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field, field_validator
 
 from firebreak.clock import ensure_aware
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.registry import ToolError, tool
 from tools.time_range import ZonedRange, resolve_range
 from tools.trace_analysis import (

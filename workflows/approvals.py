@@ -29,10 +29,13 @@ from sqlalchemy.orm import Session
 
 from agent.actions import ProposedFix
 from agent.report import TriageReport
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.audit import AuditEvent
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import ALTERNATIVE_STATUSES, ApprovalStatus, Decision, InvestigationStatus
 from memory import incident_log
-from memory.models import Approval, AuditEvent, Incident, Investigation
-from tools.context import ToolContext
 from tools.executors import describe, rows_changed
 from workflows.executor import ExecutionRefused, ExecutionResult, execute_approved
 from workflows.notify import get_people

@@ -30,10 +30,10 @@ from typing import Any
 from dbos import DBOS, DBOSClient, SetWorkflowID
 from sqlalchemy import select, update
 
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
 from firebreak.state.replicas import Replica
 from firebreak.statuses import ALTERNATIVE_STATUSES, ApprovalStatus
-from memory.models import Approval
-from tools.context import ToolContext
 from tools.executors import rows_changed
 from workflows import approvals as service
 from workflows import investigations

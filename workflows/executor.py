@@ -25,10 +25,12 @@ from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.audit import AuditEvent
+from firebreak.state.incidents import Incident
 from firebreak.statuses import FINISHED_EXECUTIONS, ApprovalStatus
 from memory import incident_log
-from memory.models import Approval, AuditEvent, Incident
-from tools.context import ToolContext
 from tools.executors import HOTFIX_ACTIONS, ROLLBACK_ACTIONS, action_timeout, describe, rows_changed, run_action
 from workflows.notify import get_people
 

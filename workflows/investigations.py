@@ -15,10 +15,12 @@ from enum import StrEnum
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import InvestigationStatus
 from memory import incident_log
-from memory.models import Alert, Incident, Investigation
-from tools.context import ToolContext
 from tools.executors import rows_changed
 
 log = logging.getLogger(__name__)

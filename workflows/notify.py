@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 
 
 class People(Protocol):

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 from sqlalchemy import func, inspect, select, text
 
+from firebreak.context import ToolContext
+from firebreak.state.approvals import Approval
+from firebreak.state.investigations import Investigation
 from firebreak.state.replicas import Replica
 from firebreak.statuses import ApprovalStatus, InvestigationStatus
-from memory.models import Approval, Investigation
-from tools.context import ToolContext
 
 DEAD_AFTER_SECONDS = 10.0
 

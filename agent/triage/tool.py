@@ -16,7 +16,7 @@ from pydantic_ai.models.function import AgentInfo
 
 from agent.triage.observe import Findings, findings_from
 from agent.triage.pipeline import blind_spots, rank_suspects, table
-from tools.context import ToolContext
+from firebreak.context import ToolContext
 from tools.registry import ToolError, call_tool, load_tools
 
 TOOL_NAME = "rank_suspects"

@@ -12,12 +12,12 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from firebreak.context import ToolContext, default_context
 from memory import incident_log
 from memory.incidents_cli import _actor, fail
 from memory.postmortem import service
 from memory.postmortem.model import PostMortem
 from memory.postmortem.render import customer_markdown, markdown
-from tools.context import ToolContext, default_context
 
 app = typer.Typer(help="Blameless post-mortems drafted from the incident log: draft, edit, review, publish.",
                   no_args_is_help=True)

@@ -13,8 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.state.alerts import Alert
+from firebreak.state.approvals import Approval
+from firebreak.state.changes import Change
+from firebreak.state.incidents import Incident, Remediation, TimelineEntry
+from firebreak.state.investigations import Investigation
 from firebreak.statuses import ApprovalStatus
-from memory.models import Alert, Approval, Change, Incident, Investigation, Remediation, TimelineEntry
 from memory.postmortem.model import (
     ActionItem,
     Durations,

@@ -12,9 +12,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.state.approvals import Approval
+from firebreak.state.changes import Change
+from firebreak.state.incidents import Incident, Remediation, TimelineEntry
 from firebreak.state.postmortems import PostMortemRow
+from firebreak.state.users import User
 from memory import incident_log
-from memory.models import Approval, Change, Incident, Remediation, TimelineEntry, User
 from memory.postmortem.blameless import check
 from memory.postmortem.customer import customer_version
 from memory.postmortem.draft import EXECUTED, SLOW_DETECTION_MINUTES, draft, suggested_actions

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from memory.models import Incident
+from firebreak.state.incidents import Incident
 from server.intake.models import AlertSeverity
 
 INCIDENT_SEVERITY: dict[str, str] = {"critical": "critical", "error": "major", "warning": "major", "info": "minor"}

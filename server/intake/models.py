@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
-from tools.redact import redact_obj, redact_text
+from firebreak.redact import redact_obj, redact_text
 
 AlertStatus = Literal["firing", "resolved"]
 AlertSeverity = Literal["critical", "error", "warning", "info"]

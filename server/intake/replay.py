@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from firebreak.context import ToolContext
 from firebreak.state.security import ReplayEntry
 from server.intake.errors import IntakeRefused
-from tools.context import ToolContext
 
 RETENTION = timedelta(hours=24)
 

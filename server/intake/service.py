@@ -43,12 +43,14 @@ from sqlalchemy import JSON, Dialect, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, load_only
 
+from firebreak.context import ToolContext
+from firebreak.state.alerts import Alert
+from firebreak.state.incidents import Incident, TimelineEntry
+from firebreak.state.investigations import Investigation
 from memory.incident_log import add_link, alert_fired_again, all_alerts_resolved, open_incident, update_incident
-from memory.models import Alert, Incident, Investigation, TimelineEntry
 from server.intake.correlate import SEVERITY_RANK, Correlator, incident_severity, last_activity
 from server.intake.errors import IntakeRefused
 from server.intake.models import IngestResult, NormalizedAlert
-from tools.context import ToolContext
 
 log = logging.getLogger("firebreak.intake")
 

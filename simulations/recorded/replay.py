@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from firebreak.context import ToolContext
 from simulations.recorded.model import RecordedError
 from simulations.recorded.readers import Telemetry
-from tools.context import ToolContext
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PARALLEL_SPANS = 20_000  # below this, forking a writer costs more than it saves

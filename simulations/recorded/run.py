@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from firebreak.clock import FixedClock
+from firebreak.context import ToolContext
 from simulations.generator import AlertNotice
 from simulations.recorded.model import RecordedAlert, RecordedIncident, load_incident
 from simulations.recorded.readers import Telemetry, read_folder
@@ -38,7 +39,6 @@ from simulations.runner import (
 )
 from simulations.scenario import AlertEvent
 from simulations.scorer import score_recorded
-from tools.context import ToolContext
 
 # The format's incident severities, as the Alertmanager `severity` label the intake maps back to them.
 ALERT_SEVERITY = {"minor": "info", "major": "warning", "critical": "critical"}

@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import memory.models
+import firebreak.state.base
 
 revision = '0002'
 down_revision = '0001'
@@ -20,10 +20,10 @@ def upgrade() -> None:
         'web_sessions',
         sa.Column('id', sa.String(length=64), nullable=False),
         sa.Column('user', sa.String(length=128), nullable=False),
-        sa.Column('created_at', memory.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column('last_seen_at', memory.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column('expires_at', memory.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column('revoked_at', memory.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column('created_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('last_seen_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('expires_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('revoked_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=True),
         sa.Column('revoked_reason', sa.String(length=64), nullable=True),
         sa.Column('address', sa.String(length=64), nullable=True),
         sa.Column('user_agent', sa.String(length=200), nullable=True),
@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_table(
         'sign_in_attempts',
         sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column('at', memory.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column('account', sa.String(length=128), nullable=False),
         sa.Column('address', sa.String(length=64), nullable=False),
         sa.Column('ok', sa.Boolean(), nullable=False),
@@ -49,8 +49,8 @@ def upgrade() -> None:
         'replay_cache',
         sa.Column('key', sa.String(length=64), nullable=False),
         sa.Column('source', sa.String(length=32), nullable=False),
-        sa.Column('seen_at', memory.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column('expires_at', memory.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('seen_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('expires_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('key'),
     )
     with op.batch_alter_table('replay_cache', schema=None) as batch_op:
@@ -62,9 +62,9 @@ def upgrade() -> None:
         sa.Column('user', sa.String(length=128), nullable=False),
         sa.Column('token_hash', sa.String(length=64), nullable=False),
         sa.Column('label', sa.String(length=200), nullable=False),
-        sa.Column('created_at', memory.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column('last_used_at', memory.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column('revoked_at', memory.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column('created_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('last_used_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column('revoked_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('token_hash'),
     )

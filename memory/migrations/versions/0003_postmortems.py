@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import memory.models
+import firebreak.state.base
 
 revision = '0003'
 down_revision = '0001'
@@ -21,11 +21,11 @@ def upgrade() -> None:
         sa.Column('incident_id', sa.String(length=32), nullable=False),
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('document', sa.JSON(), nullable=False),
-        sa.Column('created_at', memory.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column('updated_at', memory.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('created_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column('updated_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column('updated_by', sa.String(length=128), nullable=False),
-        sa.Column('published_at', memory.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column('reminded_at', memory.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column('published_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column('reminded_at', firebreak.state.base.UtcDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('incident_id'),
     )

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from firebreak.context import ToolContext
 from memory.embeddings import EmbeddingError
 from memory.index import Hit, MemoryError_, get_index
-from tools.context import ToolContext
 from tools.registry import ToolError, tool
 
 
