@@ -75,6 +75,8 @@ class MemoryRecord(BaseModel):
     severity: str | None = None
     root_cause: str = ""
     countermeasures: list[str] = Field(default_factory=list)
+    # Long-term fixes (remediations, the post-mortem's action items) with their state.
+    action_items: list[str] = Field(default_factory=list)
     url: str | None = None
     origin: str | None = Field(default=None, description="file or channel it was imported from")
     last_countermeasure_id: int = 0
@@ -93,6 +95,7 @@ class MemoryRecord(BaseModel):
             "services": json.dumps(self.services),
             "root_cause": self.root_cause[:2000],
             "countermeasures": json.dumps(self.countermeasures),
+            "action_items": json.dumps(self.action_items),
             "hash": self.content_hash(),
         }
         for key, value in (
@@ -133,6 +136,7 @@ class MemoryRecord(BaseModel):
             severity=meta.get("severity"),
             root_cause=meta.get("root_cause", ""),
             countermeasures=json.loads(meta.get("countermeasures") or "[]"),
+            action_items=json.loads(meta.get("action_items") or "[]"),
             url=meta.get("url"),
             origin=meta.get("origin"),
             last_countermeasure_id=int(meta.get("cm_id", 0)),
@@ -181,6 +185,7 @@ def incident_record(inc: Incident) -> MemoryRecord:
         severity=inc.severity,
         root_cause=inc.root_cause or "",
         countermeasures=cms,
+        action_items=[f"{r.what} ({r.status}, owner {r.owner})" for r in inc.remediations],
         last_countermeasure_id=max((c.id or 0 for c in inc.countermeasures), default=0),
         last_remediation_id=max((r.id or 0 for r in inc.remediations), default=0),
     )
@@ -407,6 +412,7 @@ class Hit(BaseModel):
     started_at: datetime | None = None
     root_cause: str = ""
     countermeasures: list[str] = Field(default_factory=list)
+    action_items: list[str] = Field(default_factory=list)
     url: str | None = None
 
 
@@ -999,7 +1005,7 @@ class MemoryIndex:
                     matched_identifiers=mirror.lexical.matched_identifiers(rid, text),
                     excerpt=excerpt(rec.text, text), status=rec.status, severity=rec.severity,
                     started_at=rec.started_at, root_cause=rec.root_cause,
-                    countermeasures=rec.countermeasures, url=rec.url,
+                    countermeasures=rec.countermeasures, action_items=rec.action_items, url=rec.url,
                 )
             )
         return hits

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -114,6 +115,9 @@ def run_cmd(
         from simulations.kept import recorder
 
         on_done, kept_ids = recorder(file) if server is None else (None, [])
+        debriefs: list[str] = []
+        if not recorded and not as_json and on_done is not None:
+            on_done = _with_debrief(file, on_done, debriefs)
         if recorded:
             from simulations.recorded.run import run_recorded
 
@@ -137,6 +141,27 @@ def run_cmd(
         if kept_ids:
             out.print(f"  kept as {kept_ids[0]}: `firebreak transcripts show {kept_ids[0]}`, "
                       "`firebreak drill history`, the drills page", highlight=False)
+        for text in debriefs:
+            out.print("\n" + text, highlight=False, markup=False)
+
+
+def _with_debrief(file: Path, keep: Callable[[Any, Any], None], sink: list[str]) -> Callable[[Any, Any], None]:
+    """Also write the drill's debrief (post-mortem shaped) while its world still exists."""
+
+    def done(world: Any, result: Any) -> None:
+        keep(world, result)
+        from memory.postmortem.render import markdown
+        from simulations.debrief import debrief
+
+        try:
+            pm = debrief(world, load_scenario(file), result.spec_json(), now=world.clock.now())
+        except Exception as exc:  # the score stands without its debrief
+            logging.getLogger("firebreak.drill").warning("debrief not written: %s", exc)
+            return
+        if pm is not None:
+            sink.append(markdown(pm))
+
+    return done
 
 
 class InvalidScenarios(ValueError):

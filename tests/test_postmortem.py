@@ -173,6 +173,12 @@ def test_publish_makes_it_the_first_memory_hit_for_its_symptoms(world_ctx: ToolC
     hits = get_index(world_ctx).search(symptoms, k=3)
     assert hits and hits[0].id == incident_id
     assert "retried forever" in (hits[0].root_cause or "")
+    assert hits[0].action_items  # the post-mortem's action items travel with the past incident
+    from tools.registry import call_tool
+
+    found = call_tool(world_ctx, "similar_incidents", {"text": symptoms, "include_open": True})
+    top = found["hits"][0]
+    assert top["id"] == incident_id and "retried forever" in top["root_cause"] and top["action_items"]
 
 
 def test_due_after_next_working_morning_and_reminded_once(world_ctx: ToolContext) -> None:

@@ -37,6 +37,7 @@ class IncidentHit(BaseModel):
     source: str
     root_cause: str
     countermeasures: list[str]
+    action_items: list[str] = Field(default_factory=list, description="long-term fixes from its post-mortem")
     status: str | None = None
     severity: str | None = None
     started_at: AwareDatetime | None = None
@@ -81,7 +82,8 @@ def similar_incidents(ctx: ToolContext, args: SimilarIncidentsInput) -> SimilarI
     """Past incidents that look like this one: "has this happened before, and what fixed it?".
 
     Use early in a triage with the symptoms, the error types, the suspect versions or flags and the
-    service. Each hit gives the past root cause and the countermeasures that were taken, with a score
+    service. Each hit gives the past root cause, the countermeasures that were taken and the long-term
+    action items of its post-mortem, with a score
     (0..1) and the identifiers that matched exactly. Open incidents without a root cause (such as the
     one being triaged) are left out unless `include_open` is set.
     """
@@ -101,7 +103,8 @@ def _incident_hit(h: Hit) -> IncidentHit:
     return IncidentHit(
         id=h.id, title=h.title, service=h.services[0] if h.services else None, services=h.services,
         score=h.score, excerpt=h.excerpt, source=h.source, root_cause=h.root_cause,
-        countermeasures=h.countermeasures, status=h.status, severity=h.severity, started_at=h.started_at,
+        countermeasures=h.countermeasures, action_items=h.action_items, status=h.status, severity=h.severity,
+        started_at=h.started_at,
         matched_identifiers=h.matched_identifiers, dense_score=h.dense_score, lexical_score=h.lexical_score,
     )
 
