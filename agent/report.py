@@ -8,11 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.actions import ProposedFix
+from firebreak.kinds import Severity, SuspectKind
 
-Severity = Literal["minor", "major", "critical"]
-SuspectKind = Literal[
-    "deploy", "config", "flag", "dependency", "resource", "traffic", "certificate", "data", "infra"
-]
+__all__ = ["Severity", "SuspectKind"]
 
 
 class Suspect(BaseModel):

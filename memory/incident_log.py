@@ -12,9 +12,9 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.kinds import SEVERITIES
 from firebreak.state.incidents import Countermeasure, IdCounter, Incident, Remediation, TimelineEntry
 
-SEVERITIES = ("minor", "major", "critical")
 STATUSES = ("open", "mitigated", "resolved")
 CATEGORIES = (
     "deploy", "config", "flag", "dependency", "resource", "traffic",

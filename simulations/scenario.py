@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from agent.actions import ACTION_FIELDS
+from firebreak.kinds import SuspectKind
 from simulations.units import format_duration, parse_duration, parse_rate, parse_timestamp
 
 
@@ -40,7 +41,6 @@ Rate = Annotated[float, BeforeValidator(parse_rate)]
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 Text = Annotated[str, BeforeValidator(_to_str)]
 Level = Annotated[Literal["DEBUG", "INFO", "WARN", "ERROR", "FATAL"], BeforeValidator(_level)]
-CulpritKind = Literal["deploy", "config", "flag", "dependency", "resource", "traffic", "certificate", "data", "infra"]
 
 
 class _Strict(BaseModel):
@@ -224,7 +224,7 @@ class TimelineEvent(_Strict):
 
 
 class SuspectRef(_Strict):
-    kind: CulpritKind
+    kind: SuspectKind
     service: str | None = None
     ref: Text
 
