@@ -300,10 +300,8 @@ def _dump_messages(messages: list[ModelMessage]) -> list[Any]:
 
 
 def _redact(value: Any) -> Any:
-    try:
-        from firebreak.redact import redact_obj
-    except ImportError:
-        return value
+    from firebreak.redact import redact_obj
+
     return redact_obj(value)
 
 

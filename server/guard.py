@@ -214,10 +214,8 @@ def token_or_session(request: Request) -> bool:
         given.strip().encode("utf-8", "surrogateescape"), token.get_secret_value().encode()
     ):
         return True
-    try:
-        from server.web import current_session
-    except ImportError:
-        return False
+    from server.web import current_session
+
     return bool(current_session(request, ctx).user)
 
 

@@ -364,10 +364,8 @@ def decide_approval(ctx: Ctx, request: Request, incident_id: str, approval_id: s
         row = s.get(Approval, approval_id)
         if row is None or row.incident_id != incident_id:
             return redirect(request, ctx, back, flash=f"error: no approval {approval_id} on this incident")
-    try:
-        from server import approvals
-    except ImportError:
-        return redirect(request, ctx, back, flash="error: the approvals engine is not installed on this server")
+    from server import approvals
+
     try:
         outcome = approvals.decide(ctx, approval_id, user=user, decision=decision, via="web",
                                    reason=reason.strip()[:500] or None, choice=choice or None, auth="web_session")

@@ -197,10 +197,8 @@ async def alertmanager_webhook(
 
 
 def _record_change(ctx: ToolContext, raw: dict[str, Any]) -> ChangeAccepted:
-    try:
-        from tools.changes import ChangeIn, record_change
-    except ImportError as exc:
-        raise IntakeRefused(503, f"the changes store is not available ({exc})", "unavailable") from None
+    from tools.changes import ChangeIn, record_change
+
     try:
         change_in = ChangeIn.model_validate(raw)
     except ValidationError as exc:

@@ -212,22 +212,9 @@ def write_history(ctx: ToolContext, history: list[HistoryIncident]) -> None:
 
 
 def seed_flags(ctx: ToolContext, sc: Scenario) -> None:
-    flags = {k: v.flagd() for k, v in sc.flags.items()}
-    try:
-        from tools.flags import get_flag_store
-    except ImportError:
-        _write_flag_file(ctx, flags)
-        return
-    get_flag_store(ctx).seed(flags)
+    from tools.flags import get_flag_store
 
-
-def _write_flag_file(ctx: ToolContext, flags: dict[str, Any]) -> None:
-    """flagd's JSON file, written atomically (fallback while the flag store is not there)."""
-    path = ctx.settings.resolved_flags_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": flags}, indent=2))
-    tmp.replace(path)
+    get_flag_store(ctx).seed({k: v.flagd() for k, v in sc.flags.items()})
 
 
 def _apply_flag(ctx: ToolContext, change: ChangeSpec) -> bool:
@@ -239,11 +226,8 @@ def _apply_flag(ctx: ToolContext, change: ChangeSpec) -> bool:
         action, variant = "set_flag_variant", change.variant
     else:
         action, variant = "enable_flag", None
-    try:
-        from tools.flags import FlagError, get_flag_store
-    except ImportError:
-        _apply_flag_to_file(ctx, change.flag, action, variant)
-        return False
+    from tools.flags import FlagError, get_flag_store
+
     store = get_flag_store(ctx)
     if change.flag not in store.flags():
         # A scenario may flip a flag it did not declare: it existed, as a plain on/off flag.
@@ -258,19 +242,6 @@ def _apply_flag(ctx: ToolContext, change: ChangeSpec) -> bool:
 
 
 UNDECLARED_FLAG: dict[str, Any] = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
-
-
-def _apply_flag_to_file(ctx: ToolContext, flag: str, action: str, variant: str | None) -> None:
-    path = ctx.settings.resolved_flags_file
-    data = json.loads(path.read_text()) if path.exists() else {"flags": {}}
-    definition = data["flags"].setdefault(flag, dict(UNDECLARED_FLAG))
-    if action == "disable_flag":
-        definition["state"] = "DISABLED"
-    else:
-        definition["state"] = "ENABLED"
-        if variant is not None:
-            definition["defaultVariant"] = variant
-    _write_flag_file(ctx, data["flags"])
 
 
 def write_dashboards(ctx: ToolContext, sc: Scenario) -> None:
@@ -377,11 +348,8 @@ def run_triage(ctx: ToolContext, progress: Progress) -> None:
     """Run the investigations that are due now (the worker's job in `firebreak serve`)."""
     progress.triaged_at = ctx.clock.now()
     began = time.perf_counter()
-    try:
-        from agent.worker import run_due
-    except ImportError as exc:
-        progress.triage_error = f"the investigator is not available ({exc})"
-        return
+    from agent.worker import run_due
+
     try:
         run_due(ctx)
     except Exception as exc:  # a crash of the investigator is a failed drill, reported, not a traceback
