@@ -125,13 +125,15 @@ def build_timeline(s: Session, incident: Incident, report: dict[str, Any] | None
     entries = s.scalars(
         select(TimelineEntry).where(TimelineEntry.incident_id == incident.id).order_by(TimelineEntry.id)
     ).all()
+    # Countermeasures recorded by an approved fix are already on the timeline as the approval and its run.
+    from_approvals = {c.what for c in incident.countermeasures if c.approval_id}
     for e in entries:
         if e.kind in UPDATE_KINDS:
             items.append(TimelineItem(at=e.at, kind="update", text=f"Update ({e.actor}): {e.text}"))
         elif e.kind == "updated" and e.field == "severity":
             items.append(TimelineItem(at=e.at, kind="status",
                                       text=f"Severity changed from {e.old_value} to {e.new_value} by {e.actor}"))
-        elif e.kind == "countermeasure" and not any(a.id and a.id in (e.text or "") for a in approvals):
+        elif e.kind == "countermeasure" and e.text not in from_approvals:
             items.append(TimelineItem(at=e.at, kind="action", text=f"Countermeasure by {e.actor}: {e.text}"))
     if incident.mitigated_at:
         items.append(TimelineItem(at=incident.mitigated_at, kind="status", text="Mitigated"))
