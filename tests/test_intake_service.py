@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -232,3 +232,17 @@ def test_ingest_on_each_storage_backend(storage_ctx: ToolContext, clock: FixedCl
         assert s.scalar(select(func.count()).select_from(Incident)) == 2
         entries = s.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.kind == "alert"))
         assert (entries or 0) >= 91
+
+
+def test_a_huge_alert_text_is_cut_and_says_so(ctx: ToolContext) -> None:
+    import time
+
+    from server.intake.models import MAX_TEXT_CHARS, NormalizedAlert
+
+    huge = "x" * (16 * 1024 * 1024)
+    t0 = time.perf_counter()
+    a = NormalizedAlert(source="grafana", fingerprint="fp", service="api", title="t" * 5000, summary=huge,
+                        started_at=datetime(2026, 3, 2, 8, 0, tzinfo=UTC), raw={"description": huge})
+    assert time.perf_counter() - t0 < 5
+    assert len(a.summary) < MAX_TEXT_CHARS + 100 and a.summary.endswith("more characters cut at intake]")
+    assert len(a.title) < 1100 and len(a.raw["description"]) < MAX_TEXT_CHARS + 100

@@ -13,6 +13,28 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_val
 
 from firebreak.redact import redact_obj, redact_text
 
+# What is kept of one alert's outside text: a 16 MB description must not hold the writer (redaction is
+# linear in the text) nor grow memory; the cut is said in the text itself.
+MAX_TITLE_CHARS = 1_000
+MAX_TEXT_CHARS = 16_000
+
+
+def cap_text(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" [… {len(text) - limit} more characters cut at intake]"
+
+
+def _cap_strings(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return cap_text(value, limit)
+    if isinstance(value, dict):
+        return {k: _cap_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cap_strings(v, limit) for v in value]
+    return value
+
+
 AlertStatus = Literal["firing", "resolved"]
 AlertSeverity = Literal["critical", "error", "warning", "info"]
 
@@ -48,10 +70,10 @@ class NormalizedAlert(BaseModel):
         Titles, summaries, label values, link URLs and the raw payload all come from outside; the
         fingerprint and service are identities (never secret-shaped) and are kept as sent.
         """
-        self.title = redact_text(self.title)
-        self.summary = redact_text(self.summary)
-        self.labels = redact_obj(self.labels)
-        self.raw = redact_obj(self.raw)
+        self.title = redact_text(cap_text(self.title, MAX_TITLE_CHARS))
+        self.summary = redact_text(cap_text(self.summary, MAX_TEXT_CHARS))
+        self.labels = redact_obj(_cap_strings(self.labels, MAX_TEXT_CHARS))
+        self.raw = redact_obj(_cap_strings(self.raw, MAX_TEXT_CHARS))
         for link in self.links:
             link.url = redact_text(link.url)
             link.label = redact_text(link.label)
