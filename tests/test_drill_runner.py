@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,32 @@ SPEC_KEYS = {"scenario", "investigator", "rank", "hit_at_1", "hit_at_3", "mitiga
 SECRETS_OF_THE_DRILL = (b"TRUTH-ROOT-CAUSE-MARKER", b"SECRET-DEBRIEF-MARKER", b"tiny-deploy", b"Tiny drill for tests")
 
 
+
+def assert_world_keeps_secrets(world: Path, secrets: Iterable[bytes]) -> ToolContext:
+    """No file of the world and no stored agent run holds any of `secrets`; returns a context on the world.
+
+    hnswlib writes its allocated but unused capacity uninitialised, so chroma's HNSW segment files can hold
+    stray heap bytes of this very process (which parsed the scenario). They are vectors, never read as
+    text; the index's documents and metadata live in chroma.sqlite3, which is checked like every file.
+    """
+    secrets = list(secrets)
+    hnsw = {"data_level0.bin", "link_lists.bin", "length.bin", "header.bin"}
+    files = [p for p in world.rglob("*") if p.is_file() and p.name not in hnsw]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret not in data, f"{secret!r} leaked into {path}"
+    ctx = ToolContext(settings=Settings(data_dir=world, _env_file=None),  # type: ignore[call-arg]
+                      clock=FixedClock(result_clock()))
+    with ctx.db.session() as s:
+        investigations = list(s.scalars(select(Investigation)))
+        assert investigations
+        for inv in investigations:
+            text = json.dumps([inv.messages, inv.tool_calls, inv.report], default=str).encode()
+            assert not any(secret in text for secret in secrets)
+    return ctx
+
 def test_drill_end_to_end_and_truth_stays_out(settings: Settings, tmp_path: Path) -> None:
     world = tmp_path / "world"
     world.mkdir()
@@ -41,25 +68,8 @@ def test_drill_end_to_end_and_truth_stays_out(settings: Settings, tmp_path: Path
         assert set(h) == {"title", "suspect", "confidence"}
 
     # Nothing the investigator could read holds the truth, the debrief, the scenario's id or title.
-    # hnswlib writes its allocated but unused capacity uninitialised, so chroma's HNSW segment files can hold
-    # stray heap bytes of this very process (which parsed the scenario). They are vectors, never read as text;
-    # the index's documents and metadata live in chroma.sqlite3, which is checked like every other file.
-    hnsw = {"data_level0.bin", "link_lists.bin", "length.bin", "header.bin"}
-    files = [p for p in world.rglob("*") if p.is_file() and p.name not in hnsw]
-    assert files
-    for path in files:
-        data = path.read_bytes()
-        for secret in SECRETS_OF_THE_DRILL:
-            assert secret not in data, f"{secret!r} leaked into {path}"
-
-    ctx = ToolContext(settings=Settings(data_dir=world, _env_file=None),  # type: ignore[call-arg]
-                      clock=FixedClock(result_clock()))
+    ctx = assert_world_keeps_secrets(world, SECRETS_OF_THE_DRILL)
     with ctx.db.session() as s:
-        investigations = list(s.scalars(select(Investigation)))
-        assert investigations
-        for inv in investigations:
-            text = json.dumps([inv.messages, inv.tool_calls, inv.report], default=str).encode()
-            assert not any(secret in text for secret in SECRETS_OF_THE_DRILL)
         history = s.get(Incident, "INC-2025-900")
         assert history is not None and history.status == "resolved" and history.source == "history"
         assert history.root_cause == "long migration holding a lock" and history.countermeasures
@@ -87,21 +97,7 @@ def test_recorded_truth_and_onset_stay_out(settings: Settings, tmp_path: Path) -
     world.mkdir()
     result = run_recorded(RECORDED, keep_dir=world)
     assert result.details["triaged_at"] and result.details["triage_error"] is None
-    files = [p for p in world.rglob("*") if p.is_file()]
-    assert files
-    for path in files:
-        data = path.read_bytes()
-        for secret in SECRETS_OF_THE_RECORDING:
-            assert secret not in data, f"{secret!r} leaked into {path}"
-    ctx = ToolContext(settings=Settings(data_dir=world, _env_file=None),  # type: ignore[call-arg]
-                      clock=FixedClock(result_clock()))
-    with ctx.db.session() as s:
-        investigations = list(s.scalars(select(Investigation)))
-        assert investigations
-        for inv in investigations:
-            text = json.dumps([inv.messages, inv.tool_calls, inv.report], default=str).encode()
-            assert not any(secret in text for secret in SECRETS_OF_THE_RECORDING)
-    ctx.close()
+    assert_world_keeps_secrets(world, SECRETS_OF_THE_RECORDING).close()
 
 
 def result_clock():  # type: ignore[no-untyped-def]
