@@ -531,6 +531,17 @@ def failed_result(sc: Scenario, error: str) -> DrillResult:
                        wall_seconds=0.0, details={"error": error})
 
 
+def finish(result: DrillResult, env: DrillEnv, counts: dict[str, int], marks: dict[str, float], *,
+           keep_dir: Path | None, on_done: Callable[[ToolContext, DrillResult], None] | None) -> DrillResult:
+    """The common end of a drill or a recorded incident: counts, timings, where it was kept, the hook."""
+    result.details.update(counts)
+    result.details["timings"] = {k: round(v, 3) for k, v in marks.items()}
+    result.details["data_dir"] = str(env.data_dir) if keep_dir else None
+    if on_done is not None:
+        on_done(env.ctx, result)
+    return result
+
+
 def run_drill(
     path: str | Path | Scenario,
     *,
@@ -566,12 +577,7 @@ def run_drill(
         result = result_of(sc, env, progress, read_triage(env.ctx), started)
         marks["score"] = time.perf_counter() - t
         result.details["baselines"] = drill_baselines(sc, env, progress)
-        result.details.update(counts)
-        result.details["timings"] = {k: round(v, 3) for k, v in marks.items()}
-        result.details["data_dir"] = str(env.data_dir) if keep_dir else None
-        if on_done is not None:
-            on_done(env.ctx, result)
-        return result
+        return finish(result, env, counts, marks, keep_dir=keep_dir, on_done=on_done)
     finally:
         if transport is not None:
             transport.close()

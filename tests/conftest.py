@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,23 @@ def storage_ctx(
         yield c
         c.close()
         reset_databases()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[Any]:
+    """A local server speaking Slack's Web API (tests/fake_slack.py), recording every call."""
+    from tests.fake_slack import FakeSlack
+
+    with FakeSlack() as f:
+        yield f
+
+
+@pytest.fixture
+def slack_ctx(ctx: ToolContext, fake_slack: Any) -> ToolContext:
+    """The test's ToolContext with Slack configured against the fake (channel C0INC)."""
+    from pydantic import SecretStr
+
+    ctx.settings.slack_bot_token = SecretStr(fake_slack.token)
+    ctx.settings.slack_channel = "C0INC"
+    ctx.settings.slack_api_url = fake_slack.api_url
+    return ctx

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-
-import pytest
-from pydantic import SecretStr
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
@@ -15,20 +11,6 @@ from server.learn_reminders import post_action_item_reminders, post_postmortem_r
 from tests.fake_slack import FakeSlack
 
 RESOLVED = datetime(2026, 3, 6, 17, 0, tzinfo=UTC)  # a Friday evening
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as f:
-        yield f
-
-
-@pytest.fixture
-def sctx(ctx: ToolContext, fake: FakeSlack) -> ToolContext:
-    ctx.settings.slack_bot_token = SecretStr(fake.token)
-    ctx.settings.slack_channel = "C0INC"
-    ctx.settings.slack_api_url = fake.api_url
-    return ctx
 
 
 def _resolved_incident(ctx: ToolContext, severity: str) -> str:
@@ -41,33 +23,35 @@ def _resolved_incident(ctx: ToolContext, severity: str) -> str:
         return inc.id
 
 
-def test_postmortem_reminder_waits_for_monday_morning_and_posts_once(sctx: ToolContext, fake: FakeSlack) -> None:
-    major = _resolved_incident(sctx, "major")
-    _resolved_incident(sctx, "minor")  # minor incidents are not chased
-    sctx.clock = FixedClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))  # type: ignore[misc]  # Saturday
-    assert post_postmortem_reminders(sctx) == []
-    sctx.clock = FixedClock(datetime(2026, 3, 9, 9, 1, tzinfo=UTC))  # type: ignore[misc]  # Monday 09:01
-    assert post_postmortem_reminders(sctx) == [major]
-    assert post_postmortem_reminders(sctx) == []
-    posts = fake.calls("chat.postMessage")
+def test_postmortem_reminder_waits_for_monday_morning_and_posts_once(
+    slack_ctx: ToolContext, fake_slack: FakeSlack
+) -> None:
+    major = _resolved_incident(slack_ctx, "major")
+    _resolved_incident(slack_ctx, "minor")  # minor incidents are not chased
+    slack_ctx.clock = FixedClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))  # type: ignore[misc]  # Saturday
+    assert post_postmortem_reminders(slack_ctx) == []
+    slack_ctx.clock = FixedClock(datetime(2026, 3, 9, 9, 1, tzinfo=UTC))  # type: ignore[misc]  # Monday 09:01
+    assert post_postmortem_reminders(slack_ctx) == [major]
+    assert post_postmortem_reminders(slack_ctx) == []
+    posts = fake_slack.calls("chat.postMessage")
     assert len(posts) == 1 and major in posts[0]["text"] and posts[0]["thread_ts"] == "1700000000.000100"
 
 
-def test_overdue_action_item_reminds_its_owner_weekly(sctx: ToolContext, fake: FakeSlack) -> None:
-    inc_id = _resolved_incident(sctx, "major")
-    with sctx.db.session() as s:
+def test_overdue_action_item_reminds_its_owner_weekly(slack_ctx: ToolContext, fake_slack: FakeSlack) -> None:
+    inc_id = _resolved_incident(slack_ctx, "major")
+    with slack_ctx.db.session() as s:
         inc = incident_log.get_incident(s, inc_id)
         incident_log.add_remediation(s, inc, what="Alert on pool saturation", owner="U0OWNER",
                                      due=date(2026, 3, 10), at=RESOLVED, actor="alice")
-    sctx.clock = FixedClock(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))  # type: ignore[misc]  # due today
-    assert post_action_item_reminders(sctx) == []
-    sctx.clock = FixedClock(datetime(2026, 3, 11, 12, 0, tzinfo=UTC))  # type: ignore[misc]
-    (rid,) = post_action_item_reminders(sctx)
-    assert "<@U0OWNER>" in fake.calls("chat.postMessage")[-1]["text"]
-    sctx.clock = FixedClock(datetime(2026, 3, 14, 12, 0, tzinfo=UTC))  # type: ignore[misc]
-    assert post_action_item_reminders(sctx) == []
-    sctx.clock = FixedClock(datetime(2026, 3, 19, 12, 0, tzinfo=UTC))  # type: ignore[misc]
-    assert post_action_item_reminders(sctx) == [rid]
+    slack_ctx.clock = FixedClock(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))  # type: ignore[misc]  # due today
+    assert post_action_item_reminders(slack_ctx) == []
+    slack_ctx.clock = FixedClock(datetime(2026, 3, 11, 12, 0, tzinfo=UTC))  # type: ignore[misc]
+    (rid,) = post_action_item_reminders(slack_ctx)
+    assert "<@U0OWNER>" in fake_slack.calls("chat.postMessage")[-1]["text"]
+    slack_ctx.clock = FixedClock(datetime(2026, 3, 14, 12, 0, tzinfo=UTC))  # type: ignore[misc]
+    assert post_action_item_reminders(slack_ctx) == []
+    slack_ctx.clock = FixedClock(datetime(2026, 3, 19, 12, 0, tzinfo=UTC))  # type: ignore[misc]
+    assert post_action_item_reminders(slack_ctx) == [rid]
 
 
 def test_without_slack_nothing_is_posted_and_nothing_claimed(ctx: ToolContext) -> None:

@@ -31,6 +31,7 @@ from simulations.runner import (
     deliver,
     describe_alert,
     drill_settings,
+    finish,
     flat_fix,
     new_secrets,
     read_triage,
@@ -138,12 +139,7 @@ def run_recorded(
         marks["intake"] = time.perf_counter() - t - progress.triage_seconds
         marks["investigate"] = progress.triage_seconds
         result = result_of(inc, env, progress, started)
-        result.details.update(counts)
-        result.details["timings"] = {k: round(v, 3) for k, v in marks.items()}
-        result.details["data_dir"] = str(env.data_dir) if keep_dir else None
-        if on_done is not None:
-            on_done(env.ctx, result)
-        return result
+        return finish(result, env, counts, marks, keep_dir=keep_dir, on_done=on_done)
     finally:
         if transport is not None:
             transport.close()
