@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agent.transcripts import TranscriptError, export_reviewed, get_transcript, list_transcripts, review_transcript
+from firebreak.agent.transcripts import (
+    TranscriptError,
+    export_reviewed,
+    get_transcript,
+    list_transcripts,
+    review_transcript,
+)
 from firebreak.context import ToolContext, default_context
 
 app = typer.Typer(
@@ -49,7 +55,7 @@ def list_cmd(
         rows = list_transcripts(_ctx(), incident_id=incident, status=status, limit=limit)
     except TranscriptError as exc:
         fail(str(exc))
-    from simulations.kept import kept_transcripts
+    from firebreak.simulations.kept import kept_transcripts
 
     kept = [] if incident or status else kept_transcripts(_ctx(), limit=limit)
     if as_json:
@@ -177,7 +183,7 @@ def investigate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Queue and run one investigation now (useful after editing telemetry or memory)."""
-    from agent.investigator import InvestigationError, investigate, queue_investigation
+    from firebreak.agent.investigator import InvestigationError, investigate, queue_investigation
 
     ctx = _ctx()
     try:

@@ -40,17 +40,17 @@ from pydantic_ai import (
 from pydantic_ai.messages import ModelMessage, ToolCallPart
 from sqlalchemy import select, update
 
-from agent.actions import ProposedFix
-from agent.notify import get_notifier
-from agent.offline import ACTION_TOOL, SUBMIT_TOOL, OfflineInvestigator
-from agent.prompts import SYSTEM_PROMPT, user_prompt
-from agent.report import TriageReport
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.notify import get_notifier
+from firebreak.agent.offline import ACTION_TOOL, SUBMIT_TOOL, OfflineInvestigator
+from firebreak.agent.prompts import SYSTEM_PROMPT, user_prompt
+from firebreak.agent.report import TriageReport
 from firebreak.context import ToolContext
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Incident
 from firebreak.state.investigations import Investigation
 from firebreak.statuses import ApprovalStatus, Decision, InvestigationStatus
-from tools.registry import ToolError, ToolSpec, call_tool, load_tools
+from firebreak.tools.registry import ToolError, ToolSpec, call_tool, load_tools
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -177,7 +177,7 @@ def build_tools(rec: RunRecorder) -> list[Tool[ToolContext]]:
         rec.add(ACTION_TOOL, rc.tool_call_id, fix.model_dump(mode="json"), out, started)
         return out
 
-    from agent.triage.tool import rank_suspects_tool
+    from firebreak.agent.triage.tool import rank_suspects_tool
 
     tools.append(rank_suspects_tool(rec))  # the evidence table: suspects, features, fitted ranking
     tools.append(Tool(submit_report, max_retries=2))
@@ -386,7 +386,7 @@ def investigate(ctx: ToolContext, investigation_id: str, *, notify: bool = True)
         inv.usage = {**outcome.usage, "pending_tool_call_ids": [c.tool_call_id for c in calls]}
         found = s.get(Incident, incident_id)
         if found is not None:  # the incident log holds the one severity and name; the report follows it
-            from agent.report_sync import align_report
+            from firebreak.agent.report_sync import align_report
 
             report = align_report(s, found, report, at=ctx.clock.now())
         inv.report = report.model_dump(mode="json")
@@ -396,7 +396,7 @@ def investigate(ctx: ToolContext, investigation_id: str, *, notify: bool = True)
         if incident is not None:
             incident.report = report.model_dump(mode="json")
             incident.updated_at = ctx.clock.now()
-            from memory.incident_log import record
+            from firebreak.memory.incident_log import record
 
             top = report.hypotheses[0] if report.hypotheses else None
             record(
@@ -490,8 +490,8 @@ def _finish(
 
 def _fill_messages(ctx: ToolContext, report: TriageReport, now: datetime, incident_id: str) -> None:
     """A model may leave the messages out; draft them from the templates like the offline path does."""
-    from agent.triage.observe import Findings
-    from agent.triage.summary import render_messages
+    from firebreak.agent.triage.observe import Findings
+    from firebreak.agent.triage.summary import render_messages
 
     incident: dict[str, Any] = {}
     with ctx.db.session() as s:

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from agent.report import TriageReport
+from firebreak.agent.report import TriageReport
 
 MessageKind = Literal["customer", "internal"]
 TemplateName = Literal["investigating", "deployment_error", "application_bug", "traffic_surge"]

@@ -24,10 +24,10 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from agent.triage import build_report
-from agent.triage.observe import Findings, content, findings_from, parse_time
-from agent.triage.signals import bad_patterns
-from agent.triage.vocab import TRAFFIC_RE
+from firebreak.agent.triage import build_report
+from firebreak.agent.triage.observe import Findings, content, findings_from, parse_time
+from firebreak.agent.triage.signals import bad_patterns
+from firebreak.agent.triage.vocab import TRAFFIC_RE
 
 SUBMIT_TOOL = "submit_report"
 ACTION_TOOL = "request_action"
@@ -86,7 +86,7 @@ class OfflineInvestigator:
         self.update_minutes = update_minutes
 
     def model(self) -> FunctionModel:
-        from agent.triage import warm
+        from firebreak.agent.triage import warm
 
         warm()  # cached after the first call; the worker's warm-up lands here before any alert
         return FunctionModel(self, model_name="offline")
@@ -261,7 +261,7 @@ class OfflineInvestigator:
     @staticmethod
     def _series_probes(f: Findings, limit: int = 40) -> list[tuple[str, str]]:
         """(service, metric) of every resource-like series the anomaly scan saw, once each."""
-        from agent.triage.suspects.resource import resource_of
+        from firebreak.agent.triage.suspects.resource import resource_of
 
         out: list[tuple[str, str]] = []
         for a in f.anomalies:

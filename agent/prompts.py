@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.actions import ACTION_FIELDS
+from firebreak.agent.actions import ACTION_FIELDS
 
 SUSPECT_TABLE = """\
 | kind | ref |

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.actions import ProposedFix
+from firebreak.agent.actions import ProposedFix
 from firebreak.kinds import Severity, SuspectKind
 
 __all__ = ["Severity", "SuspectKind"]

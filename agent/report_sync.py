@@ -14,10 +14,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from agent import messages
-from agent.report import TriageReport
+from firebreak.agent import messages
+from firebreak.agent.report import TriageReport
+from firebreak.memory.incident_log import follow_report, set_by_person
 from firebreak.state.incidents import Incident
-from memory.incident_log import follow_report, set_by_person
 
 
 def align_report(session: Session, incident: Incident, report: TriageReport, *, at: datetime) -> TriageReport:

@@ -46,9 +46,9 @@ def warm_up(ctx: ToolContext) -> float:
     embedding model, log template miner), so a report is ready within seconds of the first alert."""
     started = time.perf_counter()
     try:
-        from agent.investigator import RunRecorder, build_tools
-        from agent.offline import OfflineInvestigator
-        from tools.registry import call_tool, load_tools
+        from firebreak.agent.investigator import RunRecorder, build_tools
+        from firebreak.agent.offline import OfflineInvestigator
+        from firebreak.tools.registry import call_tool, load_tools
 
         build_tools(RunRecorder("warm-up"))  # tool schemas, cached for every later run
         OfflineInvestigator("warm-up", ctx.clock.now()).model()
@@ -63,7 +63,7 @@ def warm_up(ctx: ToolContext) -> float:
 
 def run_due(ctx: ToolContext) -> list[str]:
     """Run every queued investigation whose not_before has passed; returns the ids that ran."""
-    from agent.investigator import investigate
+    from firebreak.agent.investigator import investigate
 
     ran: list[str] = []
     for inv_id in due_ids(ctx):

@@ -6,13 +6,13 @@ import sys
 
 import typer
 
-from agent import cli as agent_cli
-from memory import incidents_cli, memory_cli
-from memory.postmortem import cli as postmortem_cli
-from server import approvals_cli, mcp_server, serve_cli, users
-from simulations import cli as drill_cli
-from simulations import demo
-from tools import cli as tools_cli
+from firebreak.agent import cli as agent_cli
+from firebreak.memory import incidents_cli, memory_cli
+from firebreak.memory.postmortem import cli as postmortem_cli
+from firebreak.server import approvals_cli, mcp_server, serve_cli, users
+from firebreak.simulations import cli as drill_cli
+from firebreak.simulations import demo
+from firebreak.tools import cli as tools_cli
 
 app = typer.Typer(
     name="firebreak",
@@ -67,7 +67,7 @@ def main() -> None:
     # (demo, drill run/bench): its documented switch, set here so child processes inherit it too.
     os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
     _redact_output(sys.argv[1:])
-    from workflows import install as install_workflows
+    from firebreak.workflows import install as install_workflows
 
     install_workflows()  # the agent asks for approvals through the approval service
     try:

@@ -15,11 +15,11 @@ from rich.markup import escape
 from sqlalchemy import select
 
 from firebreak.context import ToolContext, default_context
+from firebreak.memory import incident_log as log
+from firebreak.memory import stats as st
+from firebreak.memory.records import to_record
+from firebreak.memory.transfer import ImportError_, export_csv, export_json, import_records, parse_timestamp, read_file
 from firebreak.state.incidents import Incident, Remediation
-from memory import incident_log as log
-from memory import stats as st
-from memory.records import to_record
-from memory.transfer import ImportError_, export_csv, export_json, import_records, parse_timestamp, read_file
 
 app = typer.Typer(help="The incident log: open, update, close, remediations, stats, import/export.",
                   no_args_is_help=True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from memory.embeddings import Embedder, _single_thread_blas, get_embedder
+from firebreak.memory.embeddings import Embedder, _single_thread_blas, get_embedder
 
 if TYPE_CHECKING:
     from firebreak.context import ToolContext
@@ -1071,7 +1071,7 @@ class MemoryIndex:
 
 def get_index(ctx: ToolContext) -> MemoryIndex:
     """The context's memory index, opened once (its data dir, its Chroma server)."""
-    return ctx.resource("memory.index", lambda: MemoryIndex(ctx.settings))
+    return ctx.resource("firebreak.memory.index", lambda: MemoryIndex(ctx.settings))
 
 
 def sync_incidents(ctx: ToolContext) -> SyncStats:

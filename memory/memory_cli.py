@@ -91,9 +91,9 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Import runbooks/FAQ (split by heading) or Slack threads; re-importing a file replaces its sections."""
-    from memory.embeddings import EmbeddingError
-    from memory.importers import ImportProblem, collect
-    from memory.index import MemoryError_, get_index
+    from firebreak.memory.embeddings import EmbeddingError
+    from firebreak.memory.importers import ImportProblem, collect
+    from firebreak.memory.index import MemoryError_, get_index
 
     ctx = _ctx()
     try:
@@ -144,8 +144,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search everything the team knows: past incidents, runbooks and Slack threads, in one ranked list."""
-    from memory.embeddings import EmbeddingError
-    from memory.index import MemoryError_, get_index
+    from firebreak.memory.embeddings import EmbeddingError
+    from firebreak.memory.index import MemoryError_, get_index
 
     if not text.strip():
         fail("text: must not be empty")
@@ -208,8 +208,8 @@ def search(
 @app.command("reindex")
 def reindex(as_json: JsonOpt = False) -> None:
     """Rebuild the index from the incident log and the imported documents (safe to repeat)."""
-    from memory.embeddings import EmbeddingError
-    from memory.index import MemoryError_, get_index
+    from firebreak.memory.embeddings import EmbeddingError
+    from firebreak.memory.index import MemoryError_, get_index
 
     ctx = _ctx()
     try:

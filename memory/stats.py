@@ -10,10 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from firebreak.memory.incident_log import SEVERITIES
+from firebreak.memory.postmortem.schedule import DUE_SEVERITIES, due_at
 from firebreak.state.incidents import Incident, Remediation, TimelineEntry
 from firebreak.state.postmortems import PostMortemRow
-from memory.incident_log import SEVERITIES
-from memory.postmortem.schedule import DUE_SEVERITIES, due_at
 
 
 class WeekStats(BaseModel):

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.memory import incident_log as log
+from firebreak.memory.records import CountermeasureRecord, IncidentRecord, RemediationRecord, to_record
 from firebreak.state.incidents import Countermeasure, Incident, Remediation, TimelineEntry
-from memory import incident_log as log
-from memory.records import CountermeasureRecord, IncidentRecord, RemediationRecord, to_record
 
 CSV_COLUMNS = [
     "id", "title", "services", "severity", "status", "started_at", "detected_at", "mitigated_at", "resolved_at",

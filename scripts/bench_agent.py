@@ -47,11 +47,11 @@ def _fill(template: str, rnd: random.Random) -> str:
 
 def build_world(ctx: Any, n_lines: int) -> str:
     """Telemetry for one incident (mailer 4.6.2 retry loop) plus red herrings; returns the incident id."""
+    from firebreak.memory.incident_log import open_incident
     from firebreak.state.alerts import Alert
-    from memory.incident_log import open_incident
-    from tools.changes import ChangeIn, record_change
-    from tools.log_store import LogLine, get_log_store
-    from tools.metric_store import MetricPoint, get_metric_store
+    from firebreak.tools.changes import ChangeIn, record_change
+    from firebreak.tools.log_store import LogLine, get_log_store
+    from firebreak.tools.metric_store import MetricPoint, get_metric_store
 
     rnd = random.Random(7)
     minutes = 50
@@ -142,8 +142,8 @@ def build_world(ctx: Any, n_lines: int) -> str:
 
 
 def bench_wall(n_lines: int, runs: int, *, cold: bool = False) -> dict[str, Any]:
-    from agent.investigator import queue_investigation
-    from agent.worker import run_due, warm_up
+    from firebreak.agent.investigator import queue_investigation
+    from firebreak.agent.worker import run_due, warm_up
     from firebreak.clock import FixedClock
     from firebreak.context import ToolContext
     from firebreak.settings import Settings

@@ -25,8 +25,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulations.scenario import _ScenarioLoader, parse_scenario  # noqa: E402
-from simulations.units import parse_duration, parse_rate  # noqa: E402
+from firebreak.simulations.scenario import _ScenarioLoader, parse_scenario  # noqa: E402
+from firebreak.simulations.units import parse_duration, parse_rate  # noqa: E402
 
 TARGET_LINES = 50_000
 
@@ -69,7 +69,7 @@ def perf(runs: int) -> None:
         print(f"drill of 90 simulated minutes, ~{TARGET_LINES:,} log lines")
         print(f"  fresh CLI process:   {cli_wall:.2f} s process wall, {cli.get('wall_seconds', float('nan')):.2f} s "
               f"drill wall (rank {cli.get('rank')})")
-        from simulations.runner import run_drill
+        from firebreak.simulations.runner import run_drill
 
         walls = []
         for i in range(runs + 1):
@@ -84,7 +84,7 @@ def perf(runs: int) -> None:
 
 
 def bench(directory: Path) -> None:
-    from simulations.cli import bench_dir
+    from firebreak.simulations.cli import bench_dir
 
     t = time.perf_counter()
     agg = bench_dir(directory, progress=False)

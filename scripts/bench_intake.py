@@ -41,8 +41,8 @@ def serve(port: int, data_dir: Path) -> None:
     from pydantic import SecretStr
 
     from firebreak.context import ToolContext
+    from firebreak.server.app import create_app
     from firebreak.settings import Settings
-    from server.app import create_app
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, data_dir=data_dir, webhook_token=SecretStr(TOKEN),
@@ -51,7 +51,7 @@ def serve(port: int, data_dir: Path) -> None:
     ctx = ToolContext(settings=settings)
     app = create_app(ctx, start_worker=False)
     if not any(getattr(r, "path", None) == "/metrics" for r in app.routes):
-        from server.observability import router
+        from firebreak.server.observability import router
 
         app.include_router(router)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

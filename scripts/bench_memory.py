@@ -104,8 +104,8 @@ from datetime import UTC, datetime
 from firebreak.clock import FixedClock
 from firebreak.settings import Settings
 from firebreak.context import ToolContext
-from memory import incident_log as il
-from tools.memory_search import similar_incidents, SimilarIncidentsInput
+from firebreak.memory import incident_log as il
+from firebreak.tools.memory_search import similar_incidents, SimilarIncidentsInput
 t_import = time.perf_counter() - t0
 s = Settings(data_dir=sys.argv[1], _env_file=None)
 ctx = ToolContext(settings=s, clock=FixedClock(datetime(2026, 3, 2, 8, 45, tzinfo=UTC)))
@@ -142,7 +142,7 @@ print(json.dumps({"load_s": t1 - t0, "first_encode_s": time.perf_counter() - t1}
 NUMPY_SCRIPT = r"""
 import json, time
 t0 = time.perf_counter()
-from memory.embeddings import NumpyMiniLMEmbedder
+from firebreak.memory.embeddings import NumpyMiniLMEmbedder
 e = NumpyMiniLMEmbedder()
 t1 = time.perf_counter()
 e.embed(["mailer pods OOMKilled after deploy 4.6.2"])
@@ -185,9 +185,9 @@ def main() -> int:
 
     from firebreak.clock import FixedClock
     from firebreak.context import ToolContext
+    from firebreak.memory.index import MemoryIndex
     from firebreak.settings import Settings
-    from memory.index import MemoryIndex
-    from tools.memory_search import SimilarIncidentsInput, similar_incidents
+    from firebreak.tools.memory_search import SimilarIncidentsInput, similar_incidents
 
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name) / "data"
@@ -205,7 +205,7 @@ def main() -> int:
             raise SystemExit(f"--data-dir {data_dir} holds {existing} incidents, not {args.incidents}: use another")
         report["db_write_s"] = round(populate(ctx.db, synth_incidents(args.incidents)), 2)
     index = MemoryIndex(settings)
-    ctx._resources["memory.index"] = index  # the tool uses this instance
+    ctx._resources["firebreak.memory.index"] = index  # the tool uses this instance
     t0 = time.perf_counter()
     stats = index.sync_incidents(ctx.db)
     took = time.perf_counter() - t0

@@ -39,8 +39,8 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
-from tools.log_store import LogStore  # noqa: E402
-from tools.trace_store import TraceStore  # noqa: E402
+from firebreak.tools.log_store import LogStore  # noqa: E402
+from firebreak.tools.trace_store import TraceStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"

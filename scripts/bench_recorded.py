@@ -116,10 +116,10 @@ truth:
 
 def measure_replay(folder: Path) -> dict[str, float]:
     from firebreak.db import forget_database
-    from simulations.recorded.model import load_incident
-    from simulations.recorded.readers import read_folder
-    from simulations.recorded.replay import check_changes, replay
-    from simulations.recorded.run import make_recorded_env
+    from firebreak.simulations.recorded.model import load_incident
+    from firebreak.simulations.recorded.readers import read_folder
+    from firebreak.simulations.recorded.replay import check_changes, replay
+    from firebreak.simulations.recorded.run import make_recorded_env
 
     began = time.perf_counter()
     cpu0, kids0 = time.process_time(), _children_cpu()
@@ -179,15 +179,15 @@ def main() -> None:
               f"(on two free cores the replay takes about the larger; load average now "
               f"{os.getloadavg()[0]:.1f}); peak memory {_peak_mb():.0f} MB")
         if args.drill:
-            from simulations.recorded.run import run_recorded
-            from simulations.runner import preload
+            from firebreak.simulations.recorded.run import run_recorded
+            from firebreak.simulations.runner import preload
 
             preload()
             result = run_recorded(folder)
             print(f"whole drill: {result.wall_seconds:.2f} s wall, timings {result.details.get('timings')}")
     if args.bench:
-        from simulations.bench import summary_lines
-        from simulations.cli import bench_dir
+        from firebreak.simulations.bench import summary_lines
+        from firebreak.simulations.cli import bench_dir
 
         t, cpu = time.perf_counter(), time.process_time()
         agg = bench_dir(args.bench, progress=False)

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from firebreak.clock import FixedClock  # noqa: E402
 from firebreak.context import ToolContext  # noqa: E402
 from firebreak.settings import Settings  # noqa: E402
-from tools.log_store import LogLine, get_log_store  # noqa: E402
-from tools.metric_store import MetricPoint, get_metric_store  # noqa: E402
-from tools.registry import call_tool  # noqa: E402
+from firebreak.tools.log_store import LogLine, get_log_store  # noqa: E402
+from firebreak.tools.metric_store import MetricPoint, get_metric_store  # noqa: E402
+from firebreak.tools.registry import call_tool  # noqa: E402
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 SERVICES = [f"svc-{i:02d}" for i in range(20)]
@@ -110,7 +110,7 @@ def bench_logs(ctx: ToolContext, n_lines: int, hours: float) -> None:
 
     # Drill-size ingest into a fresh store: the whole drill has a 5 s budget.
     with tempfile.TemporaryDirectory() as d:
-        from tools.log_store import LogStore
+        from firebreak.tools.log_store import LogStore
 
         small = LogStore(Path(d) / "logs.sqlite3")
         lines = next(gen_lines(50_000, 1.5, START, seed=9))[:50_000]
@@ -259,7 +259,7 @@ def bench_detector(skip_ruptures: bool) -> None:
     """Onset error (in samples) of the robust detector vs ruptures PELT on drill-like shapes."""
     import numpy as np
 
-    from tools.metrics import detect_change, noise_sigma
+    from firebreak.tools.metrics import detect_change, noise_sigma
 
     rng = np.random.default_rng(0)
 

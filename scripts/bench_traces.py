@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from firebreak.clock import FixedClock  # noqa: E402
 from firebreak.context import ToolContext  # noqa: E402
 from firebreak.settings import Settings  # noqa: E402
-from tools.registry import call_tool  # noqa: E402
-from tools.trace_store import SpanRow, trace_store  # noqa: E402
+from firebreak.tools.registry import call_tool  # noqa: E402
+from firebreak.tools.trace_store import SpanRow, trace_store  # noqa: E402
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 WINDOW_S = 3600

@@ -22,9 +22,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulations.cli import bench_dir  # noqa: E402 - after the path fix so a plain checkout runs it
-from simulations.scenario import load_scenario  # noqa: E402
-from simulations.worlds import write_worlds  # noqa: E402
+from firebreak.simulations.cli import bench_dir  # noqa: E402 - after the path fix so a plain checkout runs it
+from firebreak.simulations.scenario import load_scenario  # noqa: E402
+from firebreak.simulations.worlds import write_worlds  # noqa: E402
 
 
 def per_kind(results: list[dict[str, Any]], kinds: Mapping[str, str]) -> dict[str, dict[str, float]]:

@@ -199,7 +199,7 @@ class Approver(threading.Thread):
 
         from firebreak.state.approvals import Approval
         from firebreak.statuses import ApprovalStatus
-        from workflows.approvals import decide
+        from firebreak.workflows.approvals import decide
 
         while not self.stop.is_set():
             try:
@@ -271,7 +271,7 @@ def _settled(ctx: Any) -> dict[str, int]:
             Approval.status == ApprovalStatus.PENDING)) or 0
         stuck = s.scalar(select(func.count()).select_from(Approval).where(Approval.status.in_(
             [ApprovalStatus.APPROVED, ApprovalStatus.EXECUTING]))) or 0
-    from workflows.status import workflow_counts
+    from firebreak.workflows.status import workflow_counts
 
     flows = workflow_counts(ctx)
     return {"due": due, "busy": busy, "orphans": orphans, "pending": pending, "stuck": stuck,
@@ -281,7 +281,7 @@ def _settled(ctx: Any) -> dict[str, int]:
 def run(args: argparse.Namespace, database_url: str | None, root: Path) -> dict[str, Any]:
     from pydantic import SecretStr
 
-    from agent.actions import ACTION_FIELDS
+    from firebreak.agent.actions import ACTION_FIELDS
     from firebreak.context import ToolContext
     from firebreak.settings import Settings
 

@@ -28,9 +28,9 @@ sys.path.insert(0, str(REPO))
 
 from firebreak.clock import FixedClock  # noqa: E402
 from firebreak.context import ToolContext  # noqa: E402
+from firebreak.memory import incident_log as il  # noqa: E402
+from firebreak.memory.index import MemoryIndex  # noqa: E402
 from firebreak.settings import Settings  # noqa: E402
-from memory import incident_log as il  # noqa: E402
-from memory.index import MemoryIndex  # noqa: E402
 
 DEFAULT_DATA = REPO / "tests" / "data" / "memory" / "eval_incidents.yaml"
 DEFAULT_HELDOUT = REPO / "tests" / "data" / "memory" / "eval_heldout.yaml"

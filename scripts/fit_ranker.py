@@ -36,10 +36,10 @@ def _collect_range(args: tuple[int, int, int]) -> list[dict[str, Any]]:
     import logging
 
     logging.disable(logging.CRITICAL)
-    from agent.triage import pipeline
-    from simulations.runner import run_drill
-    from simulations.scenario import parse_scenario
-    from simulations.worlds import generate_world
+    from firebreak.agent.triage import pipeline
+    from firebreak.simulations.runner import run_drill
+    from firebreak.simulations.scenario import parse_scenario
+    from firebreak.simulations.worlds import generate_world
 
     start, stop, seed = args
     out = []
@@ -86,9 +86,9 @@ def _current(f: Any) -> Any:
 
 def table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[float]], list[int], list[int], list[str]]:
     """Feature rows of every suspect of every world, its label, its world index and the world's kind."""
-    from agent.triage import features, suspects
-    from agent.triage.context import Context
-    from simulations.scorer import SuspectIn, matches_truth
+    from firebreak.agent.triage import features, suspects
+    from firebreak.agent.triage.context import Context
+    from firebreak.simulations.scorer import SuspectIn, matches_truth
 
     names = features.names()
     rows, labels, groups, kinds = [], [], [], []

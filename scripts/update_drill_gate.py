@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulations.gate import (  # noqa: E402 - after the path fix so a plain checkout runs it
+from firebreak.simulations.gate import (  # noqa: E402 - after the path fix so a plain checkout runs it
     EXPECTATIONS,
     ROOT,
     Expectation,
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in [k for k in os.environ if k.startswith("FIREBREAK_")]:
         del os.environ[key]
     os.chdir(tempfile.mkdtemp(prefix="fb-gate-"))
-    from simulations.runner import preload, run_drill
+    from firebreak.simulations.runner import preload, run_drill
 
     preload()
     old = load_expectations() if EXPECTATIONS.exists() else None

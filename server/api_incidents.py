@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from firebreak.redact import redact_obj
+from firebreak.server.approvals import ALTERNATIVE_STATUSES, ApprovalRecord
+from firebreak.server.auth import require_api_token
+from firebreak.server.deps import Ctx
 from firebreak.state.alerts import Alert
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Countermeasure, Incident, Remediation, TimelineEntry
 from firebreak.state.investigations import Investigation
-from server.approvals import ALTERNATIVE_STATUSES, ApprovalRecord
-from server.auth import require_api_token
-from server.deps import Ctx
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from firebreak.context import ToolContext
 from firebreak.redact import redact_text
-from server.auth import require_api_token
-from server.deps import Ctx, get_ctx
-from tools.registry import REGISTRY, ToolError, ToolSpec, call_tool, get_tool, load_tools
+from firebreak.server.auth import require_api_token
+from firebreak.server.deps import Ctx, get_ctx
+from firebreak.tools.registry import REGISTRY, ToolError, ToolSpec, call_tool, get_tool, load_tools
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class ErrorOut(BaseModel):
 
 def _load_web_user(ctx: Ctx, request: Request) -> None:
     """Let a signed-in web user through `require_api_token` (it reads request.state.web_user)."""
-    from server.web import current_session
+    from firebreak.server.web import current_session
 
     current_session(request, ctx)
 

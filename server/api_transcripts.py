@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from agent.transcripts import RunFields, TranscriptNotFound, store_review
+from firebreak.agent.transcripts import RunFields, TranscriptNotFound, store_review
 from firebreak.context import ToolContext
+from firebreak.server.auth import require_api_token
+from firebreak.server.deps import Ctx
 from firebreak.state.investigations import Investigation
-from server.auth import require_api_token
-from server.deps import Ctx
 
 router = APIRouter(prefix="/api/transcripts", tags=["transcripts"], dependencies=[Depends(require_api_token)])
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from firebreak.context import ToolContext, default_context
-from server import (
+from firebreak.server import (
     api_incidents,
     api_tools,
     api_transcripts,
@@ -24,7 +24,7 @@ from server import (
     web_postmortem,
     webhooks,
 )
-from server.approvals import install as install_approvals
+from firebreak.server.approvals import install as install_approvals
 
 # Every router, imported by name: a renamed or missing module fails here, loudly. The web page ("/") last.
 # The tool API is built per app (see create_app): one route per tool registered by then.
@@ -51,9 +51,9 @@ def create_app(ctx: ToolContext | None = None, *, start_worker: bool = True) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = None
         if start_worker:  # durable investigations and approvals (DBOS on the state database)
-            from server.learn_reminders import post_learn_reminders
-            from server.updates import post_due_updates
-            from workflows.engine import DurableWorker
+            from firebreak.server.learn_reminders import post_learn_reminders
+            from firebreak.server.updates import post_due_updates
+            from firebreak.workflows.engine import DurableWorker
 
             worker = DurableWorker(context, periodic=[(60.0, post_due_updates), (300.0, post_learn_reminders)])
             worker.start()
@@ -78,7 +78,7 @@ def create_app(ctx: ToolContext | None = None, *, start_worker: bool = True) -> 
     app.include_router(api_tools.build_router())
     for router in ROUTERS:
         app.include_router(router)
-    from server.guard import install as install_guards
+    from firebreak.server.guard import install as install_guards
 
     install_guards(app)  # body caps and JSON limits on every route; /docs and /openapi.json behind the token
     return app

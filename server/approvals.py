@@ -17,19 +17,19 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from agent.report import TriageReport
+from firebreak.agent.report import TriageReport
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
+from firebreak.server import slack_blocks as sb
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Incident
 from firebreak.state.investigations import Investigation
 from firebreak.statuses import ALTERNATIVE_STATUSES
-from memory import incident_log
-from server import slack_blocks as sb
-from tools.executors import describe
-from workflows import approvals as service
-from workflows.approvals import ApprovalError, DecisionOutcome
-from workflows.executor import ResolveOutcome, resolve_unknown
-from workflows.notify import set_people
+from firebreak.tools.executors import describe
+from firebreak.workflows import approvals as service
+from firebreak.workflows.approvals import ApprovalError, DecisionOutcome
+from firebreak.workflows.executor import ResolveOutcome, resolve_unknown
+from firebreak.workflows.notify import set_people
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def _public_url(ctx: ToolContext) -> str | None:
 
 
 def _post_request(ctx: ToolContext, approval_id: str) -> None:
-    from server import slack
+    from firebreak.server import slack
 
     if not slack.slack_enabled(ctx.settings):
         return
@@ -281,7 +281,7 @@ def decision_line(approval: Approval, via: str, reason: str | None = None) -> sb
 
 def _notify_decision(ctx: ToolContext, approval_id: str, *, via: str, reason: str | None) -> None:
     """Outcome in the thread, original message rewritten (who, when, result); no-op without Slack."""
-    from server import slack
+    from firebreak.server import slack
 
     if not slack.slack_enabled(ctx.settings):
         return
@@ -307,7 +307,7 @@ def _notify_decision(ctx: ToolContext, approval_id: str, *, via: str, reason: st
 
 def _check_by_hand(ctx: ToolContext, approval_id: str) -> None:
     """Outcome unknown after a crash: say so in the incident's thread (no-op without Slack)."""
-    from server import slack
+    from firebreak.server import slack
 
     if not slack.slack_enabled(ctx.settings):
         return
@@ -341,7 +341,7 @@ class SlackPeople:
 
 def install() -> None:
     """Wire the approval service to Slack and the agent to the approval service (idempotent)."""
-    import workflows
+    from firebreak import workflows
 
     workflows.install()
     set_people(SlackPeople())

@@ -39,7 +39,7 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List approvals (pending ones by default), newest first."""
-    from server.approvals import list_approvals
+    from firebreak.server.approvals import list_approvals
 
     if status not in STATUSES:
         typer.echo(f"--status: unknown status {status!r} ({', '.join(STATUSES)})", err=True)
@@ -72,8 +72,8 @@ def _os_user() -> str:
 
 def _authenticate(ctx, name: str, token_stdin: bool, password_stdin: bool) -> str | None:  # type: ignore[no-untyped-def]
     """How `name` proved who they are ("personal_token", "password", "os_user"), or None."""
-    from server import throttle
-    from server.users import authenticate, token_user
+    from firebreak.server import throttle
+    from firebreak.server.users import authenticate, token_user
 
     now = ctx.clock.now()
     if token_stdin:
@@ -98,8 +98,8 @@ def _authenticate(ctx, name: str, token_stdin: bool, password_stdin: bool) -> st
 
 def _decide(approval_id: str, name: str, decision: str, reason: str | None, choice: str | None,
             token_stdin: bool = False, password_stdin: bool = False) -> None:
+    from firebreak.server.approvals import decide
     from firebreak.state.audit import AuditEvent
-    from server.approvals import decide
 
     ctx = _ctx()
     name = name.strip()
@@ -162,7 +162,7 @@ def resolve_cmd(
     = False,
 ) -> None:
     """Settle an action whose outcome is unknown (the server died while it ran): done or retry (once)."""
-    from server.approvals import resolve
+    from firebreak.server.approvals import resolve
 
     ctx = _ctx()
     name = name.strip()
@@ -182,7 +182,7 @@ def updates_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Incidents with no update for FIREBREAK_UPDATE_MINUTES, with a drafted update (cron-friendly)."""
-    from server.updates import due_reminders, post_due_updates
+    from firebreak.server.updates import due_reminders, post_due_updates
 
     ctx = _ctx()
     rows = post_due_updates(ctx) if post else due_reminders(ctx)

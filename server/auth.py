@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import HTTPException, Request
 
-from server.deps import Ctx
+from firebreak.server.deps import Ctx
 
 
 def require_api_token(request: Request, ctx: Ctx) -> None:

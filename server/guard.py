@@ -214,7 +214,7 @@ def token_or_session(request: Request) -> bool:
         given.strip().encode("utf-8", "surrogateescape"), token.get_secret_value().encode()
     ):
         return True
-    from server.web import current_session
+    from firebreak.server.web import current_session
 
     return bool(current_session(request, ctx).user)
 

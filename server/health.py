@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from server.deps import Ctx
+from firebreak.server.deps import Ctx
 
 router = APIRouter()
 
@@ -17,8 +17,8 @@ def healthz(ctx: Ctx, request: Request, detail: bool = False) -> dict[str, Any]:
     recovering, waiting for approval, queue depth and oldest wait (what `firebreak status` prints)."""
     if not detail:
         return {"status": "ok"}
-    from server.auth import require_api_token
-    from workflows.status import engine_status
+    from firebreak.server.auth import require_api_token
+    from firebreak.workflows.status import engine_status
 
     require_api_token(request, ctx)
     return {"status": "ok", "engine": engine_status(ctx).model_dump(mode="json")}

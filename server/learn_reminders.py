@@ -11,8 +11,8 @@ import logging
 import re
 
 from firebreak.context import ToolContext
+from firebreak.memory.postmortem import service
 from firebreak.state.incidents import Incident
-from memory.postmortem import service
 
 log = logging.getLogger(__name__)
 SLACK_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
@@ -24,7 +24,7 @@ def _mention(owner: str) -> str:
 
 def post_postmortem_reminders(ctx: ToolContext) -> list[str]:
     """Post "post-mortem due" in each due incident's thread; returns the incident ids posted."""
-    from server import slack
+    from firebreak.server import slack
 
     if not slack.slack_enabled(ctx.settings):
         return []
@@ -52,7 +52,7 @@ def post_postmortem_reminders(ctx: ToolContext) -> list[str]:
 
 def post_action_item_reminders(ctx: ToolContext) -> list[int]:
     """Remind the owner of each overdue action item in its incident's thread, at most weekly."""
-    from server import slack
+    from firebreak.server import slack
 
     if not slack.slack_enabled(ctx.settings):
         return []

@@ -33,7 +33,7 @@ def build_server(ctx: ToolContext) -> Any:
 
     from firebreak import __version__
     from firebreak.redact import redact_text
-    from tools.registry import ToolError, call_tool, get_tool, load_tools
+    from firebreak.tools.registry import ToolError, call_tool, get_tool, load_tools
 
     def query_tools() -> list[Any]:
         return sorted((s for s in load_tools().values() if s.kind == "query"), key=lambda s: s.name)

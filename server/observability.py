@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from sqlalchemy import func, select
 
 from firebreak.context import ToolContext
-from server.deps import Ctx
+from firebreak.server.deps import Ctx
 
 ALERTS_RECEIVED = Counter(
     "firebreak_alerts_received", "Alerts received in accepted webhook deliveries", ["source"])
@@ -50,7 +50,7 @@ def _queued_investigations(ctx: ToolContext) -> int:
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
 async def metrics(request: Request, ctx: Ctx) -> Response:
-    from server.guard import token_or_session
+    from firebreak.server.guard import token_or_session
 
     if not ctx.settings.public_metrics and not await run_in_threadpool(token_or_session, request):
         return JSONResponse({"detail": "missing or wrong bearer token (FIREBREAK_API_TOKEN); set "

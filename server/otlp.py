@@ -41,11 +41,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from firebreak.context import ToolContext
-from server.deps import Ctx
-from tools.log_store import get_log_store
-from tools.metric_store import get_metric_store
-from tools.otlp_convert import OTLPError, hex_ids_to_base64, log_lines, metric_kinds, metric_points, span_rows
-from tools.trace_store import trace_store
+from firebreak.server.deps import Ctx
+from firebreak.tools.log_store import get_log_store
+from firebreak.tools.metric_store import get_metric_store
+from firebreak.tools.otlp_convert import OTLPError, hex_ids_to_base64, log_lines, metric_kinds, metric_points, span_rows
+from firebreak.tools.trace_store import trace_store
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # compressed or not: the Collector's batches are a few MB at most
 MAX_INFLATED_BYTES = 128 * 1024 * 1024

@@ -73,7 +73,7 @@ def serve(
     """Serve webhooks, the API and the web page on HOST:PORT (settings from FIREBREAK_* and .env)."""
     import uvicorn
 
-    from server.app import create_app
+    from firebreak.server.app import create_app
 
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         typer.echo(f"error: --log-level: unknown level {log_level!r}", err=True)
@@ -96,7 +96,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="one JSON object"),
 ) -> None:
     """Durable workflows: replicas, workflows pending / recovering, approvals waiting, queue depth, oldest wait."""
-    from workflows.status import engine_status
+    from firebreak.workflows.status import engine_status
 
     st = engine_status(_open_context())
     if as_json:

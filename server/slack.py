@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firebreak.context import ToolContext
 from firebreak.redact import redact_obj, redact_text
+from firebreak.server import slack_blocks as sb
+from firebreak.server.deps import Ctx
 from firebreak.settings import Settings
-from server import slack_blocks as sb
-from server.deps import Ctx
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -197,7 +197,7 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     raw = form.get("payload")
     if not raw:
         raise HTTPException(400, detail="payload: missing form field")
-    from server.guard import JSONLimitError, loads_limited
+    from firebreak.server.guard import JSONLimitError, loads_limited
 
     try:  # bounded: nesting and huge numbers in a signed payload are a 400, not a crash
         data = loads_limited(raw[0])
@@ -235,7 +235,7 @@ async def interactions(request: Request, background: BackgroundTasks,
 
 def handle_block_actions(ctx: ToolContext, payload: BlockActions, is_retry: bool = False) -> None:
     """Turn each clicked Firebreak button into a decision; tell the clicker when nothing happened."""
-    from server.approvals import decide
+    from firebreak.server.approvals import decide
 
     user = payload.user.id
 
@@ -249,7 +249,7 @@ def handle_block_actions(ctx: ToolContext, payload: BlockActions, is_retry: bool
             continue
         value = (action.value or "").strip()
         if action.action_id == sb.ACTION_CLOSE:
-            from server.updates import close_from_slack
+            from firebreak.server.updates import close_from_slack
 
             answer = close_from_slack(ctx, user, value) if value else "The Close button carried no incident id."
             if answer:

@@ -18,16 +18,16 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from agent.messages import MessageTemplateError, render_fields, report_fields, scenario_for
-from agent.report import TriageReport
+from firebreak.agent.messages import MessageTemplateError, render_fields, report_fields, scenario_for
+from firebreak.agent.report import TriageReport
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
+from firebreak.server import slack_blocks as sb
+from firebreak.server.approvals import ALTERNATIVE_STATUSES
 from firebreak.state.alerts import Alert
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Incident, TimelineEntry
-from memory import incident_log
-from server import slack_blocks as sb
-from server.approvals import ALTERNATIVE_STATUSES
-from tools.executors import describe, rows_changed
+from firebreak.tools.executors import describe, rows_changed
 
 log = logging.getLogger(__name__)
 ACTIVE = ("open", "mitigated")
@@ -110,7 +110,7 @@ def post_due_updates(ctx: ToolContext) -> list[DueReminder]:
 
     Incidents without a Slack thread (or with Slack off) stay due: the web page shows them.
     """
-    from server import slack
+    from firebreak.server import slack
 
     if not slack.slack_enabled(ctx.settings):
         return []
@@ -149,7 +149,7 @@ MITIGATED_NOTICE = "mitigated_notice"
 def post_mitigated_notices(ctx: ToolContext) -> list[str]:
     """Tell each mitigated incident's Slack thread that every alert resolved and offer to close it; once per
     mitigation (a relapse and a new mitigation post again). Returns the incident ids posted."""
-    from server import slack
+    from firebreak.server import slack
 
     if not slack.slack_enabled(ctx.settings):
         return []
@@ -198,7 +198,7 @@ def close_from_slack(ctx: ToolContext, user: str, incident_id: str) -> str:
             return f"{incident_id} is already closed."
         incident_log.set_status(s, inc, "resolved", at=now, actor=user)
         channel, thread = inc.slack_channel, inc.slack_ts
-    from server import slack
+    from firebreak.server import slack
 
     slack.post(ctx.settings, text=f"{incident_id} closed by <@{user}> at {sb.when(now)}.", thread_ts=thread,
                channel=channel)

@@ -24,9 +24,9 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firebreak.server.sessions import list_sessions, revoke_session, revoke_user_sessions
 from firebreak.state.security import PersonalToken
 from firebreak.state.users import User
-from server.sessions import list_sessions, revoke_session, revoke_user_sessions
 
 if TYPE_CHECKING:
     from firebreak.context import ToolContext

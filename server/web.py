@@ -27,15 +27,10 @@ from sqlalchemy import func, select
 
 from firebreak.context import ToolContext
 from firebreak.redact import redact_obj, redact_text
-from firebreak.state.alerts import Alert
-from firebreak.state.approvals import Approval
-from firebreak.state.drills import DrillRun
-from firebreak.state.incidents import Incident
-from firebreak.state.investigations import Investigation
-from server import throttle
-from server.api_transcripts import record_review, summary_of, transcript_of
-from server.deps import Ctx
-from server.sessions import (
+from firebreak.server import throttle
+from firebreak.server.api_transcripts import record_review, summary_of, transcript_of
+from firebreak.server.deps import Ctx
+from firebreak.server.sessions import (
     COOKIE_NAME,
     MAX_AGE_SECONDS,
     WebSession,
@@ -46,7 +41,12 @@ from server.sessions import (
     sign,
     unsign,
 )
-from server.users import authenticate, user_exists
+from firebreak.server.users import authenticate, user_exists
+from firebreak.state.alerts import Alert
+from firebreak.state.approvals import Approval
+from firebreak.state.drills import DrillRun
+from firebreak.state.incidents import Incident
+from firebreak.state.investigations import Investigation
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ def _report_of(incident: Incident, investigations: list[Investigation]) -> dict[
 
 def _approvals_of(s: Any, incident_id: str) -> list[dict[str, Any]]:
     """Approvals with their alternative fixes nested, as the approvals engine presents them."""
-    from server.approvals import approvals_for_incident
+    from firebreak.server.approvals import approvals_for_incident
 
     return approvals_for_incident(s, incident_id)
 
@@ -364,7 +364,7 @@ def decide_approval(ctx: Ctx, request: Request, incident_id: str, approval_id: s
         row = s.get(Approval, approval_id)
         if row is None or row.incident_id != incident_id:
             return redirect(request, ctx, back, flash=f"error: no approval {approval_id} on this incident")
-    from server import approvals
+    from firebreak.server import approvals
 
     try:
         outcome = approvals.decide(ctx, approval_id, user=user, decision=decision, via="web",
@@ -390,7 +390,7 @@ def drills(ctx: Ctx, request: Request, user: str = Depends(signed_in)) -> HTMLRe
 @router.get("/drills/{run_id}", response_class=HTMLResponse)
 def drill_run_page(ctx: Ctx, request: Request, run_id: str, user: str = Depends(signed_in)) -> HTMLResponse:
     """A kept drill run: its score, report and transcript (the world itself is gone)."""
-    from server.api_transcripts import transcript_steps
+    from firebreak.server.api_transcripts import transcript_steps
 
     with ctx.db.session() as s:
         run = s.get(DrillRun, run_id)

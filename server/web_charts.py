@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from server.deps import Ctx
-from server.web import _fmt_minutes, render, signed_in
+from firebreak.server.deps import Ctx
+from firebreak.server.web import _fmt_minutes, render, signed_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,7 +79,7 @@ def _bar_chart(weeks: list[dict[str, Any]], series: list[tuple[str, str, str]], 
 @router.get("/indicators", response_class=HTMLResponse)
 def indicators(ctx: Ctx, request: Request, weeks: int = 12, user: str = Depends(signed_in)) -> HTMLResponse:
     weeks = max(1, min(weeks, 104))
-    from memory.stats import weekly_stats
+    from firebreak.memory.stats import weekly_stats
 
     with ctx.db.session() as s:
         stats = weekly_stats(s, weeks=weeks, now=ctx.clock.now(),
@@ -119,7 +119,7 @@ def _sparkline(points: list[list[Any]], width: int = 560, height: int = 120) -> 
 def dashboard_page(ctx: Ctx, request: Request, uid: str, hours: float = 2.0,
     user: str = Depends(signed_in)) -> HTMLResponse:
     """An embedded dashboard: each panel's series over the last hours, read through the same tools."""
-    from tools.registry import ToolError, call_tool
+    from firebreak.tools.registry import ToolError, call_tool
 
     boards = call_tool(ctx, "list_dashboards", {}).get("dashboards", [])
     board = next((b for b in boards if b.get("uid") == uid), None)

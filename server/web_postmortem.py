@@ -9,11 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from memory import incident_log
-from memory.postmortem import service
-from memory.postmortem.model import Source
-from server.deps import Ctx
-from server.web import WebSession, check_csrf, redirect, render, signed_in, web_session
+from firebreak.memory import incident_log
+from firebreak.memory.postmortem import service
+from firebreak.memory.postmortem.model import Source
+from firebreak.server.deps import Ctx
+from firebreak.server.web import WebSession, check_csrf, redirect, render, signed_in, web_session
 
 router = APIRouter(include_in_schema=False)
 MAX_FIELD = 4000
@@ -91,7 +91,7 @@ def postmortem_step(ctx: Ctx, request: Request, incident_id: str, step: str, csr
     except (service.PostMortemError, incident_log.IncidentLogError) as exc:
         return redirect(request, ctx, _page(incident_id), f"error: {exc}")
     if step == "publish":
-        from memory.index import sync_incidents
+        from firebreak.memory.index import sync_incidents
 
         sync_incidents(ctx)
     return redirect(request, ctx, _page(incident_id), message)

@@ -22,9 +22,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from firebreak.context import ToolContext
-from server.deps import Ctx
-from server.intake.errors import IntakeRefused
-from server.intake.normalize import (
+from firebreak.server.deps import Ctx
+from firebreak.server.intake.errors import IntakeRefused
+from firebreak.server.intake.normalize import (
     ParsedDelivery,
     describe_errors,
     normalize_alertmanager,
@@ -32,17 +32,17 @@ from server.intake.normalize import (
     normalize_sentry,
     parse_json_object,
 )
-from server.intake.replay import RETENTION as REPLAY_RETENTION
-from server.intake.replay import forget, remember
-from server.intake.service import intake_queue
-from server.intake.signatures import (
+from firebreak.server.intake.replay import RETENTION as REPLAY_RETENTION
+from firebreak.server.intake.replay import forget, remember
+from firebreak.server.intake.service import intake_queue
+from firebreak.server.intake.signatures import (
     GRAFANA_MAX_SKEW_SECONDS,
     Verified,
     verify_bearer,
     verify_grafana,
     verify_sentry,
 )
-from server.observability import (
+from firebreak.server.observability import (
     ALERTS_RECEIVED,
     ALERTS_TRUNCATED,
     DELIVERIES_IGNORED,
@@ -197,7 +197,7 @@ async def alertmanager_webhook(
 
 
 def _record_change(ctx: ToolContext, raw: dict[str, Any]) -> ChangeAccepted:
-    from tools.changes import ChangeIn, record_change
+    from firebreak.tools.changes import ChangeIn, record_change
 
     try:
         change_in = ChangeIn.model_validate(raw)
@@ -205,7 +205,7 @@ def _record_change(ctx: ToolContext, raw: dict[str, Any]) -> ChangeAccepted:
         raise IntakeRefused(422, describe_errors(exc), "invalid_payload") from None
     except (OverflowError, ValueError) as exc:  # a validator that let a non-ValueError escape
         raise IntakeRefused(422, f"at: timestamp out of range ({exc})", "invalid_payload") from None
-    from tools.registry import ToolError
+    from firebreak.tools.registry import ToolError
 
     try:
         with ctx.db.session() as s:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from firebreak.context import ToolContext
-from simulations.scorer import Score, SuspectIn
+from firebreak.simulations.scorer import Score, SuspectIn
 
 
 class BaselineName(StrEnum):
@@ -125,7 +125,7 @@ def run_baselines(ctx: ToolContext, until: datetime,
 
 def aggregate_baselines(per_result: list[dict[str, dict[str, Any]]], recorded: list[bool]) -> dict[str, Any]:
     """Ratios over all results per baseline; AC@1, AC@3, Avg@5 over the recorded ones when there are some."""
-    from simulations.scorer import ac_at, avg_at
+    from firebreak.simulations.scorer import ac_at, avg_at
 
     n = len(per_result)
     out: dict[str, Any] = {}

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulations.recorded.model import RecordedIncident, find_incidents, load_incident
-from simulations.runner import DrillResult
-from simulations.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
-from simulations.scorer import ac_at, avg_at
+from firebreak.simulations.recorded.model import RecordedIncident, find_incidents, load_incident
+from firebreak.simulations.runner import DrillResult
+from firebreak.simulations.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
+from firebreak.simulations.scorer import ac_at, avg_at
 
 
 @dataclass
@@ -38,8 +38,8 @@ class BenchItem:
 
 def collect(directory: Path) -> tuple[list[BenchItem], list[str]]:
     """Items in path order and one line per problem; a recorded folder's files are all read and checked."""
-    from simulations.recorded.readers import read_folder
-    from simulations.recorded.replay import check_changes
+    from firebreak.simulations.recorded.readers import read_folder
+    from firebreak.simulations.recorded.replay import check_changes
 
     folders = find_incidents(directory)
     inside = set(folders)
@@ -67,7 +67,7 @@ def collect(directory: Path) -> tuple[list[BenchItem], list[str]]:
 
 def failed(item: BenchItem, error: str) -> DrillResult:
     """A drill the machinery could not finish: scored as a miss, the error kept in the details."""
-    from simulations.runner import failed_result
+    from firebreak.simulations.runner import failed_result
 
     if item.scenario is not None:
         return failed_result(item.scenario, error)
@@ -80,8 +80,8 @@ def failed(item: BenchItem, error: str) -> DrillResult:
 
 
 def run_item(item: BenchItem, warn: Callable[[str], None]) -> DrillResult:
-    from simulations.recorded.run import run_recorded
-    from simulations.runner import run_drill
+    from firebreak.simulations.recorded.run import run_recorded
+    from firebreak.simulations.runner import run_drill
 
     try:
         if item.scenario is not None:
@@ -107,7 +107,7 @@ def _result_json(r: DrillResult) -> dict[str, Any]:
 
 def aggregate(results: list[DrillResult]) -> dict[str, Any]:
     """Ratios over all drills, every result, baselines; AC@k overall and by fault for recorded ones."""
-    from simulations.baselines import aggregate_baselines
+    from firebreak.simulations.baselines import aggregate_baselines
 
     n = len(results)
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from simulations.scenario import ScenarioError, load_scenario
+from firebreak.simulations.scenario import ScenarioError, load_scenario
 
 app = typer.Typer(help="Drills: replay blank incidents from scenario files.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -86,9 +86,9 @@ def run_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each timeline step.")] = False,
 ) -> None:
     """Run one scenario file or recorded-incident folder with the configured investigator; score it."""
-    from simulations.recorded.model import load_incident
-    from simulations.recorded.readers import read_folder
-    from simulations.runner import DrillSetupError, preload, run_drill
+    from firebreak.simulations.recorded.model import load_incident
+    from firebreak.simulations.recorded.readers import read_folder
+    from firebreak.simulations.runner import DrillSetupError, preload, run_drill
 
     _quiet_logs()
     recorded = file.is_dir()
@@ -112,14 +112,14 @@ def run_cmd(
             raise _fail(f"--keep: cannot create {keep} ({exc.strerror or exc})", 2) from None
     try:
         step = (lambda line: err.print(f"  {line}", markup=False)) if verbose else None
-        from simulations.kept import recorder
+        from firebreak.simulations.kept import recorder
 
         on_done, kept_ids = recorder(file) if server is None else (None, [])
         debriefs: list[str] = []
         if not recorded and not as_json and on_done is not None:
             on_done = _with_debrief(file, on_done, debriefs)
         if recorded:
-            from simulations.recorded.run import run_recorded
+            from firebreak.simulations.recorded.run import run_recorded
 
             result = run_recorded(file, keep_dir=keep, on_step=step, incident=incident, telemetry=telemetry,
                                   on_done=on_done)
@@ -150,8 +150,8 @@ def _with_debrief(file: Path, keep: Callable[[Any, Any], None], sink: list[str])
 
     def done(world: Any, result: Any) -> None:
         keep(world, result)
-        from memory.postmortem.render import markdown
-        from simulations.debrief import debrief
+        from firebreak.memory.postmortem.render import markdown
+        from firebreak.simulations.debrief import debrief
 
         try:
             pm = debrief(world, load_scenario(file), result.spec_json(), now=world.clock.now())
@@ -170,7 +170,7 @@ class InvalidScenarios(ValueError):
 
 def aggregate(results: list[Any]) -> dict[str, Any]:
     """The bench JSON: ratios over all drills, the baselines, and for recorded incidents AC@k by fault."""
-    from simulations.bench import aggregate as bench_aggregate
+    from firebreak.simulations.bench import aggregate as bench_aggregate
 
     return bench_aggregate(results)
 
@@ -180,8 +180,8 @@ def bench_dir(directory: Path, progress: bool = True) -> dict[str, Any]:
     its format stops the bench before any drill runs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from simulations.bench import collect, run_item
-    from simulations.runner import preload
+    from firebreak.simulations.bench import collect, run_item
+    from firebreak.simulations.runner import preload
 
     items, problems = collect(directory)
     if problems:
@@ -226,7 +226,7 @@ def bench_cmd(
     out.print(f"scenarios {agg['scenarios']}  hit@1 {agg['hit_at_1']:.2f}  hit@3 {agg['hit_at_3']:.2f}  "
               f"right fix {agg['mitigation_ok']:.2f}  median wall {agg['median_wall_seconds']:.2f} s",
               highlight=False)
-    from simulations.bench import summary_lines
+    from firebreak.simulations.bench import summary_lines
 
     for line in summary_lines(agg):
         out.print(line, highlight=False, markup=False)
@@ -244,7 +244,7 @@ def practice_cmd(
         "--timeout", help="Give up after this many wall seconds without an answer.")] = None,
 ) -> None:
     """Practise a blank incident: alerts arrive on an accelerated clock; answer with `firebreak drill answer`."""
-    from simulations.practice import PracticeError, practise
+    from firebreak.simulations.practice import PracticeError, practise
 
     _quiet_logs()
     try:
@@ -271,7 +271,7 @@ def answer_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Submit your hypotheses and fix for the running practice drill; get the score and the debrief."""
-    from simulations.practice import PracticeError, parse_answer, submit_answer
+    from firebreak.simulations.practice import PracticeError, parse_answer, submit_answer
 
     try:
         answer = parse_answer(suspect, fix, severity, note)
@@ -281,7 +281,7 @@ def answer_cmd(
     if as_json:
         print(json.dumps(debrief.model_dump(mode="json")))
     else:
-        from simulations.practice import print_debrief
+        from firebreak.simulations.practice import print_debrief
 
         print_debrief(debrief, out)
 
@@ -292,7 +292,7 @@ def history_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Each person's drills, and who has not practised lately."""
-    from simulations.history import drill_history, print_history
+    from firebreak.simulations.history import drill_history, print_history
 
     hist = drill_history(days=days)
     if as_json:
@@ -309,7 +309,7 @@ def generate_cmd(
     = Path("generated-worlds"),
 ) -> None:
     """Write generated training worlds (random culprit kinds, topologies and red herrings) as scenario files."""
-    from simulations.worlds import write_worlds
+    from firebreak.simulations.worlds import write_worlds
 
     try:
         paths = write_worlds(count, seed, out_dir)

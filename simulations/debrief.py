@@ -12,10 +12,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from firebreak.context import ToolContext
+from firebreak.memory.postmortem.draft import draft
+from firebreak.memory.postmortem.model import PostMortem, Source, Why
+from firebreak.simulations.scenario import Scenario
 from firebreak.state.incidents import Incident
-from memory.postmortem.draft import draft
-from memory.postmortem.model import PostMortem, Source, Why
-from simulations.scenario import Scenario
 
 
 def _verdicts(result: dict[str, object], who: str) -> tuple[list[str], list[str]]:

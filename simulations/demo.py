@@ -92,10 +92,10 @@ def demo(
     """Start Firebreak with its web page, replay a drill against it, and print where to look."""
     from rich.console import Console
 
-    from simulations.cli import print_result
-    from simulations.generator import build_world
-    from simulations.runner import HttpTransport, Progress, make_env, play, read_triage, result_of, seed_world
-    from simulations.scenario import ScenarioError, load_scenario
+    from firebreak.simulations.cli import print_result
+    from firebreak.simulations.generator import build_world
+    from firebreak.simulations.runner import HttpTransport, Progress, make_env, play, read_triage, result_of, seed_world
+    from firebreak.simulations.scenario import ScenarioError, load_scenario
 
     console = Console(soft_wrap=True)
     started = time.perf_counter()
@@ -119,8 +119,8 @@ def demo(
     previous = _stop_on_sigterm()
     terminated = False
     try:
-        from server.app import create_app
-        from server.users import add_user
+        from firebreak.server.app import create_app
+        from firebreak.server.users import add_user
 
         with env.ctx.db.session() as s:
             add_user(s, DEMO_USER, password, at=env.clock.now(), replace=True)
@@ -139,7 +139,7 @@ def demo(
         result.details.update(counts)
         _record_run(env.ctx, result)
         if data_dir is None:  # the temp world goes at the end: keep the run in the configured data dir
-            from simulations.kept import capture, store
+            from firebreak.simulations.kept import capture, store
 
             kept_id = store({**capture(env.ctx, result), "file": str(scenario.resolve())}, mode="demo")
         print_result(result)

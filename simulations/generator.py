@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from simulations.scenario import (
+from firebreak.simulations.scenario import (
     AlertEvent,
     ConfigEvent,
     DeployEvent,
@@ -26,7 +26,7 @@ from simulations.scenario import (
     MetricSpec,
     Scenario,
 )
-from simulations.values import fill, stream_rng
+from firebreak.simulations.values import fill, stream_rng
 
 DEFAULT_AUTHORS = {"deploy": "ci-pipeline", "config": "config-sync", "flag": "flags-console", "infra": "infra-ops"}
 UNDECLARED_EVERY = timedelta(seconds=15)

@@ -33,7 +33,7 @@ def _person() -> str:
 
 def capture(world: ToolContext, result: Any) -> dict[str, Any]:
     """What to keep of a finished drill, read from its world before the world is removed."""
-    from agent.transcripts import TranscriptError, get_transcript
+    from firebreak.agent.transcripts import TranscriptError, get_transcript
 
     kept: dict[str, Any] = {**result.spec_json(), "status": "done"}
     inv_id = (result.details or {}).get("investigation")

@@ -28,13 +28,13 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from agent.actions import ACTION_FIELDS
+from firebreak.agent.actions import ACTION_FIELDS
 from firebreak.clock import ScaledClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
-from simulations.generator import build_world
-from simulations.scenario import Scenario, load_scenario
-from simulations.scorer import SuspectIn, describe_truth, score
+from firebreak.simulations.generator import build_world
+from firebreak.simulations.scenario import Scenario, load_scenario
+from firebreak.simulations.scorer import SuspectIn, describe_truth, score
 
 MARKER = ".firebreak-practice"
 SUSPECT_KINDS = ("deploy", "config", "flag", "dependency", "resource", "traffic", "certificate", "data", "infra")
@@ -166,7 +166,7 @@ def _side(answer_suspects: list[SuspectIn], fix: dict[str, Any] | None, severity
 
 def investigator_side(sc: Scenario) -> Side | None:
     """The investigator on the same scenario, in a world of its own (so the trainee's is never spoiled)."""
-    from simulations.runner import run_drill
+    from firebreak.simulations.runner import run_drill
 
     try:
         res = run_drill(sc)
@@ -327,9 +327,8 @@ def practise(
     console: Console | None = None,
 ) -> Debrief | None:
     """Run the practice loop until the trainee answers (or `timeout` wall seconds pass)."""
-    from firebreak.state.drills import DrillRun
-    from simulations.render import render
-    from simulations.runner import (
+    from firebreak.simulations.render import render
+    from firebreak.simulations.runner import (
         InProcessTransport,
         Progress,
         deliver,
@@ -341,6 +340,7 @@ def practise(
         write_logs,
         write_metrics,
     )
+    from firebreak.state.drills import DrillRun
 
     console = console or Console()
     if speed <= 0:

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from simulations.generator import AlertNotice
-from simulations.scenario import AlertEvent, Dashboard
+from firebreak.simulations.generator import AlertNotice
+from firebreak.simulations.scenario import AlertEvent, Dashboard
 
 GRAFANA_URL = "https://grafana.drill.example"
 PROMETHEUS_URL = "http://prometheus.drill.example:9090"

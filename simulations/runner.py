@@ -27,10 +27,10 @@ from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.db import forget_database
 from firebreak.settings import Settings
-from simulations.generator import ChangeSpec, LogBlock, World, build_world
-from simulations.render import Delivery, Secrets, render
-from simulations.scenario import HistoryIncident, Scenario, load_scenario
-from simulations.scorer import SuspectIn, score
+from firebreak.simulations.generator import ChangeSpec, LogBlock, World, build_world
+from firebreak.simulations.render import Delivery, Secrets, render
+from firebreak.simulations.scenario import HistoryIncident, Scenario, load_scenario
+from firebreak.simulations.scorer import SuspectIn, score
 
 log = logging.getLogger("firebreak.drill")
 SEVERITY_RANK = {"critical": 3, "major": 2, "minor": 1}
@@ -75,7 +75,7 @@ class InProcessTransport:
     def __init__(self, ctx: ToolContext) -> None:
         from fastapi.testclient import TestClient
 
-        from server.app import create_app
+        from firebreak.server.app import create_app
 
         self.client = TestClient(create_app(ctx, start_worker=False), raise_server_exceptions=False)
 
@@ -187,8 +187,8 @@ def make_env(sc: Scenario, data_dir: Path | None = None, **settings_extra: Any) 
 
 def write_history(ctx: ToolContext, history: list[HistoryIncident]) -> None:
     """Past incidents into the incident log, resolved, as the team recorded them."""
+    from firebreak.memory import incident_log as il
     from firebreak.state.incidents import Incident
-    from memory import incident_log as il
 
     with ctx.db.session() as s:
         for h in history:
@@ -212,7 +212,7 @@ def write_history(ctx: ToolContext, history: list[HistoryIncident]) -> None:
 
 
 def seed_flags(ctx: ToolContext, sc: Scenario) -> None:
-    from tools.flags import get_flag_store
+    from firebreak.tools.flags import get_flag_store
 
     get_flag_store(ctx).seed({k: v.flagd() for k, v in sc.flags.items()})
 
@@ -226,7 +226,7 @@ def _apply_flag(ctx: ToolContext, change: ChangeSpec) -> bool:
         action, variant = "set_flag_variant", change.variant
     else:
         action, variant = "enable_flag", None
-    from tools.flags import FlagError, get_flag_store
+    from firebreak.tools.flags import FlagError, get_flag_store
 
     store = get_flag_store(ctx)
     if change.flag not in store.flags():
@@ -247,7 +247,7 @@ UNDECLARED_FLAG: dict[str, Any] = {"state": "ENABLED", "variants": {"on": True, 
 def write_dashboards(ctx: ToolContext, sc: Scenario) -> None:
     if not sc.dashboards:
         return
-    from tools.metric_store import Dashboard, Panel, get_metric_store
+    from firebreak.tools.metric_store import Dashboard, Panel, get_metric_store
 
     store = get_metric_store(ctx)
     for d in sc.dashboards:
@@ -262,7 +262,7 @@ def write_logs(ctx: ToolContext, blocks: list[LogBlock], until_us: int | None = 
     Lines carry no attributes: serialising 50,000 attribute maps costs more than the rest of the
     ingest, and the service, level and message are what the scenario format describes.
     """
-    from tools.log_store import LogLine, get_log_store
+    from firebreak.tools.log_store import LogLine, get_log_store
 
     def lines() -> Any:
         for b in blocks:
@@ -275,7 +275,7 @@ def write_logs(ctx: ToolContext, blocks: list[LogBlock], until_us: int | None = 
 
 
 def write_metrics(ctx: ToolContext, world: World, until_ms: int | None = None, since_ms: int | None = None) -> int:
-    from tools.metric_store import MetricPoint, get_metric_store
+    from firebreak.tools.metric_store import MetricPoint, get_metric_store
 
     def points() -> Any:
         for s in world.series:
@@ -291,8 +291,8 @@ def record_change(ctx: ToolContext, change: ChangeSpec) -> None:
     """A deploy, config, flag or infra change, as CI/CD or a person would report it."""
     if change.kind == "flag" and _apply_flag(ctx, change):
         return
-    from tools.changes import ChangeIn
-    from tools.changes import record_change as store_change
+    from firebreak.tools.changes import ChangeIn
+    from firebreak.tools.changes import record_change as store_change
 
     with ctx.db.session() as s:
         store_change(s, ChangeIn.model_validate(change.payload()), source="drill", now=change.at)
@@ -348,7 +348,7 @@ def run_triage(ctx: ToolContext, progress: Progress) -> None:
     """Run the investigations that are due now (the worker's job in `firebreak serve`)."""
     progress.triaged_at = ctx.clock.now()
     began = time.perf_counter()
-    from agent.worker import run_due
+    from firebreak.agent.worker import run_due
 
     try:
         run_due(ctx)
@@ -499,7 +499,7 @@ def result_of(sc: Scenario, env: DrillEnv, progress: Progress, triage: Triage, s
 
 def drill_baselines(sc: Scenario, env: DrillEnv, progress: Progress) -> dict[str, dict[str, Any]]:
     """The naive rankers of `simulations.baselines` on this drill, from the stores, by the same scorer."""
-    from simulations.baselines import run_baselines
+    from firebreak.simulations.baselines import run_baselines
 
     until = progress.triaged_at or env.clock.now()
     return run_baselines(env.ctx, until, lambda suspects, fix: score(suspects, fix, None, sc.truth))
@@ -513,12 +513,12 @@ def preload() -> None:
     """
     import fastapi.testclient  # noqa: F401
 
-    import agent.investigator  # noqa: F401
-    import agent.worker  # noqa: F401
-    import server.app  # noqa: F401  (imports every router)
-    import tools.log_store  # noqa: F401
-    import tools.metric_store  # noqa: F401
-    from tools.registry import load_tools
+    import firebreak.agent.investigator  # noqa: F401
+    import firebreak.agent.worker  # noqa: F401
+    import firebreak.server.app  # noqa: F401  (imports every router)
+    import firebreak.tools.log_store  # noqa: F401
+    import firebreak.tools.metric_store  # noqa: F401
+    from firebreak.tools.registry import load_tools
 
     load_tools()
 

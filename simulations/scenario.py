@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from agent.actions import ACTION_FIELDS
+from firebreak.agent.actions import ACTION_FIELDS
 from firebreak.kinds import SuspectKind
-from simulations.units import format_duration, parse_duration, parse_rate, parse_timestamp
+from firebreak.simulations.units import format_duration, parse_duration, parse_rate, parse_timestamp
 
 
 def _to_str(value: object) -> object:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from simulations.scenario import Mitigation, SuspectRef, Truth
+from firebreak.simulations.scenario import Mitigation, SuspectRef, Truth
 
 if TYPE_CHECKING:
-    from simulations.recorded.model import RecordedTruth
+    from firebreak.simulations.recorded.model import RecordedTruth
 
 
 class SuspectIn(BaseModel):

@@ -13,8 +13,8 @@ from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.db import reset_databases
 from firebreak.settings import Settings
+from firebreak.workflows import install as install_workflows
 from tests.shared_guard import install as refuse_shared_reads
-from workflows import install as install_workflows
 
 REPO = Path(__file__).resolve().parent.parent
 # Everything the tests read lives inside the repository (a user's clone has no ../shared).

@@ -204,8 +204,8 @@ def block_actions(
 
 def sample_report() -> Any:
     """A triage report like the investigator's for the checkout-flag-timeouts drill."""
-    from agent.actions import ProposedFix
-    from agent.report import Evidence, Hypothesis, Suspect, TriageReport
+    from firebreak.agent.actions import ProposedFix
+    from firebreak.agent.report import Evidence, Hypothesis, Suspect, TriageReport
 
     flag_fix = ProposedFix(action="disable_flag", parameters={"flag": "checkout-new-pricing"},
                            rationale="the flag was turned on 2 minutes before the errors",
@@ -233,7 +233,7 @@ def sample_report() -> Any:
 
 def open_incident(ctx: Any, *, title: str = "Checkout slow and failing", report: Any = None) -> str:
     """An open incident with a stored report; returns its id."""
-    from memory import incident_log
+    from firebreak.memory import incident_log
 
     rep = report if report is not None else sample_report()
     now = ctx.clock.now()
@@ -246,7 +246,7 @@ def open_incident(ctx: Any, *, title: str = "Checkout slow and failing", report:
 
 def seed_flags(ctx: Any) -> None:
     """The drill's flag file: checkout-new-pricing on for everybody."""
-    from tools.flags import get_flag_store
+    from firebreak.tools.flags import get_flag_store
 
     store = get_flag_store(ctx)
     store.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.triage import build_report, rank_suspects
-from agent.triage.context import Candidate
-from agent.triage.observe import Findings, key_links, mentions_service
-from agent.triage.vocab import traffic_sources
+from firebreak.agent.triage import build_report, rank_suspects
+from firebreak.agent.triage.context import Candidate
+from firebreak.agent.triage.observe import Findings, key_links, mentions_service
+from firebreak.agent.triage.vocab import traffic_sources
 from tests.test_agent_world import World, mailer_like, world_findings
 
 # Known gaps of the fitted ranking (weights.json, fitted on generated worlds only): the old rule pile
@@ -303,7 +303,7 @@ def test_deploy_on_a_quiet_dependency_that_callers_blame() -> None:
 
 
 def test_traffic_named_only_in_sampled_info_lines() -> None:
-    from agent.offline import OfflineInvestigator
+    from firebreak.agent.offline import OfflineInvestigator
 
     w = base("Feed slow", "feed")
     w.deploy(5, "feed", "2.9.1", "2.9.0", "ranking tweak")

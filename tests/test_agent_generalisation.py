@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.triage import build_report, rank_suspects
-from agent.triage.context import Candidate
-from agent.triage.observe import Findings
-from agent.triage.vocab import damage_strength, traffic_sources
-from agent.triage.vocab import tables_in as _tables
-from agent.triage.vocab import varies_per_line as _varies_per_line
+from firebreak.agent.triage import build_report, rank_suspects
+from firebreak.agent.triage.context import Candidate
+from firebreak.agent.triage.observe import Findings
+from firebreak.agent.triage.vocab import damage_strength, traffic_sources
+from firebreak.agent.triage.vocab import tables_in as _tables
+from firebreak.agent.triage.vocab import varies_per_line as _varies_per_line
 from tests.test_agent_world import World, world_findings
 
 # Known gaps of the fitted ranking (weights.json, fitted on generated worlds only): the old rule pile
@@ -350,8 +350,8 @@ def test_a_quiet_dependency_is_not_blamed_when_another_service_failed_first() ->
 
 
 def test_flag_fix_undoes_the_latest_switch() -> None:
-    from agent.triage import suspects
-    from agent.triage.context import Context
+    from firebreak.agent.triage import suspects
+    from firebreak.agent.triage.context import Context
 
     f = Findings(now=datetime(2026, 1, 1, tzinfo=UTC))
     f.flag_events = [  # newest first, as flag_history returns them

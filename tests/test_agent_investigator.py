@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-import agent.investigator as inv_mod
-from agent.investigator import InvestigationError, investigate, queue_investigation, resume
-from agent.report import TriageReport
-from agent.worker import InvestigationWorker, run_due
+import firebreak.agent.investigator as inv_mod
+from firebreak.agent.investigator import InvestigationError, investigate, queue_investigation, resume
+from firebreak.agent.report import TriageReport
+from firebreak.agent.worker import InvestigationWorker, run_due
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import open_incident
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Incident, TimelineEntry
 from firebreak.state.investigations import Investigation
-from memory.incident_log import open_incident
 from tests.fake_openai import FakeOpenAI, tool_results
 from tests.test_agent_world import World, mailer_like
 
@@ -167,7 +167,7 @@ def test_resume_refuses_a_pending_approval(ctx: ToolContext, world: World, incid
 
 
 def test_decide_through_the_approval_flow(ctx: ToolContext, world: World, incident_id: str) -> None:
-    approvals = pytest.importorskip("server.approvals")
+    approvals = pytest.importorskip("firebreak.server.approvals")
     ctx.settings.approvers = ["alice"]
     inv_id = queue_investigation(ctx, incident_id)
     investigate(ctx, inv_id)
@@ -393,7 +393,7 @@ def test_function_model_stands_in_for_an_llm(
     from pydantic_ai.messages import ModelResponse, ToolCallPart
     from pydantic_ai.models.function import FunctionModel
 
-    from agent.offline import collect
+    from firebreak.agent.offline import collect
 
     def fn(messages: list[Any], info: Any) -> ModelResponse:
         results = collect(messages)

@@ -12,13 +12,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-import agent.investigator as inv_mod
-from agent.actions import ACTION_FIELDS
-from agent.investigator import investigate, queue_investigation
+import firebreak.agent.investigator as inv_mod
+from firebreak.agent.actions import ACTION_FIELDS
+from firebreak.agent.investigator import investigate, queue_investigation
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import open_incident
 from firebreak.state.approvals import Approval
 from firebreak.state.investigations import Investigation
-from memory.incident_log import open_incident
 from tests.fake_openai import FakeOpenAI, tool_results
 from tests.test_agent_world import World, mailer_like
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import agent.investigator as inv_mod
-from agent.cli import app
-from agent.investigator import investigate, queue_investigation
-from agent.transcripts import (
+import firebreak.agent.investigator as inv_mod
+from firebreak.agent.cli import app
+from firebreak.agent.investigator import investigate, queue_investigation
+from firebreak.agent.transcripts import (
     TranscriptError,
     export_reviewed,
     get_transcript,
@@ -21,7 +21,7 @@ from agent.transcripts import (
     review_transcript,
 )
 from firebreak.context import ToolContext
-from memory.incident_log import open_incident
+from firebreak.memory.incident_log import open_incident
 from tests.test_agent_world import World, mailer_like
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -66,7 +66,7 @@ def test_list_show_review_export(ctx: ToolContext, run_id: str) -> None:
 
 @pytest.fixture
 def cli(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str]]:
-    monkeypatch.setattr("agent.cli._ctx", lambda: ctx)
+    monkeypatch.setattr("firebreak.agent.cli._ctx", lambda: ctx)
     runner = CliRunner(env={"COLUMNS": "250"})
 
     def invoke(*args: str) -> tuple[int, str]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.triage.observe import Findings
-from tools.registry import ToolError, ToolSpec
+from firebreak.agent.triage.observe import Findings
+from firebreak.tools.registry import ToolError, ToolSpec
 
 
 class AnyInput(BaseModel):

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, SecretStr
 
-import server.api_tools as api_tools
+import firebreak.server.api_tools as api_tools
 from firebreak.context import ToolContext
-from tools.registry import REGISTRY, ToolError, tool
+from firebreak.tools.registry import REGISTRY, ToolError, tool
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -73,7 +73,7 @@ def test_tools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def client(ctx: ToolContext, test_tools: None) -> Iterator[TestClient]:
-    from server.app import create_app
+    from firebreak.server.app import create_app
 
     ctx.settings.api_token = SecretStr(TOKEN)
     with TestClient(create_app(ctx, start_worker=False)) as c:
@@ -135,7 +135,7 @@ def test_errors(client: TestClient) -> None:
 def test_openapi_describes_every_query_tool(client: TestClient) -> None:
     assert client.get("/openapi.json").status_code == 401  # behind the token unless FIREBREAK_PUBLIC_DOCS
     spec = client.get("/openapi.json", headers=AUTH).json()
-    from tools.registry import load_tools
+    from firebreak.tools.registry import load_tools
 
     for name, t in load_tools().items():
         path = f"/api/tools/{name}"
@@ -156,10 +156,10 @@ def test_openapi_describes_every_query_tool(client: TestClient) -> None:
 
 def test_real_registry_tool_runs(client: TestClient) -> None:
     """A real tool from the registry answers through the API (flags: no backend needed)."""
-    from tools.registry import load_tools
+    from firebreak.tools.registry import load_tools
 
     if "list_flags" not in load_tools():
-        pytest.skip("tools.flags is not installed yet")
+        pytest.skip("firebreak.tools.flags is not installed yet")
     r = client.post("/api/tools/list_flags", json={}, headers=AUTH)
     assert r.status_code == 200, r.text
     assert "flags" in r.json()

@@ -9,12 +9,12 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from firebreak.context import ToolContext
+from firebreak.server.approvals import install, request_approval
 from firebreak.state.approvals import Approval
 from firebreak.statuses import ApprovalStatus
-from server.approvals import install, request_approval
+from firebreak.workflows.executor import execute_approved
+from firebreak.workflows.notify import get_people, set_people
 from tests.fake_slack import FakeSlack, open_incident, sample_report, seed_flags
-from workflows.executor import execute_approved
-from workflows.notify import get_people, set_people
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from firebreak.cli import app
 from firebreak.context import ToolContext
+from firebreak.server.approvals import request_approval
 from firebreak.settings import Settings, get_settings
-from server.approvals import request_approval
 from tests.fake_slack import open_incident, sample_report
 
 PASSWORD = "correct horse battery"
@@ -23,7 +23,7 @@ def env(settings: Settings, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FIREBREAK_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("FIREBREAK_APPROVERS", "alice, bob")
     get_settings.cache_clear()
-    from server.users import add_user
+    from firebreak.server.users import add_user
 
     with ctx.db.session() as s:  # the CLI asks each approver to prove their name (here: --password-stdin)
         for name in ("alice", "bob", "mallory"):

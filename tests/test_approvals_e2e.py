@@ -19,17 +19,17 @@ from sqlalchemy import select
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.server.slack_blocks import ACTION_APPROVE
 from firebreak.state.approvals import Approval
 from firebreak.state.audit import AuditEvent
 from firebreak.state.incidents import Countermeasure, Incident
 from firebreak.state.investigations import Investigation
-from server.slack_blocks import ACTION_APPROVE
 from tests.fake_slack import FakeSlack, block_actions, interaction_body, sign
 
-pytest.importorskip("server.webhooks")
-pytest.importorskip("agent.investigator")
+pytest.importorskip("firebreak.server.webhooks")
+pytest.importorskip("firebreak.agent.investigator")
 
-from agent.worker import run_due  # noqa: E402
+from firebreak.agent.worker import run_due  # noqa: E402
 from tests.test_intake_common import (  # noqa: E402
     API_TOKEN,
     WEBHOOK_TOKEN,

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from agent.actions import ProposedFix
+from firebreak.agent.actions import ProposedFix
 from firebreak.context import ToolContext
+from firebreak.server.approvals import ApprovalError, approvals_for_incident, decide, list_approvals, request_approval
 from firebreak.state.approvals import Approval
 from firebreak.state.audit import AuditEvent
 from firebreak.state.incidents import Countermeasure, Incident, TimelineEntry
-from server.approvals import ApprovalError, approvals_for_incident, decide, list_approvals, request_approval
+from firebreak.workflows.executor import ExecutionRefused
+from firebreak.workflows.executor import execute_approved as execute_once
 from tests.fake_slack import open_incident, sample_report, seed_flags
-from workflows.executor import ExecutionRefused
-from workflows.executor import execute_approved as execute_once
 
 ROLLBACK = ProposedFix(action="rollback", parameters={"service": "checkout", "to": "8.2.0"},
                        rationale="8.3.0 broke payments", risk="loses the new banner", undo="deploy 8.3.0")
@@ -114,7 +114,7 @@ def test_unknown_and_bad_input(actx: ToolContext) -> None:
 
 
 def test_finished_incident_is_refused(actx: ToolContext) -> None:
-    from memory import incident_log
+    from firebreak.memory import incident_log
 
     inc, aid = _request(actx)
     with actx.db.session() as s:
@@ -259,7 +259,7 @@ def test_concurrent_clicks_execute_once(actx: ToolContext, tmp_path: Path,
 
 
 def test_flag_action_goes_through_the_flag_store(actx: ToolContext) -> None:
-    from tools.flags import get_flag_store
+    from firebreak.tools.flags import get_flag_store
 
     seed_flags(actx)
     store = get_flag_store(actx)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.messages import (
+from firebreak.agent.messages import (
     TEMPLATE_NAMES,
     TEMPLATES_DIR,
     MessageTemplateError,

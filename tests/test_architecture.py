@@ -1,7 +1,7 @@
 """Layers point one way: core <- memory <- tools <- agent <- workflows <- server <- simulations and CLI.
 
 Imports are read from the source (module level, inside functions, and module names written in strings
-such as `importlib.import_module("server.app")` or a monkeypatch target), so a cycle cannot hide in a
+such as `importlib.import_module("firebreak.server.app")` or a monkeypatch target), so a cycle cannot hide in a
 function body. The check fails on any import from a higher layer and on any cycle between packages.
 """
 
@@ -13,16 +13,23 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("firebreak", "tools", "memory", "agent", "workflows", "server", "simulations")
+AREAS = ("tools", "memory", "agent", "workflows", "server", "simulations")  # folders, imported as firebreak.X
+PACKAGES = ("firebreak", *AREAS)
 # Command-line adapters (the CLI root and each area's `cli`/`*_cli` module) sit at the top with simulations.
-TOP_MODULES = {"firebreak.cli", "simulations.demo"}  # the CLI root and the `demo` command
+TOP_MODULES = {"firebreak.cli", "firebreak.simulations.demo"}  # the CLI root and the `demo` command
 
 
 def is_cli(module: str) -> bool:
     last = module.rsplit(".", 1)[-1]
     return module in TOP_MODULES or last == "cli" or last.endswith("_cli")
 LAYER = {"firebreak": 0, "memory": 1, "tools": 2, "agent": 3, "workflows": 4, "server": 5, "simulations": 6}
-STRING_MODULE = re.compile(rf"^({'|'.join(PACKAGES)})(\.[a-z_][a-z0-9_]*)+$")
+STRING_MODULE = re.compile(r"^firebreak(\.[a-z_][a-z0-9_]*)+$")
+
+
+def area(module: str) -> str:
+    """`firebreak.agent.x` -> `agent`; any other `firebreak.x` is the core."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in AREAS else "firebreak"
 
 
 def module_name(path: Path) -> str:
@@ -30,7 +37,7 @@ def module_name(path: Path) -> str:
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
-    return ".".join(parts)
+    return ".".join(parts if parts[0] == "firebreak" else ["firebreak", *parts])
 
 
 def source_files() -> list[Path]:
@@ -65,7 +72,7 @@ def imports_of(path: Path) -> set[str]:
 def layer_of(module: str) -> int:
     if is_cli(module):
         return max(LAYER.values())
-    return LAYER[module.split(".")[0]]
+    return LAYER[area(module)]
 
 
 def edges() -> dict[str, set[str]]:
@@ -90,9 +97,9 @@ def package_cycles() -> list[list[str]]:
     """Strongly connected groups of packages (counting every import found), larger than one package."""
     graph: dict[str, set[str]] = defaultdict(set)
     for src, targets in edges().items():
-        a = "cli" if is_cli(src) else src.split(".")[0]
+        a = "cli" if is_cli(src) else area(src)
         for t in targets:
-            b = "cli" if is_cli(t) else t.split(".")[0]
+            b = "cli" if is_cli(t) else area(t)
             if a != b:
                 graph[a].add(b)
     index: dict[str, int] = {}
@@ -130,12 +137,18 @@ def package_cycles() -> list[list[str]]:
 
 def test_the_checker_sees_function_level_and_string_imports(tmp_path: Path) -> None:
     f = ROOT / "tools" / "_arch_probe_tmp.py"
-    f.write_text('def f():\n    from server import app\n    return "agent.investigator"\n')
+    f.write_text('def f():\n    from firebreak.server import app\n    return "firebreak.agent.investigator"\n')
     try:
-        assert imports_of(f) == {"server", "agent.investigator"}
-        assert any(s.startswith("tools._arch_probe_tmp -> ") for s in upward_imports())
+        assert imports_of(f) == {"firebreak.server", "firebreak.agent.investigator"}
+        assert any(s.startswith("firebreak.tools._arch_probe_tmp -> ") for s in upward_imports())
     finally:
         f.unlink()
+
+
+def test_areas_are_imported_only_under_the_firebreak_namespace() -> None:
+    """`tools`, `server`... are generic names other distributions use; the code asks for `firebreak.tools`."""
+    bare = sorted(f"{module_name(p)} -> {m}" for p in source_files() for m in imports_of(p) if m.split(".")[0] in AREAS)
+    assert bare == []
 
 
 def test_no_import_from_a_higher_layer() -> None:

@@ -38,7 +38,7 @@ def _free_port() -> int:
 def base_url(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     import uvicorn
 
-    from server.app import create_app
+    from firebreak.server.app import create_app
 
     seed(ctx)
     port = _free_port()

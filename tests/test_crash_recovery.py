@@ -18,8 +18,8 @@ from firebreak.state.approvals import Approval
 from firebreak.state.incidents import TimelineEntry
 from firebreak.state.investigations import Investigation
 from firebreak.statuses import ApprovalStatus, InvestigationStatus
+from firebreak.workflows.approvals import decide
 from tests.storage import BACKENDS, fresh_database_url
-from workflows.approvals import decide
 
 pytestmark = pytest.mark.slow
 

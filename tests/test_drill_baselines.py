@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from firebreak.context import ToolContext
-from simulations.baselines import aggregate_baselines, alerting_service, most_recent_change, run_baselines
-from simulations.runner import run_drill
-from simulations.scenario import Truth
-from simulations.scorer import SuspectIn, score
-from tools.changes import ChangeIn, record_change
+from firebreak.simulations.baselines import aggregate_baselines, alerting_service, most_recent_change, run_baselines
+from firebreak.simulations.runner import run_drill
+from firebreak.simulations.scenario import Truth
+from firebreak.simulations.scorer import SuspectIn, score
+from firebreak.tools.changes import ChangeIn, record_change
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

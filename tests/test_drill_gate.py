@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from firebreak.settings import Settings
-from simulations.gate import EXPECTATIONS, ROOT, Expectation, Expectations, gate_files, load_expectations, regressions
+from firebreak.simulations.gate import (
+    EXPECTATIONS,
+    ROOT,
+    Expectation,
+    Expectations,
+    gate_files,
+    load_expectations,
+    regressions,
+)
 
 # A missing file fails the bookkeeping test below with the command to run, not the collection.
 EXPECTED = load_expectations() if EXPECTATIONS.exists() else Expectations(investigator="none")
@@ -49,7 +57,7 @@ def test_regressions_are_worse_rank_or_a_lost_fix(
 @pytest.mark.slow
 @pytest.mark.parametrize("rel", FILES)
 def test_drill_is_no_worse_than_recorded(rel: str, settings: Settings) -> None:
-    from simulations.runner import preload, run_drill
+    from firebreak.simulations.runner import preload, run_drill
 
     preload()  # imports once per process; later calls are cheap
     expected = EXPECTED.scenarios.get(rel)

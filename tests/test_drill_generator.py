@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations.generator import build_world
-from simulations.scenario import load_scenario, parse_scenario
-from simulations.values import column_for, fill, split_template, stream_rng
+from firebreak.simulations.generator import build_world
+from firebreak.simulations.scenario import load_scenario, parse_scenario
+from firebreak.simulations.values import column_for, fill, split_template, stream_rng
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 
@@ -83,7 +83,7 @@ def test_steps_changes_and_alerts_in_order() -> None:
 
 
 def test_every_named_placeholder_generates() -> None:
-    from simulations.values import _BY_NAME
+    from firebreak.simulations.values import _BY_NAME
 
     for name in list(_BY_NAME) + ["order_id", "x_ms", "peer_ip", "unknown"]:
         values = column_for(name)(stream_rng(2, name), 5)

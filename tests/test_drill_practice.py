@@ -15,10 +15,17 @@ from typer.testing import CliRunner
 from firebreak.cli import app
 from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
+from firebreak.simulations.history import drill_history
+from firebreak.simulations.practice import (
+    PracticeError,
+    parse_answer,
+    parse_fix,
+    parse_suspect,
+    practise,
+    submit_answer,
+)
 from firebreak.state.alerts import Alert
 from firebreak.state.drills import DrillRun
-from simulations.history import drill_history
-from simulations.practice import PracticeError, parse_answer, parse_fix, parse_suspect, practise, submit_answer
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from firebreak.server.intake.normalize import normalize_alertmanager, normalize_grafana, normalize_sentry
+from firebreak.server.intake.signatures import verify_bearer, verify_grafana, verify_sentry
 from firebreak.settings import Settings
-from server.intake.normalize import normalize_alertmanager, normalize_grafana, normalize_sentry
-from server.intake.signatures import verify_bearer, verify_grafana, verify_sentry
-from simulations.generator import AlertNotice, build_world
-from simulations.render import Secrets, render
-from simulations.scenario import AlertEvent, load_scenario
+from firebreak.simulations.generator import AlertNotice, build_world
+from firebreak.simulations.render import Secrets, render
+from firebreak.simulations.scenario import AlertEvent, load_scenario
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 SECRETS = Secrets("sentry-secret", "grafana-secret", "hook-token")

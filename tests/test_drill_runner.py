@@ -15,11 +15,11 @@ from firebreak.cli import app
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
+from firebreak.simulations.runner import run_drill
 from firebreak.state.alerts import Alert
 from firebreak.state.changes import Change
 from firebreak.state.incidents import Incident
 from firebreak.state.investigations import Investigation
-from simulations.runner import run_drill
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 SPEC_KEYS = {"scenario", "investigator", "rank", "hit_at_1", "hit_at_3", "mitigation_ok", "severity_ok",
@@ -91,7 +91,7 @@ SECRETS_OF_THE_RECORDING = (b"TRUTH-ROOT-CAUSE-MARKER", b"cpu-hog-fault-marker",
 
 
 def test_recorded_truth_and_onset_stay_out(settings: Settings, tmp_path: Path) -> None:
-    from simulations.recorded.run import run_recorded
+    from firebreak.simulations.recorded.run import run_recorded
 
     world = tmp_path / "world"
     world.mkdir()

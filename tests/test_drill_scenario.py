@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from simulations.scenario import ScenarioError, _ScenarioLoader, find_scenarios, load_scenario, parse_scenario
+from firebreak.simulations.scenario import ScenarioError, _ScenarioLoader, find_scenarios, load_scenario, parse_scenario
 
 LIBRARY = Path(__file__).resolve().parent.parent / "simulations" / "scenarios"
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from simulations.scenario import ScenarioError, _ScenarioLoader, parse_scenario
+from firebreak.simulations.scenario import ScenarioError, _ScenarioLoader, parse_scenario
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from simulations.scenario import Truth
-from simulations.scorer import SuspectIn, fix_matches, score
+from firebreak.simulations.scenario import Truth
+from firebreak.simulations.scorer import SuspectIn, fix_matches, score
 
 TRUTH = Truth.model_validate({
     "culprit": {"kind": "deploy", "service": "mailer", "ref": "4.6.2"},

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from simulations.units import format_duration, parse_duration, parse_rate, parse_timestamp
+from firebreak.simulations.units import format_duration, parse_duration, parse_rate, parse_timestamp
 
 
 @pytest.mark.parametrize(

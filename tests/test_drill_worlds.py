@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from simulations.scenario import Scenario, load_scenario, parse_scenario
-from simulations.worlds import KINDS, generate_world, generate_worlds
+from firebreak.simulations.scenario import Scenario, load_scenario, parse_scenario
+from firebreak.simulations.worlds import KINDS, generate_world, generate_worlds
 
 N = 4 * len(KINDS)
 
@@ -173,7 +173,7 @@ def test_cli_generate_writes_loadable_files(tmp_path: Path) -> None:
 
 
 def test_written_files_hold_exactly_the_generated_worlds(tmp_path: Path) -> None:
-    from simulations.worlds import write_worlds
+    from firebreak.simulations.worlds import write_worlds
 
     paths = write_worlds(len(KINDS), seed=21, out=tmp_path)
     for path, world in zip(paths, generate_worlds(len(KINDS), seed=21), strict=True):
@@ -198,7 +198,7 @@ def test_topologies_are_acyclic_and_reached_from_one_entry_point() -> None:
     import random
     from graphlib import CycleError, TopologicalSorter
 
-    from simulations.worlds.topology import build_topology
+    from firebreak.simulations.worlds.topology import build_topology
 
     for i in range(200):
         topo = build_topology(random.Random(i))

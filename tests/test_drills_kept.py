@@ -54,8 +54,8 @@ def test_a_drill_run_is_kept_and_linked(team: Settings) -> None:
     res = runner.invoke(app, ["transcripts", "show", "drill-nope"])
     assert res.exit_code == 2 and "drill-nope" in res.output
 
-    from server.app import create_app
-    from server.users import add_user
+    from firebreak.server.app import create_app
+    from firebreak.server.users import add_user
 
     ctx = ToolContext(settings=get_settings())
     try:

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log as log
+from firebreak.memory.records import CountermeasureRecord, IncidentRecord, RemediationRecord
+from firebreak.memory.stats import recurrence, weekly_stats
+from firebreak.memory.transfer import ImportError_, export_json, import_records, read_csv, read_json
 from firebreak.state.incidents import Incident, Remediation, TimelineEntry
-from memory import incident_log as log
-from memory.records import CountermeasureRecord, IncidentRecord, RemediationRecord
-from memory.stats import recurrence, weekly_stats
-from memory.transfer import ImportError_, export_json, import_records, read_csv, read_json
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import follow_report, get_incident, open_incident, update_incident
+from firebreak.server.intake.service import ingest_alerts
 from firebreak.state.incidents import Incident, TimelineEntry
-from memory.incident_log import follow_report, get_incident, open_incident, update_incident
-from server.intake.service import ingest_alerts
 from tests.test_intake_common import alert
 
 
@@ -91,7 +91,7 @@ def test_a_persons_severity_and_title_win(ctx: ToolContext, clock: FixedClock) -
 
 
 def test_stored_report_follows_the_incident(ctx: ToolContext, clock: FixedClock) -> None:
-    from agent.report_sync import align_report
+    from firebreak.agent.report_sync import align_report
     from tests.fake_slack import sample_report
 
     (inc_id,) = ingest_alerts(ctx, [alert("storefront", "x", clock.now(), title="Slow pages")]).incidents_opened

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import add_countermeasure, get_incident
+from firebreak.server.intake.service import ingest_alerts
 from firebreak.state.approvals import Approval
-from memory.incident_log import add_countermeasure, get_incident
-from server.intake.service import ingest_alerts
 from tests.test_intake_common import API_TOKEN, alert, bearer, client, configure, fixture_bytes
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

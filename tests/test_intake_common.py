@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from firebreak.context import ToolContext
-from server.app import create_app
-from server.intake.models import NormalizedAlert
+from firebreak.server.app import create_app
+from firebreak.server.intake.models import NormalizedAlert
 
 SENTRY_SECRET = "sentry-client-secret"
 GRAFANA_SECRET = "grafana-hmac-secret"
@@ -35,7 +35,7 @@ def configure(ctx: ToolContext) -> ToolContext:
 def make_app(ctx: ToolContext) -> FastAPI:
     app = create_app(ctx, start_worker=False)
     if not any(getattr(r, "path", None) == "/metrics" for r in app.routes):
-        from server.observability import router
+        from firebreak.server.observability import router
 
         app.include_router(router)
     return app

@@ -9,12 +9,12 @@ from sqlalchemy import func, select
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import open_incident, set_status
+from firebreak.server.intake.correlate import related_services
+from firebreak.server.intake.service import STORM_INCIDENT_LIMIT, STORM_TAG, ingest_alerts
 from firebreak.state.alerts import Alert
 from firebreak.state.incidents import Incident, TimelineEntry
 from firebreak.state.investigations import Investigation
-from memory.incident_log import open_incident, set_status
-from server.intake.correlate import related_services
-from server.intake.service import STORM_INCIDENT_LIMIT, STORM_TAG, ingest_alerts
 from tests.test_intake_common import alert
 
 
@@ -237,7 +237,7 @@ def test_ingest_on_each_storage_backend(storage_ctx: ToolContext, clock: FixedCl
 def test_a_huge_alert_text_is_cut_and_says_so(ctx: ToolContext) -> None:
     import time
 
-    from server.intake.models import MAX_TEXT_CHARS, NormalizedAlert
+    from firebreak.server.intake.models import MAX_TEXT_CHARS, NormalizedAlert
 
     huge = "x" * (16 * 1024 * 1024)
     t0 = time.perf_counter()

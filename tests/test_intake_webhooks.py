@@ -319,7 +319,7 @@ def test_changes_webhook_records_a_change(ctx: ToolContext) -> None:
 def test_backlog_limit_answers_429_with_retry_after(ctx: ToolContext, fixtures_dir: Path) -> None:
     configure(ctx)
     ctx.settings.intake_queue_limit = 3
-    from server.intake.service import intake_queue
+    from firebreak.server.intake.service import intake_queue
 
     c = client(ctx)
     body = fixture_bytes(fixtures_dir, AM)

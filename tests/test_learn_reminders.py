@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
-from memory import incident_log
-from server.learn_reminders import post_action_item_reminders, post_postmortem_reminders
+from firebreak.memory import incident_log
+from firebreak.server.learn_reminders import post_action_item_reminders, post_postmortem_reminders
 from tests.fake_slack import FakeSlack
 
 RESOLVED = datetime(2026, 3, 6, 17, 0, tzinfo=UTC)  # a Friday evening
@@ -55,7 +55,7 @@ def test_overdue_action_item_reminds_its_owner_weekly(slack_ctx: ToolContext, fa
 
 
 def test_without_slack_nothing_is_posted_and_nothing_claimed(ctx: ToolContext) -> None:
-    from memory.postmortem import service
+    from firebreak.memory.postmortem import service
 
     inc_id = _resolved_incident(ctx, "critical")
     ctx.clock = FixedClock(datetime(2026, 3, 9, 10, 0, tzinfo=UTC))  # type: ignore[misc]
@@ -65,8 +65,8 @@ def test_without_slack_nothing_is_posted_and_nothing_claimed(ctx: ToolContext) -
 
 
 def test_weekly_indicators_count_postmortems_due_until_published(ctx: ToolContext) -> None:
-    from memory.postmortem import service
-    from memory.stats import weekly_stats
+    from firebreak.memory.postmortem import service
+    from firebreak.memory.stats import weekly_stats
 
     inc_id = _resolved_incident(ctx, "major")  # Friday 6 March, due Monday 9 March 09:00
     now = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)

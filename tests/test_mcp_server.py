@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 from firebreak.context import ToolContext
-from server.mcp_server import build_server
+from firebreak.server.mcp_server import build_server
+from firebreak.tools.registry import REGISTRY, load_tools, tool
 from tests.test_api_tools import _act, _echo
-from tools.registry import REGISTRY, load_tools, tool
 
 REPO = Path(__file__).resolve().parent.parent
 

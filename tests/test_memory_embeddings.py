@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from firebreak.memory.embeddings import EmbeddingError, MiniLMEmbedder, NumpyMiniLMEmbedder, get_embedder
 from firebreak.settings import Settings
-from memory.embeddings import EmbeddingError, MiniLMEmbedder, NumpyMiniLMEmbedder, get_embedder
 
 DATA = Path(__file__).parent / "data" / "memory"
 
@@ -99,7 +99,7 @@ def test_unknown_model_names_the_setting(settings: Settings) -> None:
 def test_openai_embedder_normalises(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from memory import embeddings
+    from firebreak.memory import embeddings
 
     settings.embedding_model = "openai:text-embedding-3-small"
     settings.openai_base_url = "http://127.0.0.1:9/v1"
@@ -117,7 +117,7 @@ def test_openai_embedder_normalises(settings: Settings, monkeypatch: pytest.Monk
 @pytest.mark.slow
 def test_torch_path_gives_the_same_vectors(numpy_embedder: NumpyMiniLMEmbedder) -> None:
     pytest.importorskip("torch", reason="pip install 'firebreak[torch]'")
-    from memory.embeddings import SentenceTransformerEmbedder
+    from firebreak.memory.embeddings import SentenceTransformerEmbedder
 
     texts = ["flag checkout-new-pricing made checkout slow", "x" * 2000]
     ref = SentenceTransformerEmbedder().embed(texts)

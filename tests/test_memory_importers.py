@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memory.importers import ImportProblem, collect, markdown_records, slack_records
+from firebreak.memory.importers import ImportProblem, collect, markdown_records, slack_records
 
 DATA = Path(__file__).parent / "data" / "memory"
 

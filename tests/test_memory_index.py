@@ -9,8 +9,8 @@ import pytest
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
-from memory import incident_log as il
-from memory.index import INCIDENTS, MemoryIndex, MemoryRecord, get_index
+from firebreak.memory import incident_log as il
+from firebreak.memory.index import INCIDENTS, MemoryIndex, MemoryRecord, get_index
 
 T0 = datetime(2025, 11, 4, 9, 12, tzinfo=UTC)
 

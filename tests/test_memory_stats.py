@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from firebreak.context import ToolContext
-from memory import incident_log as log
-from memory.stats import WeekStats, chart_figure, render_chart, weekly_stats
+from firebreak.memory import incident_log as log
+from firebreak.memory.stats import WeekStats, chart_figure, render_chart, weekly_stats
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)  # a Thursday
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from firebreak.context import ToolContext
-from memory.importers import collect
-from memory.index import get_index
+from firebreak.memory.importers import collect
+from firebreak.memory.index import get_index
+from firebreak.tools.registry import REGISTRY, ToolError, call_tool, load_tools
 from tests.test_memory_index import add_incident
-from tools.registry import REGISTRY, ToolError, call_tool, load_tools
 
 DATA = Path(__file__).parent / "data" / "memory"
 T0 = datetime(2025, 11, 4, 9, 12, tzinfo=UTC)
@@ -56,7 +56,7 @@ def test_open_incident_without_root_cause_is_left_out(ctx: ToolContext) -> None:
 
 
 def test_module_level_sync_for_the_drill_runner(ctx: ToolContext) -> None:
-    from memory import index
+    from firebreak.memory import index
 
     add_incident(ctx, title="Redis eviction storm", services=["cache"])
     assert index.sync_incidents(ctx).added == 1

@@ -24,10 +24,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from pydantic import SecretStr
 
 from firebreak.context import ToolContext
-from server.app import create_app
-from tools.log_store import get_log_store
-from tools.metric_store import get_metric_store
-from tools.trace_store import trace_store
+from firebreak.server.app import create_app
+from firebreak.tools.log_store import get_log_store
+from firebreak.tools.metric_store import get_metric_store
+from firebreak.tools.trace_store import trace_store
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

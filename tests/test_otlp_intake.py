@@ -35,9 +35,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from tools.log_store import LogStore
-from tools.metric_store import MetricStore
-from tools.trace_store import TraceStore
+from firebreak.tools.log_store import LogStore
+from firebreak.tools.metric_store import MetricStore
+from firebreak.tools.trace_store import TraceStore
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "otlp-test-token"

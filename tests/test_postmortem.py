@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.db import reset_databases
+from firebreak.memory import incident_log
+from firebreak.memory.postmortem import service
+from firebreak.memory.postmortem.blameless import check_text
+from firebreak.memory.postmortem.model import PostMortemStatus, Source
+from firebreak.memory.postmortem.schedule import due_at, next_working_morning
 from firebreak.settings import Settings
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Incident, Remediation
-from memory import incident_log
-from memory.postmortem import service
-from memory.postmortem.blameless import check_text
-from memory.postmortem.model import PostMortemStatus, Source
-from memory.postmortem.schedule import due_at, next_working_morning
 
 SCENARIO = Path(__file__).parent / "fixtures" / "scenarios" / "mailer-retry-loop.yaml"
 
@@ -29,7 +29,7 @@ SCENARIO = Path(__file__).parent / "fixtures" / "scenarios" / "mailer-retry-loop
 @pytest.fixture(scope="module")
 def kept_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One drill kept on disk (like `drill run --keep`), shared by the tests of this module."""
-    from simulations.runner import run_drill
+    from firebreak.simulations.runner import run_drill
 
     world = tmp_path_factory.mktemp("pm") / "world"
     world.mkdir()
@@ -57,7 +57,7 @@ def world_ctx(kept_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def _approve_and_close(ctx: ToolContext) -> str:
-    from server.approvals import decide
+    from firebreak.server.approvals import decide
 
     with ctx.db.session() as s:
         approval = s.scalars(select(Approval).where(Approval.status == "pending")).first()
@@ -73,7 +73,7 @@ def _approve_and_close(ctx: ToolContext) -> str:
 
 
 def test_draft_from_a_kept_drill_has_every_section_and_the_real_timeline(world_ctx: ToolContext) -> None:
-    from memory.postmortem.render import markdown
+    from firebreak.memory.postmortem.render import markdown
 
     incident_id = _approve_and_close(world_ctx)
     with world_ctx.db.session() as s:
@@ -157,7 +157,7 @@ def test_customer_version_has_no_internal_host_or_person(world_ctx: ToolContext)
 
 
 def test_publish_makes_it_the_first_memory_hit_for_its_symptoms(world_ctx: ToolContext) -> None:
-    from memory.index import get_index, sync_incidents
+    from firebreak.memory.index import get_index, sync_incidents
 
     incident_id = _approve_and_close(world_ctx)
     with world_ctx.db.session() as s:
@@ -174,7 +174,7 @@ def test_publish_makes_it_the_first_memory_hit_for_its_symptoms(world_ctx: ToolC
     assert hits and hits[0].id == incident_id
     assert "retried forever" in (hits[0].root_cause or "")
     assert hits[0].action_items  # the post-mortem's action items travel with the past incident
-    from tools.registry import call_tool
+    from firebreak.tools.registry import call_tool
 
     found = call_tool(world_ctx, "similar_incidents", {"text": symptoms, "include_open": True})
     top = found["hits"][0]
@@ -207,8 +207,8 @@ def test_unknown_incident_is_one_line(world_ctx: ToolContext) -> None:
 
 
 def test_drill_debrief_has_the_post_mortem_shape_and_the_real_cause(world_ctx: ToolContext) -> None:
-    from simulations.debrief import debrief
-    from simulations.scenario import load_scenario
+    from firebreak.simulations.debrief import debrief
+    from firebreak.simulations.scenario import load_scenario
 
     sc = load_scenario(SCENARIO)
     pm = debrief(world_ctx, sc, {"rank": 2, "mitigation_ok": True, "severity_ok": True},

@@ -22,8 +22,8 @@ import pytest
 from firebreak.clock import SystemClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.prometheus import PrometheusClient
-from tools.registry import ToolError, call_tool
+from firebreak.tools.prometheus import PrometheusClient
+from firebreak.tools.registry import ToolError, call_tool
 
 pytestmark = pytest.mark.slow
 

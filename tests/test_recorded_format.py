@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulations.recorded.model import RecordedError, find_incidents, is_recorded, load_incident
-from simulations.recorded.readers import metric_name, read_folder
-from simulations.recorded.replay import check_changes
+from firebreak.simulations.recorded.model import RecordedError, find_incidents, is_recorded, load_incident
+from firebreak.simulations.recorded.readers import metric_name, read_folder
+from firebreak.simulations.recorded.replay import check_changes
 
 RECORDED = Path(__file__).resolve().parent / "fixtures" / "recorded"
 SHOP = RECORDED / "shop-checkout-cpu"

@@ -16,10 +16,10 @@ from firebreak.cli import app
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
+from firebreak.simulations.recorded.model import RecordedError
+from firebreak.simulations.recorded.run import run_recorded
 from firebreak.state.alerts import Alert
 from firebreak.state.changes import Change
-from simulations.recorded.model import RecordedError
-from simulations.recorded.run import run_recorded
 
 HERE = Path(__file__).resolve().parent
 RECORDED = HERE / "fixtures" / "recorded"
@@ -31,9 +31,9 @@ SPEC_KEYS = {"scenario", "investigator", "rank", "hit_at_1", "hit_at_3", "mitiga
 
 
 def test_replay_intake_and_triage(settings: Settings, tmp_path: Path) -> None:
-    from tools.log_store import get_log_store
-    from tools.metric_store import get_metric_store
-    from tools.trace_store import trace_store
+    from firebreak.tools.log_store import get_log_store
+    from firebreak.tools.metric_store import get_metric_store
+    from firebreak.tools.trace_store import trace_store
 
     world = tmp_path / "world"
     world.mkdir()
@@ -161,11 +161,11 @@ def test_cli_bad_folder_is_one_line(settings: Settings, tmp_path: Path) -> None:
 
 def test_spans_written_by_a_forked_writer_match(settings: Settings, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulations.recorded import replay as replay_mod
-    from simulations.recorded.model import load_incident
-    from simulations.recorded.readers import read_folder
-    from simulations.recorded.run import make_recorded_env
-    from tools.trace_store import trace_store
+    from firebreak.simulations.recorded import replay as replay_mod
+    from firebreak.simulations.recorded.model import load_incident
+    from firebreak.simulations.recorded.readers import read_folder
+    from firebreak.simulations.recorded.run import make_recorded_env
+    from firebreak.tools.trace_store import trace_store
 
     inc = load_incident(SHOP)
     tel = read_folder(SHOP, inc.triage_at)

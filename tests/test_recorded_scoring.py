@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from simulations.recorded.model import RecordedTruth
-from simulations.scorer import SuspectIn, ac_at, avg_at, score_recorded
+from firebreak.simulations.recorded.model import RecordedTruth
+from firebreak.simulations.scorer import SuspectIn, ac_at, avg_at, score_recorded
 
 
 def truth(**extra: Any) -> RecordedTruth:

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from firebreak.cli import app
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
+from firebreak.tools.registry import ToolError, call_tool
 from tests.test_intake_common import API_TOKEN, bearer, client, configure
-from tools.registry import ToolError, call_tool
 
 runner = CliRunner()
 NOT_UTF8 = b"\xff\xfe\x00binary"

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from firebreak.context import ToolContext
-from server.guard import MAX_JSON_DEPTH, JSONLimitError, loads_limited
+from firebreak.server.guard import MAX_JSON_DEPTH, JSONLimitError, loads_limited
 from tests.fake_slack import sign
 from tests.test_intake_common import (
     API_TOKEN,
@@ -226,7 +226,7 @@ def test_metrics_and_docs_need_the_token(c: TestClient, ctx: ToolContext) -> Non
 
 
 def test_docs_open_to_a_signed_in_browser(c: TestClient, ctx: ToolContext) -> None:
-    from server.users import add_user
+    from firebreak.server.users import add_user
 
     with ctx.db.session() as s:
         add_user(s, "alice", "correct horse battery", at=ctx.clock.now())

@@ -87,9 +87,9 @@ def fake() -> Iterator[FakeSlack]:
 @pytest.fixture
 def world(ctx: ToolContext, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Secrets planted through every way in; returns the ids to read them back by."""
-    from memory.incident_log import open_incident
-    from server.users import add_user
-    from tools.log_store import LogLine, get_log_store
+    from firebreak.memory.incident_log import open_incident
+    from firebreak.server.users import add_user
+    from firebreak.tools.log_store import LogLine, get_log_store
 
     configure(ctx)
     s = ctx.settings
@@ -144,7 +144,7 @@ def world(ctx: ToolContext, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch) ->
 def _investigate_all(ctx: ToolContext) -> list[str]:
     from sqlalchemy import select
 
-    from agent.investigator import investigate
+    from firebreak.agent.investigator import investigate
     from firebreak.state.investigations import Investigation
 
     with ctx.db.session() as s:  # one run is enough to have a transcript to read back
@@ -172,7 +172,7 @@ def _cli(argv: list[str]) -> str:
 def _mcp(ctx: ToolContext, calls: list[tuple[str, dict[str, Any]]]) -> str:
     from mcp import Client
 
-    from server.mcp_server import build_server
+    from firebreak.server.mcp_server import build_server
 
     texts: list[str] = []
 
@@ -188,7 +188,7 @@ def _mcp(ctx: ToolContext, calls: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def test_no_secret_leaves_by_any_way_out(ctx: ToolContext, world: dict[str, Any], fake: FakeSlack) -> None:
-    from server import slack
+    from firebreak.server import slack
 
     c: TestClient = world["client"]
     incidents: list[str] = world["incidents"]
@@ -278,7 +278,7 @@ def test_outside_text_is_redacted_before_it_is_stored(ctx: ToolContext, world: d
     from firebreak.state.alerts import Alert
     from firebreak.state.changes import Change
     from firebreak.state.incidents import Incident
-    from tools.log_store import get_log_store
+    from firebreak.tools.log_store import get_log_store
 
     with ctx.db.session() as s:
         alerts = list(s.scalars(select(Alert)))
@@ -295,7 +295,7 @@ def test_outside_text_is_redacted_before_it_is_stored(ctx: ToolContext, world: d
 
 
 def test_config_change_to_a_secret_key_hides_both_values(ctx: ToolContext) -> None:
-    from tools.changes import ChangeIn, record_change
+    from firebreak.tools.changes import ChangeIn, record_change
 
     with ctx.db.session() as s:
         row = record_change(s, ChangeIn.model_validate(
@@ -314,7 +314,7 @@ def test_settings_type_is_unchanged(settings: Settings) -> None:
 
 
 def test_imported_runbooks_are_redacted_before_indexing(tmp_path: Path) -> None:
-    from memory.importers import collect
+    from firebreak.memory.importers import collect
 
     runbook = tmp_path / "checkout.md"
     runbook.write_text("# Checkout runbook\n\n## Database\n\nConnect with\n\n" + "\n".join(TEXTS) + "\n")

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from firebreak.cli import app as cli
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.server.app import create_app
+from firebreak.server.users import add_user
 from firebreak.settings import Settings, get_settings
 from firebreak.state.audit import AuditEvent
 from firebreak.state.security import PersonalToken, SignInAttempt, WebSessionRow
 from firebreak.state.users import User
-from server.app import create_app
-from server.users import add_user
 
 PASSWORD = "correct horse battery"
 
@@ -161,7 +161,7 @@ def test_users_sessions_and_revoke(env: ToolContext) -> None:
 
 
 def _pending(ctx: ToolContext) -> str:
-    from server.approvals import request_approval
+    from firebreak.server.approvals import request_approval
     from tests.fake_slack import open_incident, sample_report, seed_flags
 
     seed_flags(ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from server import slack_blocks as sb
+from firebreak.server import slack_blocks as sb
 
 AT = datetime(2026, 3, 2, 8, 45, tzinfo=UTC)
 

@@ -13,14 +13,14 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from agent.actions import ProposedFix
+from firebreak.agent.actions import ProposedFix
 from firebreak.context import ToolContext
+from firebreak.server import slack
+from firebreak.server.approvals import list_approvals, request_approval
+from firebreak.server.slack_blocks import ACTION_APPROVE, ACTION_APPROVE_ALT, ACTION_REJECT
 from firebreak.state.approvals import Approval
 from firebreak.state.audit import AuditEvent
 from firebreak.state.incidents import Incident
-from server import slack
-from server.approvals import list_approvals, request_approval
-from server.slack_blocks import ACTION_APPROVE, ACTION_APPROVE_ALT, ACTION_REJECT
 from tests.fake_slack import (
     FakeSlack,
     block_actions,
@@ -248,7 +248,7 @@ def test_without_public_url_the_transcript_command_is_shown(sctx: ToolContext, f
 
 
 def test_web_decision_updates_the_slack_message(sctx: ToolContext, fake: FakeSlack) -> None:
-    from server.approvals import decide
+    from firebreak.server.approvals import decide
 
     sctx.settings.approvers = [APPROVER, "carol"]
     a = _approval(sctx)

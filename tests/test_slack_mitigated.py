@@ -11,12 +11,12 @@ from pydantic import SecretStr
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import get_incident
+from firebreak.server.intake.service import ingest_alerts
+from firebreak.server.slack import BlockActions, handle_block_actions
+from firebreak.server.slack_blocks import ACTION_CLOSE
+from firebreak.server.updates import post_due_updates, post_mitigated_notices
 from firebreak.state.incidents import Incident
-from memory.incident_log import get_incident
-from server.intake.service import ingest_alerts
-from server.slack import BlockActions, handle_block_actions
-from server.slack_blocks import ACTION_CLOSE
-from server.updates import post_due_updates, post_mitigated_notices
 from tests.fake_slack import FakeSlack, block_actions
 from tests.test_intake_common import alert
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
+from firebreak.server.approvals import request_approval
+from firebreak.server.updates import due_reminders, post_due_updates
 from firebreak.state.incidents import Incident, TimelineEntry
-from memory import incident_log
-from server.approvals import request_approval
-from server.updates import due_reminders, post_due_updates
 from tests.fake_slack import FakeSlack, open_incident, sample_report
 
 

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from firebreak.context import ToolContext
 from firebreak.state.changes import Change
-from tools.changes import ChangeIn, record_change
-from tools.registry import ToolError, call_tool
+from firebreak.tools.changes import ChangeIn, record_change
+from firebreak.tools.registry import ToolError, call_tool
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

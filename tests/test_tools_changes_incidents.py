@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
 from firebreak.state.alerts import Alert
-from memory import incident_log
-from tools.registry import ToolError, call_tool
+from firebreak.tools.registry import ToolError, call_tool
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

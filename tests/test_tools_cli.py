@@ -13,12 +13,12 @@ import typer
 from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
-import tools.cli as tools_cli
+import firebreak.tools.cli as tools_cli
 from firebreak.cli import app
 from firebreak.context import ToolContext
 from firebreak.state.changes import Change
-from tools.changes import ChangeIn, record_change
-from tools.registry import REGISTRY, load_tools, tool
+from firebreak.tools.changes import ChangeIn, record_change
+from firebreak.tools.registry import REGISTRY, load_tools, tool
 
 runner = CliRunner()
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from firebreak.context import ToolContext
-from tools.log_store import LogLine, LogStore, get_log_store, normalize_level
-from tools.logs import mask_message, mine_patterns
-from tools.registry import ToolError, call_tool
+from firebreak.tools.log_store import LogLine, LogStore, get_log_store, normalize_level
+from firebreak.tools.logs import mask_message, mine_patterns
+from firebreak.tools.registry import ToolError, call_tool
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ONSET = START + timedelta(minutes=12)
@@ -145,7 +145,7 @@ def test_another_process_can_write_and_read_while_the_store_is_open(ctx: ToolCon
         f"""
         from datetime import UTC, datetime, timedelta
         from pathlib import Path
-        from tools.log_store import LogLine, LogStore
+        from firebreak.tools.log_store import LogLine, LogStore
         s = LogStore(Path({str(store.path)!r}))
         t = datetime(2026, 3, 2, 8, 1, tzinfo=UTC)
         s.ingest(LogLine(t + timedelta(seconds=i), "cli", "INFO", f"cli line {{i}}") for i in range(10))

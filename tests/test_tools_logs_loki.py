@@ -14,8 +14,8 @@ import respx
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.loki import build_logql
-from tools.registry import ToolError, call_tool
+from firebreak.tools.loki import build_logql
+from firebreak.tools.registry import ToolError, call_tool
 
 DATA = Path(__file__).parent / "data" / "loki"
 LOKI = "http://loki.test:3100"

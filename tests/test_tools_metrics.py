@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from firebreak.context import ToolContext
-from tools.metric_store import Dashboard, MetricPoint, Panel, get_metric_store
-from tools.metrics import detect_change
-from tools.registry import ToolError, call_tool
+from firebreak.tools.metric_store import Dashboard, MetricPoint, Panel, get_metric_store
+from firebreak.tools.metrics import detect_change
+from firebreak.tools.registry import ToolError, call_tool
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 STEP = timedelta(seconds=15)
@@ -267,7 +267,7 @@ def test_detect_change_early_onset_and_zero_baseline() -> None:
 
 
 def test_failed_ingest_leaves_no_stale_series_ids(ctx: ToolContext) -> None:
-    from tools.metric_store import MetricPoint, get_metric_store
+    from firebreak.tools.metric_store import MetricPoint, get_metric_store
 
     store = get_metric_store(ctx)
     now = ctx.clock.now()

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.grafana import GrafanaClient, panel_metric_and_service
-from tools.registry import ToolError, call_tool
+from firebreak.tools.grafana import GrafanaClient, panel_metric_and_service
+from firebreak.tools.registry import ToolError, call_tool
 
 DATA = Path(__file__).parent / "data" / "grafana"
 GRAFANA = "http://grafana.test:3000"

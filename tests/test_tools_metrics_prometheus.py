@@ -16,8 +16,8 @@ import respx
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.prometheus import PrometheusClient
-from tools.registry import ToolError, call_tool
+from firebreak.tools.prometheus import PrometheusClient
+from firebreak.tools.registry import ToolError, call_tool
 
 PROM = "http://prometheus.test:9090"
 
@@ -221,7 +221,7 @@ def test_scan_rolls_pods_up_reads_by_type_and_says_what_it_skipped(pctx: ToolCon
 
 
 def test_types_and_services_from_names_and_labels() -> None:
-    from tools.prometheus import MetricKind, kind_of, service_of
+    from firebreak.tools.prometheus import MetricKind, kind_of, service_of
 
     meta = {"jobs": "counter", "lat_seconds": "histogram", "rpc": "summary", "queue_total": "gauge"}
     assert kind_of("jobs_total", meta) == (MetricKind.COUNTER, "jobs_total")

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from firebreak.context import ToolContext
 from firebreak.state.alerts import Alert
-from tools.registry import ToolError, call_tool
-from tools.sentry import SentryAPI, SentryAPIError
+from firebreak.tools.registry import ToolError, call_tool
+from firebreak.tools.sentry import SentryAPI, SentryAPIError
 
 DATA = Path(__file__).parent / "data" / "sentry"
 API = "https://sentry.example.com"

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from firebreak.context import ToolContext
-from tools.registry import ToolError, call_tool
-from tools.trace_analysis import span_totals
-from tools.trace_store import SpanRecord, SpanStatus, TraceStore, trace_store
+from firebreak.tools.registry import ToolError, call_tool
+from firebreak.tools.trace_analysis import span_totals
+from firebreak.tools.trace_store import SpanRecord, SpanStatus, TraceStore, trace_store
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the conftest clock stands at 08:45
 PIVOT = T0 + timedelta(minutes=20)
@@ -246,7 +246,7 @@ def test_firebreak_traces_cli(incident: ToolContext, monkeypatch: pytest.MonkeyP
 
     from typer.testing import CliRunner
 
-    import tools.cli as tools_cli
+    import firebreak.tools.cli as tools_cli
     from firebreak.cli import app
 
     monkeypatch.setattr(tools_cli, "CONTEXT_FACTORY", lambda: incident)

@@ -14,8 +14,8 @@ import respx
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings
-from tools.registry import ToolError, call_tool
-from tools.tempo import build_traceql
+from firebreak.tools.registry import ToolError, call_tool
+from firebreak.tools.tempo import build_traceql
 
 DATA = Path(__file__).parent / "data"
 TEMPO = "http://tempo.test:3200"

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.triage import features
-from agent.triage.context import Candidate, Context
-from agent.triage.pipeline import rank_suspects
+from firebreak.agent.triage import features
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.pipeline import rank_suspects
 from tests.triage_worlds import pool_world, signals_world
 
 Key = tuple[str, str]  # (kind, ref)
@@ -152,7 +152,7 @@ def test_features_are_finite_and_zero_where_they_do_not_apply(pool: dict[Key, Ca
 def test_compute_sets_every_registered_feature() -> None:
     f = signals_world()
     ctx = Context(f)
-    from agent.triage import suspects
+    from firebreak.agent.triage import suspects
 
     c = suspects.generate(ctx)[0]
     assert list(features.compute(c, ctx)) == features.names()

@@ -4,9 +4,9 @@ know (a service, flag, version or host seen nowhere is refused when the fix is b
 
 from __future__ import annotations
 
-from agent.triage import fix_policy, suspects
-from agent.triage.context import Candidate, Context
-from agent.triage.pipeline import build_report
+from firebreak.agent.triage import fix_policy, suspects
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.pipeline import build_report
 from tests.triage_worlds import T0, at, pattern, pool_world, signals_world
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.triage import features, ranking, suspects
-from agent.triage.context import Context
-from agent.triage.observe import Findings
-from agent.triage.pipeline import blind_spots, build_report, rank_suspects, table
+from firebreak.agent.triage import features, ranking, suspects
+from firebreak.agent.triage.context import Context
+from firebreak.agent.triage.observe import Findings
+from firebreak.agent.triage.pipeline import blind_spots, build_report, rank_suspects, table
 from tests.triage_worlds import T0, pool_world, signals_world
 
 TRIAGE = Path(__file__).resolve().parent.parent / "agent" / "triage"

@@ -7,8 +7,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from agent.investigator import RunRecorder, build_tools
-from agent.triage.tool import TOOL_NAME, rank_for
+from firebreak.agent.investigator import RunRecorder, build_tools
+from firebreak.agent.triage.tool import TOOL_NAME, rank_for
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.settings import Settings

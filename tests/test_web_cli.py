@@ -13,9 +13,9 @@ import httpx
 from typer.testing import CliRunner
 
 from firebreak.context import ToolContext
+from firebreak.server.users import app as users_app
+from firebreak.server.users import authenticate, hash_password, verify_password
 from firebreak.settings import Settings
-from server.users import app as users_app
-from server.users import authenticate, hash_password, verify_password
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def test_password_hashing() -> None:
 
 
 def test_users_cli(settings: Settings, ctx: ToolContext, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import server.users as users
+    import firebreak.server.users as users
 
     monkeypatch.setattr(users, "_ctx", lambda: ctx)
     ctx.settings.approvers = ["alice"]

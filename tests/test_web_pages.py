@@ -9,15 +9,15 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.actions import ProposedFix
-from agent.report import Evidence, Hypothesis, Suspect, TriageReport
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.report import Evidence, Hypothesis, Suspect, TriageReport
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
+from firebreak.server.users import add_user
 from firebreak.state.alerts import Alert
 from firebreak.state.approvals import Approval
 from firebreak.state.drills import DrillRun
 from firebreak.state.investigations import Investigation
-from memory import incident_log
-from server.users import add_user
 
 INCIDENT = "INC-2026-001"
 APPROVAL = "apr-web-1"
@@ -106,7 +106,7 @@ def seed(ctx: ToolContext, *, approvers: tuple[str, ...] = ("alice",)) -> None:
 
 @pytest.fixture
 def client(ctx: ToolContext) -> Iterator[TestClient]:
-    from server.app import create_app
+    from firebreak.server.app import create_app
 
     seed(ctx)
     with TestClient(create_app(ctx, start_worker=False)) as c:
@@ -290,7 +290,7 @@ def test_signed_in_session_reaches_the_api(client: TestClient, ctx: ToolContext)
 
 
 def test_dashboard_page_draws_each_panel_from_the_metric_store(client: TestClient, ctx: ToolContext) -> None:
-    from tools.metric_store import Dashboard, MetricPoint, Panel, get_metric_store
+    from firebreak.tools.metric_store import Dashboard, MetricPoint, Panel, get_metric_store
 
     store = get_metric_store(ctx)
     now = ctx.clock.now()

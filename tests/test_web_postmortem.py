@@ -9,13 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firebreak.context import ToolContext
-from memory import incident_log
+from firebreak.memory import incident_log
 from tests.test_web_pages import INCIDENT, csrf_of, seed, sign_in
 
 
 @pytest.fixture
 def client(ctx: ToolContext) -> Iterator[TestClient]:
-    from server.app import create_app
+    from firebreak.server.app import create_app
 
     seed(ctx)
     with ctx.db.session() as s:

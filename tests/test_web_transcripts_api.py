@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from firebreak.context import ToolContext
-from server.api_transcripts import transcript_steps
+from firebreak.server.api_transcripts import transcript_steps
 from tests.test_web_pages import INCIDENT, RUN, seed
 
 AUTH = {"Authorization": "Bearer tkn"}
@@ -18,7 +18,7 @@ AUTH = {"Authorization": "Bearer tkn"}
 
 @pytest.fixture
 def client(ctx: ToolContext) -> Iterator[TestClient]:
-    from server.app import create_app
+    from firebreak.server.app import create_app
 
     seed(ctx)
     ctx.settings.api_token = SecretStr("tkn")

@@ -9,21 +9,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from agent.actions import ProposedFix
+from firebreak.agent.actions import ProposedFix
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Countermeasure, TimelineEntry
 from firebreak.statuses import ApprovalStatus
-from tests.fake_slack import open_incident
-from workflows.approvals import decide, request_approval
-from workflows.executor import (
+from firebreak.workflows.approvals import decide, request_approval
+from firebreak.workflows.executor import (
     ExecutionRefused,
     execute_approved,
     owner_token,
     resolve_unknown,
     sweep_orphaned_claims,
 )
+from tests.fake_slack import open_incident
 
 ROLLBACK = ProposedFix(action="rollback", parameters={"service": "checkout", "to": "8.2.0"}, rationale="bad deploy")
 DEAD = "replica-gone/0123456789ab"

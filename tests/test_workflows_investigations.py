@@ -6,15 +6,15 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from agent.investigator import queue_investigation
+from firebreak.agent.investigator import queue_investigation
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
 from firebreak.state.alerts import Alert
 from firebreak.state.incidents import TimelineEntry
 from firebreak.state.investigations import Investigation
 from firebreak.statuses import InvestigationStatus
+from firebreak.workflows.investigations import Phase, requeue_followups, start
 from tests.fake_slack import open_incident
-from workflows.investigations import Phase, requeue_followups, start
 
 
 def _finish(ctx: ToolContext, inv_id: str, status: InvestigationStatus) -> None:

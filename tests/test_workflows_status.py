@@ -10,14 +10,14 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from agent.actions import ProposedFix
-from agent.investigator import queue_investigation
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.investigator import queue_investigation
 from firebreak.cli import app as cli
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
-from server.app import create_app
+from firebreak.server.app import create_app
+from firebreak.workflows.approvals import request_approval
 from tests.fake_slack import open_incident
-from workflows.approvals import request_approval
 
 FIX = ProposedFix(action="restart", parameters={"service": "checkout"})
 

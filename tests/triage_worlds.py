@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.triage.observe import Findings
+from firebreak.agent.triage.observe import Findings
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

@@ -5,6 +5,6 @@ A new tool module is added here; a renamed or missing one fails at import, loudl
 
 from __future__ import annotations
 
-from tools import changes, flags, incidents, logs, memory_search, metrics, sentry, traces
+from firebreak.tools import changes, flags, incidents, logs, memory_search, metrics, sentry, traces
 
 MODULES = (logs, metrics, traces, changes, flags, sentry, incidents, memory_search)

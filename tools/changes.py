@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from firebreak.clock import SystemClock
 from firebreak.context import ToolContext
 from firebreak.state.changes import Change
-from tools.registry import ToolError, tool
+from firebreak.tools.registry import ToolError, tool
 
 ChangeKind = Literal["deploy", "config", "flag", "infra"]
 CHANGE_KINDS: tuple[str, ...] = ("deploy", "config", "flag", "infra")

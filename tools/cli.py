@@ -23,7 +23,7 @@ import typer
 from pydantic import ValidationError
 
 from firebreak.context import ToolContext, default_context
-from tools.registry import ToolError, ToolSpec, call_tool, load_tools
+from firebreak.tools.registry import ToolError, ToolSpec, call_tool, load_tools
 
 # Resolved at call time so tests and drills can point the CLI at their own context.
 CONTEXT_FACTORY: Callable[[], ToolContext] = default_context
@@ -309,7 +309,7 @@ def record(
     as_json: bool = typer.Option(False, "--json", help="Print the recorded change as JSON."),
 ) -> None:
     """Record a change by hand (a deploy done outside CI, a config edit, an infra event)."""
-    from tools.changes import ChangeIn, change_out, record_change
+    from firebreak.tools.changes import ChangeIn, change_out, record_change
 
     def scalar(value: str | None) -> Any:
         if value is None:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from firebreak.context import ToolContext
 from firebreak.state.changes import Change
-from tools.registry import ToolError, tool
+from firebreak.tools.registry import ToolError, tool
 
 FlagAction = Literal["disable_flag", "enable_flag", "set_flag_variant"]
 FLAG_ACTIONS: tuple[str, ...] = ("disable_flag", "enable_flag", "set_flag_variant")
@@ -395,7 +395,7 @@ class FlagStore:
         self, flag: str, previous: dict[str, Any], current: dict[str, Any], action: str, actor: str,
         at: datetime, note: str, source: str, session: Session | None,
     ) -> int | None:
-        from tools.changes import ChangeIn, record_change
+        from firebreak.tools.changes import ChangeIn, record_change
 
         change = ChangeIn(
             kind="flag", flag=flag, variant=current.get("defaultVariant"), state=current.get("state"),

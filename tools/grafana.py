@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import httpx
 
-from tools.metric_store import Dashboard, Panel
-from tools.registry import ToolError
+from firebreak.tools.metric_store import Dashboard, Panel
+from firebreak.tools.registry import ToolError
 
 log = logging.getLogger("firebreak.backends")
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")

@@ -13,10 +13,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import STATUSES
 from firebreak.state.alerts import Alert
 from firebreak.state.incidents import Incident
-from memory.incident_log import STATUSES
-from tools.registry import ToolError, tool
+from firebreak.tools.registry import ToolError, tool
 
 MAX_ALERTS = 30
 MAX_TIMELINE = 20
@@ -237,7 +237,7 @@ def service_dependencies(ctx: ToolContext, args: ServiceDependenciesInput) -> Se
     deps = {svc: set(targets) for svc, targets in ctx.settings.dependencies.items()}
     note = ""
     if not deps:  # no configured graph: the one traces show
-        from tools.traces import observed_dependencies
+        from firebreak.tools.traces import observed_dependencies
 
         try:
             deps = {svc: set(targets) for svc, targets in observed_dependencies(ctx).items()}

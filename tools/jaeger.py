@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
-from tools.registry import ToolError
-from tools.trace_store import SpanRecord, SpanStatus, from_us, to_us
+from firebreak.tools.registry import ToolError
+from firebreak.tools.trace_store import SpanRecord, SpanStatus, from_us, to_us
 
 MAX_TRACES = 200
 

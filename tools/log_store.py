@@ -21,7 +21,7 @@ from typing import Any
 
 from firebreak.context import ToolContext
 from firebreak.redact import redact_obj, redact_text
-from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
+from firebreak.tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 LOG_DB_NAME = "logs.sqlite3"
 

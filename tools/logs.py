@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from firebreak.clock import ensure_aware
 from firebreak.context import ToolContext
-from tools.log_store import LEVELS, LogLine, from_us, get_log_store, normalize_level, to_us
-from tools.registry import ToolError, tool
-from tools.time_range import ZonedRange, resolve_range
+from firebreak.tools.log_store import LEVELS, LogLine, from_us, get_log_store, normalize_level, to_us
+from firebreak.tools.registry import ToolError, tool
+from firebreak.tools.time_range import ZonedRange, resolve_range
 
 DEFAULT_SEARCH_WINDOW = timedelta(hours=1)
 MAX_MESSAGE_CHARS = 1000
@@ -132,7 +132,7 @@ def _check_regex(text: str | None, regex: bool) -> None:
 
 
 def _loki(ctx: ToolContext) -> Any:
-    from tools.loki import LokiClient
+    from firebreak.tools.loki import LokiClient
 
     url = ctx.settings.loki_url
     assert url
@@ -156,7 +156,7 @@ def search_logs(ctx: ToolContext, args: SearchLogsInput) -> SearchLogsOutput:
     since, until = resolve_range(ctx, args.since, args.until, DEFAULT_SEARCH_WINDOW)
     _check_regex(args.text, args.regex)
     if ctx.settings.loki_url:
-        from tools.loki import SERVICE_LABEL, build_logql
+        from firebreak.tools.loki import SERVICE_LABEL, build_logql
 
         client = _loki(ctx)
         query = build_logql(service=args.service, level=args.level, text=args.text, regex=args.regex)
@@ -313,7 +313,7 @@ def log_patterns(ctx: ToolContext, args: LogPatternsInput) -> LogPatternsOutput:
     since = pivot - timedelta(minutes=args.before_minutes)
     until = pivot + timedelta(minutes=args.after_minutes)
     if ctx.settings.loki_url:
-        from tools.loki import SERVICE_LABEL, build_logql
+        from firebreak.tools.loki import SERVICE_LABEL, build_logql
 
         client = _loki(ctx)
         query = build_logql(service=args.service, level=args.level, text=None)

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import httpx
 
-from tools.log_store import LogLine, from_us, normalize_level, to_us
-from tools.registry import ToolError
+from firebreak.tools.log_store import LogLine, from_us, normalize_level, to_us
+from firebreak.tools.registry import ToolError
 
 log = logging.getLogger("firebreak.backends")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel, Field
 
 from firebreak.context import ToolContext
-from memory.embeddings import EmbeddingError
-from memory.index import Hit, MemoryError_, get_index
-from tools.registry import ToolError, tool
+from firebreak.memory.embeddings import EmbeddingError
+from firebreak.memory.index import Hit, MemoryError_, get_index
+from firebreak.tools.registry import ToolError, tool
 
 
 class SimilarIncidentsInput(BaseModel):

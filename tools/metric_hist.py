@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
-from tools.metric_store import MetricStore, SeriesKey
+from firebreak.tools.metric_store import MetricStore, SeriesKey
 
 QUANTILE = 0.99
 

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from firebreak.context import ToolContext
-from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
+from firebreak.tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 METRIC_DB_NAME = "metrics.sqlite3"
 

@@ -14,12 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from firebreak.context import ToolContext
-from tools.change_detect import DETECT_SIGMAS as DETECT_SIGMAS  # re-exported: benches import them from here
-from tools.change_detect import Change, detect_change
-from tools.change_detect import noise_sigma as noise_sigma
-from tools.metric_store import Dashboard, from_ms, get_metric_store
-from tools.registry import ToolError, tool
-from tools.time_range import ZonedRange, resolve_range
+from firebreak.tools.change_detect import DETECT_SIGMAS as DETECT_SIGMAS  # re-exported: benches import them from here
+from firebreak.tools.change_detect import Change, detect_change
+from firebreak.tools.change_detect import noise_sigma as noise_sigma
+from firebreak.tools.metric_store import Dashboard, from_ms, get_metric_store
+from firebreak.tools.registry import ToolError, tool
+from firebreak.tools.time_range import ZonedRange, resolve_range
 
 DEFAULT_QUERY_WINDOW = timedelta(hours=1)
 DEFAULT_ANOMALY_WINDOW = timedelta(hours=2)
@@ -128,7 +128,7 @@ def _listing(items: list[str]) -> str:
 
 
 def _prom(ctx: ToolContext) -> Any:
-    from tools.prometheus import PrometheusClient
+    from firebreak.tools.prometheus import PrometheusClient
 
     url = ctx.settings.prometheus_url
     assert url
@@ -136,7 +136,7 @@ def _prom(ctx: ToolContext) -> Any:
 
 
 def _grafana(ctx: ToolContext) -> Any:
-    from tools.grafana import GrafanaClient
+    from firebreak.tools.grafana import GrafanaClient
 
     url = ctx.settings.grafana_url
     assert url
@@ -203,7 +203,7 @@ def _embedded_p99(
     ctx: ToolContext, args: QueryMetricInput, keys: list[Any], since: datetime, until: datetime, span_s: float
 ) -> QueryMetricOutput:
     """A histogram's 99th percentile over time (each label set's p99, averaged per bucket)."""
-    from tools import metric_hist
+    from firebreak.tools import metric_hist
 
     store = get_metric_store(ctx)
     groups = metric_hist.families(keys)
@@ -235,7 +235,7 @@ def _bucketed_rates(rows: list[tuple[int, int, float]], step_ms: int) -> list[tu
 def _query_prometheus(
     ctx: ToolContext, args: QueryMetricInput, since: datetime, until: datetime, span_s: float
 ) -> QueryMetricOutput:
-    from tools import metrics_prometheus as mp
+    from firebreak.tools import metrics_prometheus as mp
 
     client = _prom(ctx)
     labels = ctx.settings.service_labels
@@ -353,7 +353,7 @@ def _embedded_histograms(
     skipped: list[str],
 ) -> None:
     """Histograms judged on their p99, as Prometheus reads them."""
-    from tools import metric_hist
+    from firebreak.tools import metric_hist
 
     groups = metric_hist.families(keys)
     stray = len(keys) - sum(len(m) for m in groups.values())
@@ -373,7 +373,7 @@ def _prometheus_anomalies(
     ctx: ToolContext, service: str | None, since: datetime, until: datetime, found: list[tuple[float, Anomaly]],
     skipped: list[str],
 ) -> tuple[int, bool]:
-    from tools import metrics_prometheus as mp
+    from firebreak.tools import metrics_prometheus as mp
 
     result = mp.scan(_prom(ctx), service, since, until, labels=ctx.settings.service_labels)
     skipped.extend(result.skipped)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tools.prometheus import (
+from firebreak.tools.prometheus import (
     REPLICA_LABELS,
     MetricKind,
     PrometheusClient,
@@ -30,7 +30,7 @@ from tools.prometheus import (
     service_labels,
     service_of,
 )
-from tools.registry import ToolError
+from firebreak.tools.registry import ToolError
 
 SCAN_SECONDS = 20.0  # time cap of one scan
 SCAN_SERIES = 2_000  # series cap of one scan (raw series, before the roll-up)

@@ -23,9 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from firebreak.redact import redact_obj  # span attributes come from outside: secrets are not stored
-from tools.log_store import LogLine
-from tools.metric_store import MetricPoint
-from tools.trace_store import SpanRow
+from firebreak.tools.log_store import LogLine
+from firebreak.tools.metric_store import MetricPoint
+from firebreak.tools.trace_store import SpanRow
 
 UNKNOWN_SERVICE = "unknown_service"
 _INVALID_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_:]")

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from tools.registry import ToolError
+from firebreak.tools.registry import ToolError
 
 log = logging.getLogger("firebreak.backends")
 

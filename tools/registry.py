@@ -82,7 +82,7 @@ def tool(
 
 def load_tools() -> dict[str, ToolSpec]:
     """Import every tool module once (tools.catalog names them) so the registry is complete."""
-    import tools.catalog  # noqa: F401  (tool modules import this registry: the catalog cannot be top-level)
+    import firebreak.tools.catalog  # noqa: F401  (tool modules import this registry: the catalog cannot be top-level)
 
     return REGISTRY
 

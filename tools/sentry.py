@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from firebreak.context import ToolContext
 from firebreak.state.alerts import Alert
-from tools.registry import ToolError, tool
-from tools.sentry_payload import epoch_datetime, tag_pairs
+from firebreak.tools.registry import ToolError, tool
+from firebreak.tools.sentry_payload import epoch_datetime, tag_pairs
 
 MAX_FRAMES = 25
 MAX_TAGS = 20

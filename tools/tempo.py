@@ -19,9 +19,9 @@ import httpx
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tools.otlp_convert import OTLPError, hex_ids_to_base64, span_rows
-from tools.registry import ToolError
-from tools.trace_store import SpanRecord, SpanStatus, from_us
+from firebreak.tools.otlp_convert import OTLPError, hex_ids_to_base64, span_rows
+from firebreak.tools.registry import ToolError
+from firebreak.tools.trace_store import SpanRecord, SpanStatus, from_us
 
 MAX_TRACES = 50  # one trace-by-id request each: keep a tool call to a few seconds
 

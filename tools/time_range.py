@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationInfo, field_validator
 
 from firebreak.clock import ensure_aware
 from firebreak.context import ToolContext
-from tools.registry import ToolError
+from firebreak.tools.registry import ToolError
 
 
 class ZonedRange(BaseModel):

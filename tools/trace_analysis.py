@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from tools.trace_store import SpanRecord, SpanStatus, to_us
+from firebreak.tools.trace_store import SpanRecord, SpanStatus, to_us
 
 Totals = dict[tuple[str, str], dict[str, int]]
 

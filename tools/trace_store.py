@@ -28,8 +28,8 @@ from typing import Any
 
 from firebreak.context import ToolContext
 from firebreak.redact import redact_obj  # span attributes come from outside: secrets are not stored
-from tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units
-from tools.trace_rollup import (
+from firebreak.tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units
+from firebreak.tools.trace_rollup import (
     EDGE_FIELDS,
     SPAN_FIELDS,
     US,

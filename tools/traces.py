@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from firebreak.clock import ensure_aware
 from firebreak.context import ToolContext
-from tools.registry import ToolError, tool
-from tools.time_range import ZonedRange, resolve_range
-from tools.trace_analysis import (
+from firebreak.tools.registry import ToolError, tool
+from firebreak.tools.time_range import ZonedRange, resolve_range
+from firebreak.tools.trace_analysis import (
     ErrorGroup,
     ServiceEdge,
     ServiceLatency,
@@ -30,7 +30,7 @@ from tools.trace_analysis import (
     latency_shifts,
     span_totals,
 )
-from tools.trace_store import SpanRecord, SpanStatus, trace_store
+from firebreak.tools.trace_store import SpanRecord, SpanStatus, trace_store
 
 DEFAULT_WINDOW = timedelta(hours=1)
 BACKEND_TRACES = 200  # traces fetched from Tempo/Jaeger per window
@@ -58,12 +58,12 @@ def backend(ctx: ToolContext) -> TraceBackend | None:
     """The configured trace backend (Tempo first, then Jaeger), or None for the embedded store."""
     settings = ctx.settings
     if settings.tempo_url:
-        from tools.tempo import TempoClient
+        from firebreak.tools.tempo import TempoClient
 
         url = settings.tempo_url
         return ctx.resource(f"tempo:{url}", lambda: TempoClient(url))
     if settings.jaeger_url:
-        from tools.jaeger import JaegerClient
+        from firebreak.tools.jaeger import JaegerClient
 
         jurl = settings.jaeger_url
         return ctx.resource(f"jaeger:{jurl}", lambda: JaegerClient(jurl))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 def install() -> None:
     """Give the agent its notifier (approval requests, the executor entry point). Idempotent."""
-    from agent.notify import set_notifier
-    from workflows.approvals import Desk
+    from firebreak.agent.notify import set_notifier
+    from firebreak.workflows.approvals import Desk
 
     set_notifier(Desk())

@@ -27,18 +27,18 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agent.actions import ProposedFix
-from agent.report import TriageReport
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.report import TriageReport
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
 from firebreak.state.approvals import Approval
 from firebreak.state.audit import AuditEvent
 from firebreak.state.incidents import Incident
 from firebreak.state.investigations import Investigation
 from firebreak.statuses import ALTERNATIVE_STATUSES, ApprovalStatus, Decision, InvestigationStatus
-from memory import incident_log
-from tools.executors import describe, rows_changed
-from workflows.executor import ExecutionRefused, ExecutionResult, execute_approved
-from workflows.notify import get_people
+from firebreak.tools.executors import describe, rows_changed
+from firebreak.workflows.executor import ExecutionRefused, ExecutionResult, execute_approved
+from firebreak.workflows.notify import get_people
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def _hand_over(
     ctx: ToolContext, approval_id: str, *, via: str, reason: str | None, wait_seconds: float | None
 ) -> ExecutionResult | None:
     """To the workflow that waits for this decision when there is one, else run the continuation here."""
-    from workflows import engine
+    from firebreak.workflows import engine
 
     with ctx.db.session() as s:
         a = s.get(Approval, approval_id)
@@ -339,7 +339,7 @@ def close_run(ctx: ToolContext, approval_id: str, *, takeover: bool = False) -> 
                 and s.get(Investigation, a.investigation_id) is not None)
     if not tied:
         return
-    from agent.investigator import resume  # importing the agent (pydantic-ai) costs seconds: only when needed
+    from firebreak.agent.investigator import resume  # importing the agent (pydantic-ai) costs seconds: only when needed
 
     try:
         resume(ctx, approval_id, takeover=takeover)

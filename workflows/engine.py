@@ -34,11 +34,11 @@ from firebreak.context import ToolContext
 from firebreak.state.approvals import Approval
 from firebreak.state.replicas import Replica
 from firebreak.statuses import ALTERNATIVE_STATUSES, ApprovalStatus
-from tools.executors import rows_changed
-from workflows import approvals as service
-from workflows import investigations
-from workflows.executor import BOOT_ID, ExecutionResult, replica_id, sweep_orphaned_claims
-from workflows.status import DEAD_AFTER_SECONDS
+from firebreak.tools.executors import rows_changed
+from firebreak.workflows import approvals as service
+from firebreak.workflows import investigations
+from firebreak.workflows.executor import BOOT_ID, ExecutionResult, replica_id, sweep_orphaned_claims
+from firebreak.workflows.status import DEAD_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _start_step(investigation_id: str) -> str:
 
 @DBOS.step(name="firebreak.investigate")
 def _investigate_step(investigation_id: str) -> bool:
-    from agent.investigator import investigate
+    from firebreak.agent.investigator import investigate
 
     try:
         investigate(_context(), investigation_id, notify=False)
@@ -321,7 +321,7 @@ class DurableWorker:
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
-        from agent.worker import warm_up
+        from firebreak.agent.worker import warm_up
 
         launch(self.ctx)
         heartbeat(self.ctx)

@@ -26,13 +26,20 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
 from firebreak.state.approvals import Approval
 from firebreak.state.audit import AuditEvent
 from firebreak.state.incidents import Incident
 from firebreak.statuses import FINISHED_EXECUTIONS, ApprovalStatus
-from memory import incident_log
-from tools.executors import HOTFIX_ACTIONS, ROLLBACK_ACTIONS, action_timeout, describe, rows_changed, run_action
-from workflows.notify import get_people
+from firebreak.tools.executors import (
+    HOTFIX_ACTIONS,
+    ROLLBACK_ACTIONS,
+    action_timeout,
+    describe,
+    rows_changed,
+    run_action,
+)
+from firebreak.workflows.notify import get_people
 
 log = logging.getLogger(__name__)
 

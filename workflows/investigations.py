@@ -16,12 +16,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from firebreak.context import ToolContext
+from firebreak.memory import incident_log
 from firebreak.state.alerts import Alert
 from firebreak.state.incidents import Incident
 from firebreak.state.investigations import Investigation
 from firebreak.statuses import InvestigationStatus
-from memory import incident_log
-from tools.executors import rows_changed
+from firebreak.tools.executors import rows_changed
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from agent.report import Evidence, Suspect
-from agent.triage.observe import Findings, minutes, parse_time, words
-from agent.triage.signals import (
+from firebreak.agent.report import Evidence, Suspect
+from firebreak.agent.triage.observe import Findings, minutes, parse_time, words
+from firebreak.agent.triage.signals import (
     BadPattern,
     Graph,
     ServiceState,

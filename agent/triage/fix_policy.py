@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.actions import ProposedFix
-from agent.triage.context import Candidate, Context
-from agent.triage.observe import parse_time
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.observe import parse_time
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/\-]{0,199}$")
 FALLBACK_WORDS = ("fallback", "backup", "secondary", "failover", "kill", "killswitch", "degrad", "alternate", "standby")
@@ -124,7 +124,7 @@ def choose(
     """Build each option in order; refused ones are noted on the candidate's evidence."""
     refused: list[str] = []
     out = [fx for opt in options if (fx := try_build(ctx, refused, *opt)) is not None]
-    from agent.report import Evidence
+    from firebreak.agent.report import Evidence
 
     for r in refused[:2]:
         cand.evidence.append(Evidence(tool="fix_policy", finding=f"fix not offered: {r}"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.triage.vocab import STOPWORDS
+from firebreak.agent.triage.vocab import STOPWORDS
 
 
 def parse_time(value: Any) -> datetime | None:

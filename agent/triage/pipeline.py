@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
-from agent.report import Evidence, Hypothesis, TriageReport
-from agent.triage import features, ranking, summary, suspects
-from agent.triage.context import Candidate, Context
-from agent.triage.observe import Findings
+from firebreak.agent.report import Evidence, Hypothesis, TriageReport
+from firebreak.agent.triage import features, ranking, summary, suspects
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.observe import Findings
 
 MAX_HYPOTHESES = 5
 # Below this fitted probability the best suspect is a guess: the report says no cause is identified yet.

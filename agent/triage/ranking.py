@@ -16,9 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from agent.report import Evidence
-from agent.triage import features
-from agent.triage.context import Candidate
+from firebreak.agent.report import Evidence
+from firebreak.agent.triage import features
+from firebreak.agent.triage.context import Candidate
 
 WEIGHTS_PATH = Path(__file__).with_name("weights.json")
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.report import Evidence
-from agent.triage.observe import Findings, mentions_service, parse_time
-from agent.triage.vocab import ALERT_WEIGHT, BAD_LEVELS, DEPENDENCY_FAIL_WORDS, damage_strength, tables_in
+from firebreak.agent.report import Evidence
+from firebreak.agent.triage.observe import Findings, mentions_service, parse_time
+from firebreak.agent.triage.vocab import ALERT_WEIGHT, BAD_LEVELS, DEPENDENCY_FAIL_WORDS, damage_strength, tables_in
 
 
 def _lvl(level: Any) -> str:

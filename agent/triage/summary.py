@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.report import TriageReport
-from agent.triage.observe import Findings, parse_time
-from agent.triage.signals import ServiceState, num
-from agent.triage.vocab import CRITICAL_SERVICE_WORDS
+from firebreak.agent.report import TriageReport
+from firebreak.agent.triage.observe import Findings, parse_time
+from firebreak.agent.triage.signals import ServiceState, num
+from firebreak.agent.triage.vocab import CRITICAL_SERVICE_WORDS
 
 
 def _failure_share(a: dict[str, Any]) -> float:
@@ -100,7 +100,7 @@ def render_messages(report: TriageReport, f: Findings, incident_id: str, title: 
     services = [str(s) for s in f.incident.get("services") or []]
     started = parse_time(f.incident.get("started_at")) or f.incident_start()
     try:
-        from agent import messages as msg
+        from firebreak.agent import messages as msg
 
         fields = msg.report_fields(
             incident_id=incident_id,

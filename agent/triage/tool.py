@@ -14,10 +14,10 @@ from pydantic_ai import RunContext, Tool
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo
 
-from agent.triage.observe import Findings, findings_from
-from agent.triage.pipeline import blind_spots, rank_suspects, table
+from firebreak.agent.triage.observe import Findings, findings_from
+from firebreak.agent.triage.pipeline import blind_spots, rank_suspects, table
 from firebreak.context import ToolContext
-from tools.registry import ToolError, call_tool, load_tools
+from firebreak.tools.registry import ToolError, call_tool, load_tools
 
 TOOL_NAME = "rank_suspects"
 MAX_ROUNDS = 8
@@ -25,7 +25,7 @@ MAX_ROUNDS = 8
 
 def gather(ctx: ToolContext, incident_id: str, now: datetime) -> Findings:
     """Run the offline plan's query tools (no report, no action) and fold their answers into Findings."""
-    from agent.offline import OfflineInvestigator, collect
+    from firebreak.agent.offline import OfflineInvestigator, collect
 
     names = [s.name for s in load_tools().values() if s.kind == "query"]
     info = cast(AgentInfo, SimpleNamespace(function_tools=[SimpleNamespace(name=n) for n in names]))

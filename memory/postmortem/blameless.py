@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from memory.postmortem.model import BlamelessFinding, PostMortem
+from firebreak.memory.postmortem.model import BlamelessFinding, PostMortem
 
 BLAME_WORDS = re.compile(
     r"\b(human error|operator error|user error|careless(?:ly|ness)?|negligen(?:t|ce)|sloppy|incompetent|lazy|"

@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from firebreak.context import ToolContext, default_context
-from memory import incident_log
-from memory.incidents_cli import _actor, fail
-from memory.postmortem import service
-from memory.postmortem.model import PostMortem
-from memory.postmortem.render import customer_markdown, markdown
+from firebreak.memory import incident_log
+from firebreak.memory.incidents_cli import _actor, fail
+from firebreak.memory.postmortem import service
+from firebreak.memory.postmortem.model import PostMortem
+from firebreak.memory.postmortem.render import customer_markdown, markdown
 
 app = typer.Typer(help="Blameless post-mortems drafted from the incident log: draft, edit, review, publish.",
                   no_args_is_help=True)
@@ -42,7 +42,7 @@ def _emit(data: Any, fmt: str, md: str) -> None:
 
 def _index(ctx: ToolContext) -> None:
     """Bring memory up to the incident log so the published root cause is searchable at once."""
-    from memory.index import sync_incidents
+    from firebreak.memory.index import sync_incidents
 
     sync_incidents(ctx)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from memory.postmortem.model import CustomerPostMortem, PostMortem
+from firebreak.memory.postmortem.model import CustomerPostMortem, PostMortem
 
 WHAT_HAPPENED = {
     "deploy": "A software update we released introduced a fault.",

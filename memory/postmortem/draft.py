@@ -13,13 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from firebreak.state.alerts import Alert
-from firebreak.state.approvals import Approval
-from firebreak.state.changes import Change
-from firebreak.state.incidents import Incident, Remediation, TimelineEntry
-from firebreak.state.investigations import Investigation
-from firebreak.statuses import ApprovalStatus
-from memory.postmortem.model import (
+from firebreak.memory.postmortem.model import (
     ActionItem,
     Durations,
     Impact,
@@ -28,7 +22,13 @@ from memory.postmortem.model import (
     TimelineItem,
     Why,
 )
-from memory.stats import recurrence
+from firebreak.memory.stats import recurrence
+from firebreak.state.alerts import Alert
+from firebreak.state.approvals import Approval
+from firebreak.state.changes import Change
+from firebreak.state.incidents import Incident, Remediation, TimelineEntry
+from firebreak.state.investigations import Investigation
+from firebreak.statuses import ApprovalStatus
 
 # Changes this long before the start of impact are still worth listing in the timeline.
 CHANGE_LOOKBACK = timedelta(hours=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from memory.postmortem.model import CustomerPostMortem, PostMortem
+from firebreak.memory.postmortem.model import CustomerPostMortem, PostMortem
 
 
 def _t(at: datetime | None) -> str:

@@ -12,23 +12,23 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from firebreak.state.approvals import Approval
-from firebreak.state.changes import Change
-from firebreak.state.incidents import Incident, Remediation, TimelineEntry
-from firebreak.state.postmortems import PostMortemRow
-from firebreak.state.users import User
-from memory import incident_log
-from memory.postmortem.blameless import check
-from memory.postmortem.customer import customer_version
-from memory.postmortem.draft import EXECUTED, SLOW_DETECTION_MINUTES, draft, suggested_actions
-from memory.postmortem.model import (
+from firebreak.memory import incident_log
+from firebreak.memory.postmortem.blameless import check
+from firebreak.memory.postmortem.customer import customer_version
+from firebreak.memory.postmortem.draft import EXECUTED, SLOW_DETECTION_MINUTES, draft, suggested_actions
+from firebreak.memory.postmortem.model import (
     ActionItem,
     BlamelessFinding,
     CustomerPostMortem,
     PostMortem,
     PostMortemStatus,
 )
-from memory.postmortem.schedule import DUE_SEVERITIES, due_at
+from firebreak.memory.postmortem.schedule import DUE_SEVERITIES, due_at
+from firebreak.state.approvals import Approval
+from firebreak.state.changes import Change
+from firebreak.state.incidents import Incident, Remediation, TimelineEntry
+from firebreak.state.postmortems import PostMortemRow
+from firebreak.state.users import User
 
 ACTION_ITEM_DAYS = 14
 # Older resolutions (e.g. imported history) are not chased: the reminder is for the morning after.

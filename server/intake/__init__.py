@@ -3,6 +3,6 @@
 Entry point for everything that stores alerts: `server.intake.service.ingest_alerts(ctx, alerts)`.
 """
 
-from server.intake.models import AlertLink, IngestResult, NormalizedAlert
+from firebreak.server.intake.models import AlertLink, IngestResult, NormalizedAlert
 
 __all__ = ["AlertLink", "IngestResult", "NormalizedAlert"]

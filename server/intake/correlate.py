@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from firebreak.server.intake.models import AlertSeverity
 from firebreak.state.incidents import Incident
-from server.intake.models import AlertSeverity
 
 INCIDENT_SEVERITY: dict[str, str] = {"critical": "critical", "error": "major", "warning": "major", "info": "minor"}
 SEVERITY_RANK = {"minor": 0, "major": 1, "critical": 2}

@@ -27,10 +27,10 @@ from typing import Annotated, Any, Literal
 import pydantic_core
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from firebreak.server.intake.errors import IntakeRefused
+from firebreak.server.intake.models import AlertLink, AlertSeverity, AlertStatus, NormalizedAlert
 from firebreak.settings import Settings
-from server.intake.errors import IntakeRefused
-from server.intake.models import AlertLink, AlertSeverity, AlertStatus, NormalizedAlert
-from tools.sentry_payload import epoch_datetime, tag_pairs
+from firebreak.tools.sentry_payload import epoch_datetime, tag_pairs
 
 log = logging.getLogger("firebreak.intake")
 

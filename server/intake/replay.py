@@ -22,8 +22,8 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from firebreak.context import ToolContext
+from firebreak.server.intake.errors import IntakeRefused
 from firebreak.state.security import ReplayEntry
-from server.intake.errors import IntakeRefused
 
 RETENTION = timedelta(hours=24)
 

@@ -44,13 +44,19 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, load_only
 
 from firebreak.context import ToolContext
+from firebreak.memory.incident_log import (
+    add_link,
+    alert_fired_again,
+    all_alerts_resolved,
+    open_incident,
+    update_incident,
+)
+from firebreak.server.intake.correlate import SEVERITY_RANK, Correlator, incident_severity, last_activity
+from firebreak.server.intake.errors import IntakeRefused
+from firebreak.server.intake.models import IngestResult, NormalizedAlert
 from firebreak.state.alerts import Alert
 from firebreak.state.incidents import Incident, TimelineEntry
 from firebreak.state.investigations import Investigation
-from memory.incident_log import add_link, alert_fired_again, all_alerts_resolved, open_incident, update_incident
-from server.intake.correlate import SEVERITY_RANK, Correlator, incident_severity, last_activity
-from server.intake.errors import IntakeRefused
-from server.intake.models import IngestResult, NormalizedAlert
 
 log = logging.getLogger("firebreak.intake")
 
@@ -93,7 +99,7 @@ def ingest_alerts(ctx: ToolContext, alerts: list[NormalizedAlert]) -> IngestResu
     with _process_lock(ctx.db.url), ctx.db.session() as session:
         _lock_database(session)
         _Ingest(ctx, session, ctx.clock.now(), result).run(alerts)
-    from server.observability import INCIDENTS_OPENED, INVESTIGATIONS_QUEUED
+    from firebreak.server.observability import INCIDENTS_OPENED, INVESTIGATIONS_QUEUED
 
     INCIDENTS_OPENED.inc(len(result.incidents_opened))
     INVESTIGATIONS_QUEUED.inc(len(result.investigations_queued))
@@ -406,7 +412,7 @@ class IntakeQueue:
             raise IntakeRefused(
                 413, f"alerts: {count} alerts in one delivery, more than the intake limit of {self.limit} "
                 "(FIREBREAK_INTAKE_QUEUE_LIMIT); send smaller batches", "too_large")
-        from server.observability import QUEUE_DEPTH
+        from firebreak.server.observability import QUEUE_DEPTH
 
         with self._guard:
             if self.pending + count > self.limit:
@@ -418,7 +424,7 @@ class IntakeQueue:
         QUEUE_DEPTH.inc(count)
 
     def _release(self, count: int) -> None:
-        from server.observability import QUEUE_DEPTH
+        from firebreak.server.observability import QUEUE_DEPTH
 
         with self._guard:
             self.pending -= count
@@ -454,4 +460,4 @@ class IntakeQueue:
 
 
 def intake_queue(ctx: ToolContext) -> IntakeQueue:
-    return ctx.resource("server.intake.queue", lambda: IntakeQueue(ctx))
+    return ctx.resource("firebreak.server.intake.queue", lambda: IntakeQueue(ctx))

@@ -29,8 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, SecretStr
 
+from firebreak.server.intake.errors import IntakeRefused
 from firebreak.settings import Settings
-from server.intake.errors import IntakeRefused
 
 GRAFANA_MAX_SKEW_SECONDS = 300
 SENTRY_MAX_SKEW_SECONDS = 300

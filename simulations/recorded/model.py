@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from agent.actions import ACTION_FIELDS
-from simulations.recorded import INCIDENT_FILE
-from simulations.scenario import (
+from firebreak.agent.actions import ACTION_FIELDS
+from firebreak.simulations.recorded import INCIDENT_FILE
+from firebreak.simulations.scenario import (
     Mitigation,
     ScenarioError,
     SuspectRef,
@@ -27,7 +27,7 @@ from simulations.scenario import (
     _path,
     _ScenarioLoader,
 )
-from simulations.units import parse_timestamp
+from firebreak.simulations.units import parse_timestamp
 
 _EPOCH_MS = re.compile(r"^-?\d+$")
 

@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from firebreak.context import ToolContext
-from simulations.recorded.model import RecordedError
-from simulations.recorded.readers import Telemetry
+from firebreak.simulations.recorded.model import RecordedError
+from firebreak.simulations.recorded.readers import Telemetry
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PARALLEL_SPANS = 20_000  # below this, forking a writer costs more than it saves
@@ -34,7 +34,7 @@ def _dt_us(us: int) -> datetime:
 
 def check_changes(tel: Telemetry) -> list[object]:
     """Every change line as the change model; a bad one is a RecordedError naming file, line and field."""
-    from tools.changes import ChangeIn
+    from firebreak.tools.changes import ChangeIn
 
     out: list[object] = []
     for file, line, us, obj in tel.changes:
@@ -48,7 +48,7 @@ def check_changes(tel: Telemetry) -> list[object]:
 
 
 def write_metrics(ctx: ToolContext, tel: Telemetry) -> int:
-    from tools.metric_store import MetricPoint, get_metric_store
+    from firebreak.tools.metric_store import MetricPoint, get_metric_store
 
     def points() -> Iterator[MetricPoint]:
         for ms, service, name, value, labels in tel.metrics:
@@ -59,7 +59,7 @@ def write_metrics(ctx: ToolContext, tel: Telemetry) -> int:
 
 
 def write_logs(ctx: ToolContext, tel: Telemetry) -> int:
-    from tools.log_store import LogLine, get_log_store
+    from firebreak.tools.log_store import LogLine, get_log_store
 
     def lines() -> Iterator[LogLine]:
         for us, service, level, message, attrs in tel.logs:
@@ -69,7 +69,7 @@ def write_logs(ctx: ToolContext, tel: Telemetry) -> int:
 
 
 def _records(rows: list[SpanRow]) -> Iterator[Any]:
-    from tools.trace_store import SpanRecord, SpanStatus
+    from firebreak.tools.trace_store import SpanRecord, SpanStatus
 
     for trace_id, span_id, parent_id, service, operation, start, end, status, attrs in rows:
         yield SpanRecord(trace_id=trace_id, span_id=span_id, parent_id=parent_id, service=service,
@@ -80,7 +80,7 @@ def _records(rows: list[SpanRow]) -> Iterator[Any]:
 def write_spans(ctx: ToolContext, tel: Telemetry) -> int:
     if not tel.spans:
         return 0
-    from tools.trace_store import trace_store
+    from firebreak.tools.trace_store import trace_store
 
     return trace_store(ctx).add_spans(_records(tel.spans))
 
@@ -88,7 +88,7 @@ def write_spans(ctx: ToolContext, tel: Telemetry) -> int:
 def _span_child(conn: Connection, data_dir: Path, rows: list[SpanRow]) -> None:
     """In a forked process: write the spans into the data dir's trace store, send back (count, error)."""
     try:
-        from tools.trace_store import open_trace_store
+        from firebreak.tools.trace_store import open_trace_store
 
         store = open_trace_store(data_dir)
         try:
@@ -137,8 +137,8 @@ class SpanWriter:
 
 
 def write_changes(ctx: ToolContext, changes: list[object]) -> int:
-    from tools.changes import ChangeIn
-    from tools.changes import record_change as store_change
+    from firebreak.tools.changes import ChangeIn
+    from firebreak.tools.changes import record_change as store_change
 
     with ctx.db.session() as s:
         for change in changes:

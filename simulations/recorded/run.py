@@ -15,12 +15,12 @@ from pathlib import Path
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
-from simulations.generator import AlertNotice
-from simulations.recorded.model import RecordedAlert, RecordedIncident, load_incident
-from simulations.recorded.readers import Telemetry, read_folder
-from simulations.recorded.replay import check_changes, replay
-from simulations.render import render
-from simulations.runner import (
+from firebreak.simulations.generator import AlertNotice
+from firebreak.simulations.recorded.model import RecordedAlert, RecordedIncident, load_incident
+from firebreak.simulations.recorded.readers import Telemetry, read_folder
+from firebreak.simulations.recorded.replay import check_changes, replay
+from firebreak.simulations.render import render
+from firebreak.simulations.runner import (
     DrillEnv,
     DrillResult,
     HypothesisOut,
@@ -38,8 +38,8 @@ from simulations.runner import (
     run_triage,
     suspects_of,
 )
-from simulations.scenario import AlertEvent
-from simulations.scorer import score_recorded
+from firebreak.simulations.scenario import AlertEvent
+from firebreak.simulations.scorer import score_recorded
 
 # The format's incident severities, as the Alertmanager `severity` label the intake maps back to them.
 ALERT_SEVERITY = {"minor": "info", "major": "warning", "critical": "critical"}
@@ -81,7 +81,7 @@ def play_alerts(inc: RecordedIncident, env: DrillEnv, transport: Transport, prog
 
 def result_of(inc: RecordedIncident, env: DrillEnv, progress: Progress, started: float) -> DrillResult:
     """The drill result shape, scored at the truth's level; baselines scored the same way in details."""
-    from simulations.baselines import run_baselines
+    from firebreak.simulations.baselines import run_baselines
 
     triage = read_triage(env.ctx)
     report = triage.report or {}

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from simulations.worlds import certificate, config, data, dependency, deploy, flag, infra, resource, traffic
-from simulations.worlds.builder import World
-from simulations.worlds.herrings import add_herrings
+from firebreak.simulations.worlds import certificate, config, data, dependency, deploy, flag, infra, resource, traffic
+from firebreak.simulations.worlds.builder import World
+from firebreak.simulations.worlds.herrings import add_herrings
 
 # Explicit registry: a new culprit kind is a new module added here.
 FAMILIES: dict[str, ModuleType] = {

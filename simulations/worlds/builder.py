@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from simulations.worlds.topology import Node, Topology, build_topology, bump
+from firebreak.simulations.worlds.topology import Node, Topology, build_topology, bump
 
 # Normal log lines per role; `{stem}` is the service's business noun.
 _BASE_LINES: dict[str, list[tuple[int, str, str]]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from simulations.worlds.builder import World
+from firebreak.simulations.worlds.builder import World
 
 KIND = "certificate"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulations.worlds.builder import World
+from firebreak.simulations.worlds.builder import World
 
 KIND = "config"
 

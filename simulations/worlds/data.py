@@ -4,7 +4,7 @@ shows in its own logs."""
 
 from __future__ import annotations
 
-from simulations.worlds.builder import World
+from firebreak.simulations.worlds.builder import World
 
 KIND = "data"
 

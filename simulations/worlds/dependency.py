@@ -4,8 +4,8 @@ fallback provider; when the flag exists, turning it on is the only accepted fix)
 
 from __future__ import annotations
 
-from simulations.worlds.builder import World
-from simulations.worlds.topology import THIRD_PARTY, Node, brand
+from firebreak.simulations.worlds.builder import World
+from firebreak.simulations.worlds.topology import THIRD_PARTY, Node, brand
 
 KIND = "dependency"
 

@@ -7,7 +7,7 @@ templates and the release named by Sentry carry the rest.
 
 from __future__ import annotations
 
-from simulations.worlds.builder import World
+from firebreak.simulations.worlds.builder import World
 
 KIND = "deploy"
 

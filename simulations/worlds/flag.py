@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulations.worlds.builder import World
+from firebreak.simulations.worlds.builder import World
 
 KIND = "flag"
 FEATURES = [

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from simulations.worlds.builder import NOISY_WARNS, World, camel
-from simulations.worlds.deploy import UNRELATED_NOTES
-from simulations.worlds.topology import brand
+from firebreak.simulations.worlds.builder import NOISY_WARNS, World, camel
+from firebreak.simulations.worlds.deploy import UNRELATED_NOTES
+from firebreak.simulations.worlds.topology import brand
 
 _HISTORY_CAUSES = [
     ("memory leak in the {stem} image resizer", "restarted {svc}", "resource"),

@@ -4,8 +4,8 @@ switch. The suspect's ref is the change's note, as recorded."""
 
 from __future__ import annotations
 
-from simulations.worlds.builder import World
-from simulations.worlds.topology import Node
+from firebreak.simulations.worlds.builder import World
+from firebreak.simulations.worlds.topology import Node
 
 KIND = "infra"
 ZONES = ["eu-west-1c", "us-east-1b", "eu-central-1a", "us-west-2c"]

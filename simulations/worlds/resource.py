@@ -4,7 +4,7 @@ when one caller floods it, blocking or restarting that caller is accepted too.""
 
 from __future__ import annotations
 
-from simulations.worlds.builder import World
+from firebreak.simulations.worlds.builder import World
 
 KIND = "resource"
 

@@ -4,8 +4,8 @@ served by scaling."""
 
 from __future__ import annotations
 
-from simulations.worlds.builder import World
-from simulations.worlds.topology import brand
+from firebreak.simulations.worlds.builder import World
+from firebreak.simulations.worlds.topology import brand
 
 
 def _source(w: World) -> tuple[str, str, bool]:

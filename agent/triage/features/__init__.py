@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from agent.triage.context import Candidate, Context
+from firebreak.agent.triage.context import Candidate, Context
 
 FeatureFn = Callable[[Candidate, Context], float]
 

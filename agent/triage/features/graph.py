@@ -4,8 +4,8 @@ follows another service's, whether it is the alerting service."""
 
 from __future__ import annotations
 
-from agent.triage.context import AFFECTED, Candidate, Context
-from agent.triage.features import feature
+from firebreak.agent.triage.context import AFFECTED, Candidate, Context
+from firebreak.agent.triage.features import feature
 
 CHANGES = ("deploy", "config", "flag", "infra")
 

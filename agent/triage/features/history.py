@@ -3,8 +3,8 @@ the same kind makes the suspect a little likelier."""
 
 from __future__ import annotations
 
-from agent.triage.context import Candidate, Context
-from agent.triage.features import feature
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.features import feature
 
 KIND_WORDS = {
     "deploy": ("deploy", "version", "release", "rolled back", "rollback"),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.triage.context import Candidate, Context
-from agent.triage.features import feature
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.features import feature
 
 KINDS = ("deploy", "config", "flag", "dependency", "resource", "traffic", "certificate", "data", "infra")
 

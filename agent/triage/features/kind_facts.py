@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 
-from agent.triage.context import Candidate, Context
-from agent.triage.features import feature
-from agent.triage.observe import parse_time
-from agent.triage.vocab import CHANGE_WRITES_DATA
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.features import feature
+from firebreak.agent.triage.observe import parse_time
+from firebreak.agent.triage.vocab import CHANGE_WRITES_DATA
 
 
 def _fact(name: str, kind: str, doc: str) -> None:

@@ -4,10 +4,10 @@ cause explains less; a change on a service that callers' errors name explains mo
 
 from __future__ import annotations
 
-from agent.triage.context import Candidate, Context
-from agent.triage.features import feature
-from agent.triage.observe import mentions_service
-from agent.triage.vocab import CERT_WORDS, DEPENDENCY_FAIL_WORDS, damage_strength
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.features import feature
+from firebreak.agent.triage.observe import mentions_service
+from firebreak.agent.triage.vocab import CERT_WORDS, DEPENDENCY_FAIL_WORDS, damage_strength
 
 CHANGES = ("deploy", "config", "flag", "infra")
 
@@ -65,7 +65,7 @@ def change_on_suspect_service(cand: Candidate, ctx: Context) -> float:
     likelier cause; the exhausted resource or failing dependency its symptom)."""
     svc = cand.suspect.service
     onset = ctx.earliest_onset or ctx.f.incident_start()
-    from agent.triage.observe import parse_time
+    from firebreak.agent.triage.observe import parse_time
 
     for c in ctx.f.changes:
         t = parse_time(c.get("at"))

@@ -9,9 +9,9 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from agent.triage.context import Candidate, Context
-from agent.triage.features import feature
-from agent.triage.observe import words
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.features import feature
+from firebreak.agent.triage.observe import words
 
 log = logging.getLogger(__name__)
 CHANGES = ("deploy", "config", "flag", "infra")
@@ -33,7 +33,7 @@ def _embedder() -> Any:
     if os.environ.get("FIREBREAK_TRIAGE_EMBEDDINGS", "1") == "0":
         return None
     try:
-        from memory.embeddings import MiniLMEmbedder
+        from firebreak.memory.embeddings import MiniLMEmbedder
 
         return MiniLMEmbedder()
     except Exception as exc:  # noqa: BLE001 - an optional signal; the lexical feature still works
@@ -65,7 +65,7 @@ def _semantic_table(ctx: Context) -> dict[str, float]:
     if cached is not None:
         return cached
     table: dict[str, float] = {}
-    from agent.triage.suspects._changes import change_text
+    from firebreak.agent.triage.suspects._changes import change_text
 
     texts = sorted({change_text(c) for c in ctx.f.changes if change_text(c).strip()})
     symptoms = _symptom_lines(ctx)
@@ -81,7 +81,7 @@ def _semantic_table(ctx: Context) -> dict[str, float]:
 @feature("relevance_semantic", CHANGES)
 def relevance_semantic(cand: Candidate, ctx: Context) -> float:
     """Cosine (rescaled to 0..1 from 0.1..0.6) between the change's text and the closest symptom line."""
-    from agent.triage.suspects._changes import change_text
+    from firebreak.agent.triage.suspects._changes import change_text
 
     if cand.change is None:
         return 0.0

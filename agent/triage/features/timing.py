@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from agent.triage.context import AFFECTED, Candidate, Context
-from agent.triage.features import feature
-from agent.triage.observe import parse_time
+from firebreak.agent.triage.context import AFFECTED, Candidate, Context
+from firebreak.agent.triage.features import feature
+from firebreak.agent.triage.observe import parse_time
 
 CHANGES = ("deploy", "config", "flag", "infra")
 TOLERANCE_MIN = 0.75  # metric change points have scrape resolution: a change this late may still lead

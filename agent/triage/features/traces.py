@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from agent.triage.context import Candidate, Context
-from agent.triage.features import feature
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.features import feature
 
 
 def _service(cand: Candidate) -> str:

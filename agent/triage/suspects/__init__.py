@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Protocol, cast
 
-from agent.actions import ProposedFix
-from agent.triage.context import Candidate, Context
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.triage.context import Candidate, Context
 
 
 class SuspectModule(Protocol):

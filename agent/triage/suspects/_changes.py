@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from agent.report import Evidence, Suspect, SuspectKind
-from agent.triage.context import AFFECTED, Candidate, Context
-from agent.triage.observe import key_links, mentions_service, parse_time
-from agent.triage.signals import named_failing, norm_affected
+from firebreak.agent.report import Evidence, Suspect, SuspectKind
+from firebreak.agent.triage.context import AFFECTED, Candidate, Context
+from firebreak.agent.triage.observe import key_links, mentions_service, parse_time
+from firebreak.agent.triage.signals import named_failing, norm_affected
 
 READS = ("recent_changes", "metric_anomalies", "log_patterns", "service_dependencies", "list_sentry_issues")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agent.actions import ProposedFix
-from agent.report import Evidence, Suspect
-from agent.triage import fix_policy
-from agent.triage.context import Candidate, Context
-from agent.triage.vocab import CERT_WORDS, extract_hosts
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.report import Evidence, Suspect
+from firebreak.agent.triage import fix_policy
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.vocab import CERT_WORDS, extract_hosts
 
 EXPIRY_WORDS = (
     "expired",

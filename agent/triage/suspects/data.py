@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
-from agent.actions import ProposedFix
-from agent.report import Evidence, Suspect
-from agent.triage import fix_policy
-from agent.triage.context import Candidate, Context
-from agent.triage.signals import table_mentions
-from agent.triage.vocab import BARE_TABLE_SURE, damage_strength, tables_in, write_rejected
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.report import Evidence, Suspect
+from firebreak.agent.triage import fix_policy
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.signals import table_mentions
+from firebreak.agent.triage.vocab import BARE_TABLE_SURE, damage_strength, tables_in, write_rejected
 
 KIND = "data"
 READS = ("log_patterns", "metric_anomalies", "search_logs")

@@ -5,12 +5,12 @@ one of ours, fail it over (a dead primary) or restart it."""
 
 from __future__ import annotations
 
-from agent.actions import ProposedFix
-from agent.report import Evidence, Suspect
-from agent.triage import fix_policy
-from agent.triage.context import AFFECTED, Candidate, Context
-from agent.triage.observe import mentions_service
-from agent.triage.vocab import DEPENDENCY_FAIL_WORDS
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.report import Evidence, Suspect
+from firebreak.agent.triage import fix_policy
+from firebreak.agent.triage.context import AFFECTED, Candidate, Context
+from firebreak.agent.triage.observe import mentions_service
+from firebreak.agent.triage.vocab import DEPENDENCY_FAIL_WORDS
 
 KIND = "dependency"
 READS = ("log_patterns", "list_sentry_issues", "service_dependencies", "service_map", "metric_anomalies")

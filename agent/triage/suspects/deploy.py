@@ -3,10 +3,10 @@ that version is unknown."""
 
 from __future__ import annotations
 
-from agent.actions import ProposedFix
-from agent.triage import fix_policy
-from agent.triage.context import Candidate, Context
-from agent.triage.suspects import _changes
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.triage import fix_policy
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.suspects import _changes
 
 KIND = "deploy"
 READS = _changes.READS

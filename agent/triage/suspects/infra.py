@@ -3,10 +3,10 @@ over again when the change moved a primary, otherwise restart what it touched.""
 
 from __future__ import annotations
 
-from agent.actions import ProposedFix
-from agent.triage import fix_policy
-from agent.triage.context import Candidate, Context
-from agent.triage.suspects import _changes
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.triage import fix_policy
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.suspects import _changes
 
 KIND = "infra"
 READS = _changes.READS

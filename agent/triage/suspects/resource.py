@@ -9,12 +9,12 @@ import math
 import re
 from typing import Any
 
-from agent.actions import ProposedFix
-from agent.report import Evidence, Suspect
-from agent.triage import fix_policy
-from agent.triage.context import Candidate, Context
-from agent.triage.observe import parse_time
-from agent.triage.vocab import RESOURCE_LOG_WORDS
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.report import Evidence, Suspect
+from firebreak.agent.triage import fix_policy
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.observe import parse_time
+from firebreak.agent.triage.vocab import RESOURCE_LOG_WORDS
 
 KIND = "resource"
 READS = ("metric_anomalies", "log_patterns")

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 
-from agent.actions import ProposedFix
-from agent.report import Evidence, Suspect
-from agent.triage import fix_policy
-from agent.triage.context import Candidate, Context
-from agent.triage.observe import parse_time
-from agent.triage.vocab import (
+from firebreak.agent.actions import ProposedFix
+from firebreak.agent.report import Evidence, Suspect
+from firebreak.agent.triage import fix_policy
+from firebreak.agent.triage.context import Candidate, Context
+from firebreak.agent.triage.observe import parse_time
+from firebreak.agent.triage.vocab import (
     GENERIC_SOURCES,
     THROTTLE_WORDS,
     TRAFFIC_LABELS,
