@@ -352,7 +352,7 @@ def rem_list(
 def stats(
     weeks: Annotated[int, typer.Option("--weeks", min=1, max=520)] = 8,
     as_json: JsonOpt = False,
-    chart: Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Write an SVG chart here (FILE.svg).")] = None,
 ) -> None:
     """Per week: incidents by severity, hotfixes, rollbacks, time to mitigate/resolve, overdue fixes, reviews due."""
     ctx = _ctx()
@@ -362,6 +362,8 @@ def stats(
     if chart:
         try:
             st.render_chart(rows, str(chart))
+        except st.ChartFormatError as exc:
+            fail(f"--chart: {exc}")
         except OSError as exc:
             fail(f"--chart: cannot write {chart} ({exc.strerror or exc})")
     if as_json:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -153,69 +152,57 @@ def recurrence(session: Session, incident: Incident) -> Recurrence:
     return Recurrence(last_30_days=c30, last_90_days=c90, sentence=sentence)
 
 
+class ChartFormatError(ValueError):
+    """The chart file's suffix names a format the chart is not written in."""
+
+
+SEVERITY_COLORS = {"minor": "#9ecae1", "major": "#fd8d3c", "critical": "#d62728"}
+
+
+def week_notes(s: WeekStats) -> str:
+    """The week's rollbacks, hotfixes and overdue fixes in a few characters, for under its bar."""
+    marks = [f"{n} {what}" for n, what in ((s.rollbacks, "rb"), (s.hotfixes, "hf"),
+                                           (s.overdue_remediations, "overdue")) if n]
+    return ", ".join(marks)
+
+
 def render_chart(stats: list[WeekStats], path: str) -> None:
-    """Write the weekly chart (see `chart_figure`) as an image; the format follows the file's suffix."""
-    fig = chart_figure(stats)  # selects the Agg backend before pyplot is imported here
-    import matplotlib.pyplot as plt
+    """Write the weekly chart (see `weekly_chart`) as SVG; any other suffix is refused with a reason."""
+    if not path.lower().endswith(".svg"):
+        raise ChartFormatError(f"the chart is written as SVG: name the file *.svg, not {path!r}")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(weekly_chart(stats))
 
-    fig.savefig(path)
-    plt.close(fig)
 
+def weekly_chart(stats: list[WeekStats], *, inline: bool = False) -> str:
+    """Stacked incidents by severity per week, mean minutes to mitigate on a second axis, as SVG.
 
-def chart_figure(stats: list[WeekStats]) -> Any:
-    """Stacked incidents by severity per week, with mean time to mitigate on a second axis.
-
-    Reads well empty and full: whole-number incident ticks from 0, headroom so the per-week notes
-    (rollbacks, hotfixes, overdue) stay inside the plot under the title, and a plain sentence when
-    there is nothing to draw instead of an axis from -0.04 to 0.04.
+    pygal draws it (a small pure-Python SVG library, so the install carries no plotting stack). Reads
+    well empty and full: whole-number incident ticks from 0, each week's notes (rollbacks, hotfixes,
+    overdue fixes) in its slanted label rather than over the bars, and a plain sentence when there is nothing
+    to draw. `inline` drops the XML declaration so the SVG can sit inside an HTML page.
     """
-    import matplotlib
+    import pygal
+    from pygal.style import Style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    labels = [s.week_start.strftime("%d %b") for s in stats]
-    x = list(range(len(stats)))
-    colors = {"minor": "#9ecae1", "major": "#fd8d3c", "critical": "#d62728"}
-    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=110)
-    bottom = [0] * len(stats)
-    for sev in SEVERITIES:
-        vals = [s.by_severity.get(sev, 0) for s in stats]
-        ax.bar(x, vals, bottom=bottom, color=colors[sev], label=sev)
-        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax.set_xticks(x, labels, rotation=0)
-    ax.set_ylabel("incidents")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    top = max(bottom, default=0)
-    ax.set_ylim(0, max(top, 1) * 1.35 + 0.5)  # room for the notes and the legend inside the plot
-    ax.set_title("Incidents per week by severity, mean time to mitigate", pad=10)
-    ttm = [s.mean_minutes_to_mitigate for s in stats]
-    ax2 = ax.twinx()
-    ax2.set_ylabel("minutes to mitigate")
-    known = [v for v in ttm if v is not None]
-    if known:
-        ax2.plot(x, [v if v is not None else float("nan") for v in ttm], color="black", marker="o",
-                 label="MTTM (min)")
-        ax2.set_ylim(0, max(known) * 1.35 + 1)
-    else:
-        ax2.set_ylim(0, 60)
-    for xi, s in zip(x, stats, strict=True):
-        marks = []
-        if s.rollbacks:
-            marks.append(f"{s.rollbacks} rb")
-        if s.hotfixes:
-            marks.append(f"{s.hotfixes} hf")
-        if s.overdue_remediations:
-            marks.append(f"{s.overdue_remediations} overdue")
-        if marks:
-            ax.annotate(", ".join(marks), (xi, bottom[xi]), textcoords="offset points", xytext=(0, 4),
-                        ha="center", va="bottom", fontsize=7, annotation_clip=True)
-    if top == 0 and not known:
-        ax.text(0.5, 0.5, "No incidents in these weeks", transform=ax.transAxes, ha="center", va="center",
-                fontsize=11, color="#555555")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8, ncols=4, frameon=False)
-    fig.tight_layout()
-    return fig
+    top = max((sum(s.by_severity.get(sev, 0) for sev in SEVERITIES) for s in stats), default=0)
+    step = max(1, -(-top // 8))  # at most about eight whole-number ticks
+    known = [s.mean_minutes_to_mitigate for s in stats if s.mean_minutes_to_mitigate is not None]
+    style = Style(colors=(*SEVERITY_COLORS.values(), "#222222"), background="white", plot_background="white",
+                  font_family="sans-serif")
+    chart = pygal.StackedBar(
+        title="Incidents per week by severity, mean time to mitigate", y_title="incidents",
+        style=style, width=1000, height=480, legend_at_bottom=True, legend_at_bottom_columns=4,
+        truncate_label=-1,
+        x_label_rotation=25 if any(week_notes(s) for s in stats) else 0,  # long labels slant, never overlap
+        no_data_text="No incidents in these weeks", disable_xml_declaration=inline, print_values=False, js=[],
+    )
+    chart.x_labels = [s.week_start.strftime("%d %b") + (f" ({week_notes(s)})" if week_notes(s) else "")
+                      for s in stats]
+    if top or known:
+        chart.config.y_labels = list(range(0, max(top, 1) + step, step))
+        for sev in SEVERITIES:
+            chart.add(sev, [s.by_severity.get(sev, 0) or None for s in stats])
+        chart.add("minutes to mitigate", [s.mean_minutes_to_mitigate for s in stats], secondary=True)
+    rendered: str = chart.render(is_unicode=True)
+    return rendered

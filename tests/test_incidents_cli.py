@@ -90,11 +90,11 @@ def test_import_names_file_and_row(env: Settings, tmp_path: Path) -> None:
 
 def test_stats_json_and_chart(env: Settings, tmp_path: Path) -> None:
     run("incidents", "new", "--title", "x", "--service", "a", "--severity", "critical")
-    chart = tmp_path / "weekly.png"
+    chart = tmp_path / "weekly.svg"
     code, out, _ = run("incidents", "stats", "--weeks", "4", "--json", "--chart", str(chart))
     weeks = json.loads(out)
     assert code == 0 and len(weeks) == 4 and weeks[-1]["by_severity"]["critical"] == 1
-    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert chart.read_text().lstrip().startswith("<?xml") and "<svg" in chart.read_text()
 
 
 def test_broken_environment_is_one_line(env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from firebreak.context import ToolContext
 from firebreak.memory import incident_log as log
-from firebreak.memory.stats import WeekStats, chart_figure, render_chart, weekly_stats
+from firebreak.memory.stats import ChartFormatError, WeekStats, render_chart, weekly_chart, weekly_stats
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)  # a Thursday
 
@@ -32,28 +35,32 @@ def _week(n: int, **kw: int) -> WeekStats:
                      overdue_remediations=kw.get("overdue", 0))
 
 
-def test_empty_chart_starts_at_zero_with_whole_ticks_and_says_so(tmp_path: Path) -> None:
-    fig = chart_figure([_week(i) for i in range(8)])
-    ax = fig.axes[0]
-    lo, hi = ax.get_ylim()
-    assert lo == 0 and hi >= 1
-    assert all(float(t).is_integer() for t in ax.get_yticks())
-    assert "No incidents in these weeks" in [t.get_text() for t in ax.texts]
-    render_chart([_week(i) for i in range(8)], str(tmp_path / "w.png"))
-    assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
+def _y_ticks(svg: str) -> list[str]:
+    """The incident axis's tick labels (the left axis; pygal writes the secondary one at the right edge)."""
+    axis = re.search(r'class="axis y[^"]*">(.*?)</g></g>', svg, re.S)
+    assert axis is not None
+    return re.findall(r'<text x="-5"[^>]*>([^<]*)<', axis.group(1))
 
 
-def test_full_chart_keeps_notes_inside_the_plot() -> None:
+def test_empty_chart_says_so_instead_of_drawing_an_axis(tmp_path: Path) -> None:
+    svg = weekly_chart([_week(i) for i in range(8)])
+    assert re.search(r'class="no_data">No incidents in these weeks<', svg)
+    assert "<script" not in svg or "kozea.github.io" not in svg  # nothing fetched from the network
+    render_chart([_week(i) for i in range(8)], str(tmp_path / "w.svg"))
+    assert "<svg" in (tmp_path / "w.svg").read_text()
+    with pytest.raises(ChartFormatError):
+        render_chart([_week(i) for i in range(8)], str(tmp_path / "w.png"))
+
+
+def test_full_chart_has_whole_ticks_from_zero_and_notes_with_each_week() -> None:
     weeks = [_week(i, minor=1, major=2, critical=1, rb=1, hf=2, overdue=3, ttm=40 + i) for i in range(8)]
     weeks[3] = _week(3, major=9, rb=2, overdue=1, ttm=90)
-    fig = chart_figure(weeks)
-    ax = fig.axes[0]
-    assert all(float(t).is_integer() for t in ax.get_yticks())
-    fig.canvas.draw()
-    plot_box = ax.get_window_extent()
-    title_box = ax.title.get_window_extent()
-    notes = [a for a in ax.texts if "overdue" in a.get_text()]
-    assert len(notes) == 8
-    for note in notes:
-        box = note.get_window_extent()
-        assert box.y1 <= plot_box.y1 and not box.overlaps(title_box)
+    svg = weekly_chart(weeks)
+    ticks = _y_ticks(svg)
+    assert ticks[0] == "0" and all(t.isdigit() for t in ticks) and int(ticks[-1]) >= 9
+    assert "No incidents in these weeks<" not in svg
+    labels = re.findall(r'<text x="[\d.]+" y="[\d.]+"[^>]*>(\d\d [A-Z][a-z][a-z][^<]*)<', svg)
+    assert len(labels) == 8 and sum(x.endswith("(1 rb, 2 hf, 3 overdue)") for x in labels) == 7
+    assert any(x.endswith("(2 rb, 1 overdue)") for x in labels)
+    inline = weekly_chart(weeks, inline=True)
+    assert not inline.lstrip().startswith("<?xml")

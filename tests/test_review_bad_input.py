@@ -54,8 +54,13 @@ def test_incidents_export_to_unwritable_path_is_one_line(env: Settings, tmp_path
 
 
 def test_incidents_stats_chart_to_missing_folder_is_one_line(env: Settings, tmp_path: Path) -> None:
-    line = _one_line_error(["incidents", "stats", "--chart", str(tmp_path / "missing" / "chart.png")])
+    line = _one_line_error(["incidents", "stats", "--chart", str(tmp_path / "missing" / "chart.svg")])
     assert "--chart" in line and "cannot write" in line
+
+
+def test_incidents_stats_chart_in_another_format_is_one_line(env: Settings, tmp_path: Path) -> None:
+    line = _one_line_error(["incidents", "stats", "--chart", str(tmp_path / "chart.png")])
+    assert "--chart" in line and "SVG" in line
 
 
 def test_drill_binary_scenario_is_one_line(env: Settings, tmp_path: Path) -> None:
