@@ -1,7 +1,8 @@
 """The investigator: one pydantic-ai agent run per incident, offline by default, any OpenAI-compatible LLM.
 
-The agent (deps = ToolContext) sees every registry query tool with its name, docstring and input
-schema, plus two of its own: `submit_report` (the structured triage report) and `request_action`
+The agent (deps = ToolContext; its tools in `agent.agent_tools`, the run itself in `agent.agent_run`)
+sees every registry query tool with its name, docstring and input schema, plus two of its own:
+`submit_report` (the structured triage report) and `request_action`
 (the proposed fix: an approval-required, deferred tool). A run therefore always stops on
 `DeferredToolRequests` when there is a fix; only `resume()` after a person's decision lets the action
 tool run, and that tool only asks the notifier (`agent.notify`) to run the approved action through the
@@ -15,300 +16,44 @@ usage, model, report, wall time, status (`done`, `awaiting_approval`, `failed`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_ai import (
-    Agent,
-    DeferredToolRequests,
-    DeferredToolResults,
-    ModelMessagesTypeAdapter,
-    ModelRetry,
-    RunContext,
-    Tool,
-    ToolDenied,
-    UsageLimits,
-)
-from pydantic_ai.messages import ModelMessage, ToolCallPart
-from sqlalchemy import select, update
+from pydantic import ValidationError
+from pydantic_ai import DeferredToolResults, ModelMessagesTypeAdapter, ToolDenied
+from sqlalchemy import update
 
-from firebreak.agent.actions import ProposedFix
+from firebreak.agent.agent_run import RunOutcome, _approval_calls, _dump_messages, _redact, _run_agent, make_llm
+from firebreak.agent.agent_tools import RunRecorder, SubmitReportArgs, _fix_from_args, build_tools
 from firebreak.agent.notify import get_notifier
-from firebreak.agent.offline import ACTION_TOOL, SUBMIT_TOOL, OfflineInvestigator
-from firebreak.agent.prompts import SYSTEM_PROMPT, user_prompt
+from firebreak.agent.offline import ACTION_TOOL, OfflineInvestigator
+from firebreak.agent.prompts import user_prompt
 from firebreak.agent.report import TriageReport
 from firebreak.context import ToolContext
 from firebreak.state.approvals import Approval
 from firebreak.state.incidents import Incident
 from firebreak.state.investigations import Investigation
 from firebreak.statuses import ApprovalStatus, Decision, InvestigationStatus
-from firebreak.tools.registry import ToolError, ToolSpec, call_tool, load_tools
+
+__all__ = [
+    "InvestigationError",
+    "RunRecorder",
+    "SubmitReportArgs",
+    "build_tools",
+    "investigate",
+    "make_llm",
+    "queue_investigation",
+    "resume",
+]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-MAX_RESULT_CHARS = 20_000
-OFFLINE_REQUEST_LIMIT = 25
-_SCHEMAS: dict[str, dict[str, Any]] = {}  # input JSON schemas, computed once per tool
 
 
 class InvestigationError(RuntimeError):
     """An investigation that could not run (unknown id, nothing to resume...), naming what is wrong."""
-
-
-@dataclass
-class RunRecorder:
-    """Per-run state shared by the tool closures: timings, results, the submitted report."""
-
-    investigation_id: str
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    report: TriageReport | None = None
-    phase: str = "investigate"
-
-    def add(
-        self,
-        name: str,
-        call_id: str | None,
-        args: dict[str, Any],
-        result: Any,
-        started: float,
-        error: str | None = None,
-    ) -> None:
-        text = json.dumps(result, default=str)
-        self.tool_calls.append(
-            {
-                "id": call_id,
-                "name": name,
-                "args": args,
-                "phase": self.phase,
-                "result": result
-                if len(text) <= MAX_RESULT_CHARS
-                else {"truncated": True, "preview": text[:MAX_RESULT_CHARS]},
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "error": error,
-            }
-        )
-
-
-class SubmitReportArgs(BaseModel):
-    """The structured triage report (what the agent concluded)."""
-
-    report: TriageReport
-
-
-# ----------------------------------------------------------------------------------------------
-# Tools
-
-
-def _query_tool(spec: ToolSpec, rec: RunRecorder) -> Tool[ToolContext]:
-    def run(rc: RunContext[ToolContext], **kwargs: Any) -> dict[str, Any]:
-        started = time.perf_counter()
-        try:
-            result = call_tool(rc.deps, spec.name, kwargs)
-        except ToolError as exc:
-            out = {"error": exc.message}
-            rec.add(spec.name, rc.tool_call_id, kwargs, out, started, error=exc.message)
-            return out
-        except Exception as exc:  # noqa: BLE001 - a broken backend must not end the investigation
-            msg = f"{type(exc).__name__}: {exc}"[:500]
-            out = {"error": f"tool failed: {msg}"}
-            rec.add(spec.name, rc.tool_call_id, kwargs, out, started, error=msg)
-            return out
-        rec.add(spec.name, rc.tool_call_id, kwargs, result, started)
-        return result
-
-    schema = _SCHEMAS.get(spec.name)
-    if schema is None:
-        schema = _SCHEMAS[spec.name] = spec.input_schema()
-    return Tool.from_schema(
-        run, name=spec.name, description=spec.description or spec.name, json_schema=schema, takes_ctx=True
-    )
-
-
-def _fix_from_args(args: dict[str, Any]) -> ProposedFix:
-    data = args.get("fix", args) if isinstance(args, dict) else args
-    fix = ProposedFix.model_validate(data)
-    fix.validate_catalog()
-    return fix
-
-
-def build_tools(rec: RunRecorder) -> list[Tool[ToolContext]]:
-    """Registry query tools plus submit_report and the approval-required request_action."""
-    tools: list[Tool[ToolContext]] = [
-        _query_tool(spec, rec) for spec in sorted(load_tools().values(), key=lambda s: s.name) if spec.kind == "query"
-    ]
-
-    def submit_report(rc: RunContext[ToolContext], report: TriageReport) -> dict[str, Any]:
-        """Submit the triage report once the evidence is gathered: summary, severity and why, user impact,
-        symptoms, ranked hypotheses with suspects {kind, service, ref} and evidence, and one proposed_fix
-        from the action catalog. Then call request_action with the same fix."""
-        started = time.perf_counter()
-        if report.proposed_fix is not None:
-            try:
-                report.proposed_fix.validate_catalog()
-            except ValueError as exc:
-                raise ModelRetry(f"proposed_fix: {exc}") from None
-        rec.report = report
-        out = {
-            "status": "accepted",
-            "next": "call request_action with the proposed fix" if report.proposed_fix else "finish",
-        }
-        rec.add(SUBMIT_TOOL, rc.tool_call_id, {"report": report.model_dump(mode="json")}, out, started)
-        return out
-
-    def check_fix(rc: RunContext[ToolContext], fix: ProposedFix) -> None:
-        try:
-            fix.validate_catalog()
-        except ValueError as exc:
-            raise ModelRetry(str(exc)) from None
-
-    def request_action(rc: RunContext[ToolContext], fix: ProposedFix) -> dict[str, Any]:
-        """Ask a person to approve the proposed fix (one action from the catalog with its parameters,
-        rationale, risk and undo). The run pauses here; the action runs only after an approval."""
-        started = time.perf_counter()
-        out = _execute_approved(rc.deps, rec.investigation_id, rc.tool_call_id)
-        rec.add(ACTION_TOOL, rc.tool_call_id, fix.model_dump(mode="json"), out, started)
-        return out
-
-    from firebreak.agent.triage.tool import rank_suspects_tool
-
-    tools.append(rank_suspects_tool(rec))  # the evidence table: suspects, features, fitted ranking
-    tools.append(Tool(submit_report, max_retries=2))
-    tools.append(Tool(request_action, requires_approval=True, args_validator=check_fix, max_retries=2))
-    return tools
-
-
-def _execute_approved(ctx: ToolContext, investigation_id: str, tool_call_id: str | None) -> dict[str, Any]:
-    """Runs only after approval: find the Approval row for this call and have it executed (once)."""
-    with ctx.db.session() as s:
-        row = s.scalars(
-            select(Approval).where(Approval.investigation_id == investigation_id, Approval.tool_call_id == tool_call_id)
-        ).first()
-        approval_id = row.id if row else None
-        status = row.status if row else None
-        decision = row.decision if row else None
-    if approval_id is None:
-        return {"status": "failed", "detail": "no approval record for this action; nothing executed"}
-    if decision != Decision.APPROVE:
-        return {"status": "refused", "detail": f"approval {approval_id} is {status}; nothing executed"}
-    return get_notifier().run_approved(ctx, approval_id)
-
-
-# ----------------------------------------------------------------------------------------------
-# Models and running
-
-
-def make_llm(ctx: ToolContext) -> Any:
-    """The configured LLM: `openai:<name>` uses the real openai client, honouring the base URL."""
-    name = ctx.settings.model
-    if name.startswith("openai:"):
-        from pydantic_ai.models.openai import OpenAIChatModel
-        from pydantic_ai.providers.openai import OpenAIProvider
-
-        key = ctx.settings.openai_api_key.get_secret_value() if ctx.settings.openai_api_key else None
-        provider = OpenAIProvider(base_url=ctx.settings.openai_base_url, api_key=key or "not-set")
-        return OpenAIChatModel(name.split(":", 1)[1], provider=provider)
-    return name  # any other pydantic-ai model string
-
-
-def _run_coro(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from sync code, even when this thread already runs a loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())  # type: ignore[arg-type]
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(factory())  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-
-    t = threading.Thread(target=target, name="firebreak-agent")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
-
-
-def _agent(model: Any, tools: list[Tool[ToolContext]]) -> Agent[ToolContext, Any]:
-    return Agent(
-        model,
-        deps_type=ToolContext,
-        tools=tools,
-        instructions=SYSTEM_PROMPT,
-        output_type=[str, DeferredToolRequests],
-        retries=2,
-    )
-
-
-@dataclass
-class RunOutcome:
-    output: Any
-    messages: list[ModelMessage]
-    usage: dict[str, Any]
-
-
-def _run_agent(
-    ctx: ToolContext,
-    model: Any,
-    rec: RunRecorder,
-    *,
-    prompt: str | None,
-    history: list[ModelMessage] | None = None,
-    deferred: DeferredToolResults | None = None,
-    llm: bool,
-) -> RunOutcome:
-    s = ctx.settings
-    if llm:
-        limits = UsageLimits(
-            request_limit=s.max_tool_calls + 10, tool_calls_limit=s.max_tool_calls, total_tokens_limit=s.max_tokens
-        )
-    else:
-        # The offline investigator's plan is fixed and small; budgets are for models that can wander.
-        limits = UsageLimits(request_limit=OFFLINE_REQUEST_LIMIT, tool_calls_limit=None)
-    agent = _agent(model, build_tools(rec))
-
-    async def go() -> Any:
-        run = agent.run(prompt, deps=ctx, message_history=history, deferred_tool_results=deferred, usage_limits=limits)
-        # The wall-time budget bounds a model; the offline fallback must finish even on a loaded machine.
-        return await asyncio.wait_for(run, timeout=s.max_wall_seconds) if llm else await run
-
-    result = _run_coro(go)
-    u = result.usage
-    usage = {
-        "requests": u.requests,
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "tool_calls": u.tool_calls,
-    }
-    return RunOutcome(result.output, list(result.all_messages()), usage)
-
-
-def _dump_messages(messages: list[ModelMessage]) -> list[Any]:
-    data = ModelMessagesTypeAdapter.dump_python(messages, mode="json")
-    return _redact(data)  # type: ignore[no-any-return]
-
-
-def _redact(value: Any) -> Any:
-    from firebreak.redact import redact_obj
-
-    return redact_obj(value)
-
-
-def _approval_calls(output: Any) -> list[ToolCallPart]:
-    if isinstance(output, DeferredToolRequests):
-        return [c for c in output.approvals if c.tool_name == ACTION_TOOL]
-    return []
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from firebreak.agent.triage.vocab import TRAFFIC_RE
 SUBMIT_TOOL = "submit_report"
 ACTION_TOOL = "request_action"
 LOOKBACK = timedelta(hours=3)
+SERIES_HISTORY = timedelta(minutes=30)
 PHASE2 = (
     "recent_changes",
     "metric_anomalies",
@@ -189,10 +190,12 @@ class OfflineInvestigator:
         # (a change-point detector reports only a series' first change; the fault may be a later one).
         if "query_metric" in available and "query_metric" not in done:
             series = self._series_probes(f)
+            # Half an hour of history at the finest step the tool gives (not three hours of coarse buckets).
+            recent = start - SERIES_HISTORY
             if series:
                 return calls(
                     *[
-                        ("query_metric", {"service": svc, "name": name, "since": _iso(since), "until": _iso(self.now)})
+                        ("query_metric", {"service": svc, "name": name, "since": _iso(recent), "until": _iso(self.now)})
                         for svc, name in series
                     ]
                 )
@@ -259,16 +262,20 @@ class OfflineInvestigator:
         return probes[:3]
 
     @staticmethod
-    def _series_probes(f: Findings, limit: int = 40) -> list[tuple[str, str]]:
-        """(service, metric) of every resource-like series the anomaly scan saw, once each."""
-        from firebreak.agent.triage.suspects.resource import resource_of
+    def _series_probes(f: Findings, limit: int = 60) -> list[tuple[str, str]]:
+        """(service, metric) of every series the anomaly scan saw that measures a resource, latency or
+        errors, once each, resources first: their rise against their own history is how a metrics-only
+        incident names its culprit (agent/triage/rises.py)."""
+        from firebreak.agent.triage.rises import metric_class
 
-        out: list[tuple[str, str]] = []
+        order = {"resource": 0, "latency": 1, "errors": 2}
+        seen: list[tuple[int, tuple[str, str]]] = []
         for a in f.anomalies:
             key = (str(a.get("service") or ""), str(a.get("name") or ""))
-            if key[0] and resource_of(key[1]) and key not in out:
-                out.append(key)
-        return out[:limit]
+            cls = metric_class(key[1])
+            if key[0] and cls in order and key not in [k for _, k in seen]:
+                seen.append((order[cls], key))
+        return [k for _, k in sorted(seen, key=lambda ok: ok[0])][:limit]
 
     @staticmethod
     def _primary(f: Findings) -> str | None:

@@ -12,14 +12,27 @@ import pytest
 from typer.testing import CliRunner
 
 from firebreak.simulations.scenario import Scenario, load_scenario, parse_scenario
-from firebreak.simulations.worlds import KINDS, generate_world, generate_worlds
+from firebreak.simulations.worlds import KINDS, METRICS_ONLY, ROTATION, generate_world, generate_worlds
 
-N = 4 * len(KINDS)
+N = 4 * ROTATION
+FAMILY_N = 4 * len(KINDS)
 
 
 @pytest.fixture(scope="module")
-def worlds() -> list[tuple[dict[str, Any], Scenario]]:
+def everything() -> list[tuple[dict[str, Any], Scenario]]:
     return [(d, parse_scenario(d, d["id"])) for d in generate_worlds(N, seed=3)]
+
+
+@pytest.fixture(scope="module")
+def worlds(everything: list[tuple[dict[str, Any], Scenario]]) -> list[tuple[dict[str, Any], Scenario]]:
+    """The worlds drawn from the culprit families (with logs, changes and log-borne red herrings)."""
+    return [(d, sc) for d, sc in everything if not d["id"].endswith("-metrics")]
+
+
+@pytest.fixture(scope="module")
+def quiet(everything: list[tuple[dict[str, Any], Scenario]]) -> list[tuple[dict[str, Any], Scenario]]:
+    """The metrics-only worlds (simulations/worlds/quiet.py)."""
+    return [(d, sc) for d, sc in everything if d["id"].endswith("-metrics")]
 
 
 def _changes(sc: Scenario, kind: str) -> list[Any]:
@@ -30,7 +43,39 @@ def test_every_world_is_a_valid_scenario_and_kinds_take_turns(worlds: list[tuple
     kinds = Counter(sc.truth.culprit.kind for _, sc in worlds)
     assert set(kinds) == set(KINDS)
     assert max(kinds.values()) - min(kinds.values()) <= 1
-    assert len({sc.id for _, sc in worlds}) == N
+    assert len({sc.id for _, sc in worlds}) == FAMILY_N
+
+
+def test_metrics_only_worlds_take_their_turn_and_see_only_metrics(
+    quiet: list[tuple[dict[str, Any], Scenario]],
+) -> None:
+    assert len(quiet) == 4 * len(METRICS_ONLY)
+    kinds = Counter(sc.truth.culprit.kind for _, sc in quiet)
+    # A delay needs a slow service with callers; without one the world falls back to a resource fault.
+    assert set(kinds) == {"resource", "dependency"} and kinds["resource"] >= 8
+    logless = 0
+    for _, sc in quiet:
+        assert not [ev for ev in sc.timeline if ev.kind in ("logs", "flag", "config", "infra")], sc.id
+        assert sum(1 for ev in sc.timeline if ev.kind == "deploy") <= 1
+        logless += all(s.logs is None for s in sc.services)
+        internal = [s for s in sc.services if s.kind != "external"]
+        assert all(s.metrics for s in internal), sc.id  # every service has its own cpu and memory
+        c = sc.truth.culprit
+        culprit = c.service or c.ref
+        assert culprit in {s.name for s in internal}
+        assert any(ev.kind == "metric" and ev.metric and ev.metric.service == culprit for ev in sc.timeline), sc.id
+        assert sc.triage_at is not None and sc.triage_at <= sc.duration
+    assert logless >= len(quiet) // 2
+
+
+def test_metrics_only_alerts_rarely_name_the_culprit(quiet: list[tuple[dict[str, Any], Scenario]]) -> None:
+    on_culprit = 0
+    for _, sc in quiet:
+        c = sc.truth.culprit
+        firing = [ev for ev in sc.timeline if ev.kind == "alert" and ev.alert and ev.alert.resolve_at is None]
+        assert firing, sc.id
+        on_culprit += any(ev.alert and ev.alert.service == (c.service or c.ref) for ev in firing)
+    assert on_culprit <= len(quiet) // 3
 
 
 def test_same_seed_same_worlds_other_seed_other_worlds() -> None:
@@ -65,8 +110,9 @@ def test_truth_points_at_what_the_world_contains(worlds: list[tuple[dict[str, An
             assert [d.service for d in deploys] == [c.service], sc.id
             svc = sc.service(c.service or "")
             assert svc is not None
-            before = [ev.deploy.version for ev in _changes(sc, "deploy")
-                      if ev.deploy and ev.deploy.service == c.service]
+            before = [
+                ev.deploy.version for ev in _changes(sc, "deploy") if ev.deploy and ev.deploy.service == c.service
+            ]
             previous = before[before.index(c.ref) - 1] if before.index(c.ref) else svc.version
             rollback = next(m for m in sc.truth.mitigations if m.action == "rollback")
             assert rollback.fields() == {"service": c.service, "to": previous}, sc.id
@@ -137,8 +183,11 @@ def test_dependency_fixes_follow_the_policy() -> None:
         dep = sc.service(ref)
         assert dep is not None
         named = re.compile(rf"(?<![\w-]){re.escape(ref)}(?![\w-])")
-        fallback = [k for k, f in sc.flags.items()
-                    if ref in f.variants or (f.metadata and named.search(str(f.metadata["description"])))]
+        fallback = [
+            k
+            for k, f in sc.flags.items()
+            if ref in f.variants or (f.metadata and named.search(str(f.metadata["description"])))
+        ]
         actions = [m.action for m in sc.truth.mitigations]
         if dep.kind == "external" and fallback:
             seen["third party, fallback flag"] += 1

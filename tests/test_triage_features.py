@@ -88,6 +88,15 @@ HIGH_LOW: dict[str, tuple[str, Key, Key]] = {
     "similar_past_cause": ("pool", ("deploy", "2.0"), ("deploy", "5.1")),
     "self_time_growth": ("pool", ("deploy", "2.0"), ("deploy", "5.1")),
     "new_error_operations": ("pool", ("deploy", "2.0"), ("dependency", "smsco")),
+    # The N-sigma features are checked on a metrics-only world in tests/test_triage_nsigma.py.
+    "resource_nsigma": ("none", ("", ""), ("", "")),
+    "resource_nsigma_share": ("none", ("", ""), ("", "")),
+    "resource_nsigma_top": ("none", ("", ""), ("", "")),
+    "service_nsigma_share": ("none", ("", ""), ("", "")),
+    "latency_nsigma_share": ("none", ("", ""), ("", "")),
+    "callee_moved_more": ("none", ("", ""), ("", "")),
+    "callers_slowed_share": ("none", ("", ""), ("", "")),
+    "nsigma_moved_first": ("none", ("", ""), ("", "")),
 }
 
 

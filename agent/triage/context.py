@@ -10,6 +10,7 @@ from typing import Any
 
 from firebreak.agent.report import Evidence, Suspect
 from firebreak.agent.triage.observe import Findings, minutes, parse_time, words
+from firebreak.agent.triage.rises import Rises, rises
 from firebreak.agent.triage.signals import (
     BadPattern,
     Graph,
@@ -60,6 +61,11 @@ class Context:
         self.states = service_states(self.f, self.bads)
         self.graph = Graph([*self.f.edges, *self.f.trace_edges])
         self.services = known_services(self.f, self.graph)
+
+    @cached_property
+    def rises(self) -> Rises:
+        """How far every queried series moved in its own noise (agent/triage/rises.py)."""
+        return rises(self.f)
 
     @cached_property
     def max_affected(self) -> float:

@@ -9,14 +9,25 @@ ranking on incidents unlike the hand-written library, so nothing here looks at t
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import yaml
 
-from firebreak.simulations.worlds import certificate, config, data, dependency, deploy, flag, infra, resource, traffic
+from firebreak.simulations.worlds import (
+    certificate,
+    config,
+    data,
+    dependency,
+    deploy,
+    flag,
+    infra,
+    quiet,
+    resource,
+    traffic,
+)
 from firebreak.simulations.worlds.builder import World
 from firebreak.simulations.worlds.herrings import add_herrings
 
@@ -25,17 +36,32 @@ FAMILIES: dict[str, ModuleType] = {
     m.KIND: m for m in (deploy, config, flag, dependency, resource, traffic, certificate, data, infra)
 }
 KINDS: tuple[str, ...] = tuple(FAMILIES)
+# Metrics-only variants (simulations/worlds/quiet.py): (kind, builder), taking turns after the families.
+METRICS_ONLY: tuple[tuple[str, Callable[[World], None]], ...] = (
+    ("resource", quiet.build_resource),
+    ("resource", quiet.build_resource),
+    ("dependency", quiet.build_delay),
+)
+ROTATION = len(KINDS) + len(METRICS_ONLY)
 
 
 def generate_world(index: int, seed: int, kind: str | None = None) -> dict[str, Any]:
-    """World number `index` of the set drawn with `seed`; kinds take turns unless `kind` is given."""
-    kind = kind or KINDS[index % len(KINDS)]
+    """World number `index` of the set drawn with `seed`: the families take turns, then the
+    metrics-only variants; `kind` asks for that family (with its normal telemetry)."""
+    slot = index % ROTATION
+    quiet_build = METRICS_ONLY[slot - len(KINDS)][1] if kind is None and slot >= len(KINDS) else None
+    if kind is None:
+        kind = KINDS[slot] if quiet_build is None else METRICS_ONLY[slot - len(KINDS)][0]
     if kind not in FAMILIES:
         raise ValueError(f"unknown culprit kind {kind!r} (known: {', '.join(KINDS)})")
     rng = random.Random(f"firebreak-world:{seed}:{index}")
-    w = World(rng, f"gen-{seed}-{index:05d}-{kind}", kind, seed=rng.randint(1, 10**6))
-    FAMILIES[kind].build(w)
-    add_herrings(w)
+    suffix = "-metrics" if quiet_build is not None else ""
+    w = World(rng, f"gen-{seed}-{index:05d}-{kind}{suffix}", kind, seed=rng.randint(1, 10**6))
+    if quiet_build is not None:
+        quiet_build(w)  # brings its own metric noise and few changes; no log-borne herrings
+    else:
+        FAMILIES[kind].build(w)
+        add_herrings(w)
     if w.herrings:
         w.summary += " Red herrings: " + "; ".join(w.herrings) + "."
     return w.to_dict()

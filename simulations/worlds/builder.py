@@ -98,6 +98,7 @@ class World:
         self.summary = ""
         self.herrings: list[str] = []
         self.touched: set[str] = set()  # services the culprit family changed or broke (herrings stay clear)
+        self.logs_off = False  # metrics-only worlds: no service writes logs at all
         self.versions: dict[str, str] = {n.name: n.version for n in self.topo.nodes.values() if n.version}
         for node in self.topo.nodes.values():
             self._base_metrics(node)
@@ -351,7 +352,7 @@ class World:
                 svc["version"] = node.version
             if node.depends_on:
                 svc["depends_on"] = list(node.depends_on)
-            if node.kind != "external":
+            if node.kind != "external" and not self.logs_off:
                 lines = [
                     {"weight": w, "level": lv, "text": t.replace("{stem}", node.stem)}
                     for w, lv, t in _BASE_LINES[node.role]
