@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firebreak.simulations.drill_result import DrillResult
 from firebreak.simulations.recorded.model import RecordedIncident, find_incidents, load_incident
-from firebreak.simulations.runner import DrillResult
 from firebreak.simulations.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from firebreak.simulations.scorer import ac_at, avg_at
 
@@ -67,7 +67,7 @@ def collect(directory: Path) -> tuple[list[BenchItem], list[str]]:
 
 def failed(item: BenchItem, error: str) -> DrillResult:
     """A drill the machinery could not finish: scored as a miss, the error kept in the details."""
-    from firebreak.simulations.runner import failed_result
+    from firebreak.simulations.drill_result import failed_result
 
     if item.scenario is not None:
         return failed_result(item.scenario, error)

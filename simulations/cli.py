@@ -244,7 +244,8 @@ def practice_cmd(
         "--timeout", help="Give up after this many wall seconds without an answer.")] = None,
 ) -> None:
     """Practise a blank incident: alerts arrive on an accelerated clock; answer with `firebreak drill answer`."""
-    from firebreak.simulations.practice import PracticeError, practise
+    from firebreak.simulations.practice import practise
+    from firebreak.simulations.practice_runs import PracticeError
 
     _quiet_logs()
     try:
@@ -271,7 +272,8 @@ def answer_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Submit your hypotheses and fix for the running practice drill; get the score and the debrief."""
-    from firebreak.simulations.practice import PracticeError, parse_answer, submit_answer
+    from firebreak.simulations.practice_answer import parse_answer, submit_answer
+    from firebreak.simulations.practice_runs import PracticeError
 
     try:
         answer = parse_answer(suspect, fix, severity, note)
@@ -281,7 +283,7 @@ def answer_cmd(
     if as_json:
         print(json.dumps(debrief.model_dump(mode="json")))
     else:
-        from firebreak.simulations.practice import print_debrief
+        from firebreak.simulations.practice_debrief import print_debrief
 
         print_debrief(debrief, out)
 

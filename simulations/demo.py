@@ -93,9 +93,13 @@ def demo(
     from rich.console import Console
 
     from firebreak.simulations.cli import print_result
+    from firebreak.simulations.drill_env import make_env
+    from firebreak.simulations.drill_result import read_triage, result_of
     from firebreak.simulations.generator import build_world
-    from firebreak.simulations.runner import HttpTransport, Progress, make_env, play, read_triage, result_of, seed_world
     from firebreak.simulations.scenario import ScenarioError, load_scenario
+    from firebreak.simulations.seeding import seed_world
+    from firebreak.simulations.timeline import Progress, play
+    from firebreak.simulations.transport import HttpTransport
 
     console = Console(soft_wrap=True)
     started = time.perf_counter()

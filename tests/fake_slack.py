@@ -246,7 +246,7 @@ def open_incident(ctx: Any, *, title: str = "Checkout slow and failing", report:
 
 def seed_flags(ctx: Any) -> None:
     """The drill's flag file: checkout-new-pricing on for everybody."""
-    from firebreak.tools.flags import get_flag_store
+    from firebreak.tools.flag_store import get_flag_store
 
     store = get_flag_store(ctx)
     store.path.parent.mkdir(parents=True, exist_ok=True)

@@ -259,7 +259,7 @@ def test_concurrent_clicks_execute_once(actx: ToolContext, tmp_path: Path,
 
 
 def test_flag_action_goes_through_the_flag_store(actx: ToolContext) -> None:
-    from firebreak.tools.flags import get_flag_store
+    from firebreak.tools.flag_store import get_flag_store
 
     seed_flags(actx)
     store = get_flag_store(actx)

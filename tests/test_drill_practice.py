@@ -16,14 +16,9 @@ from firebreak.cli import app
 from firebreak.context import ToolContext
 from firebreak.settings import Settings, get_settings
 from firebreak.simulations.history import drill_history
-from firebreak.simulations.practice import (
-    PracticeError,
-    parse_answer,
-    parse_fix,
-    parse_suspect,
-    practise,
-    submit_answer,
-)
+from firebreak.simulations.practice import practise
+from firebreak.simulations.practice_answer import parse_answer, parse_fix, parse_suspect, submit_answer
+from firebreak.simulations.practice_runs import PracticeError
 from firebreak.state.alerts import Alert
 from firebreak.state.drills import DrillRun
 

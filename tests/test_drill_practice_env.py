@@ -15,7 +15,8 @@ import pytest
 from rich.console import Console
 
 from firebreak.settings import Settings, get_settings
-from firebreak.simulations.practice import instructions, parse_answer, practise, submit_answer
+from firebreak.simulations.practice import instructions, practise
+from firebreak.simulations.practice_answer import parse_answer, submit_answer
 
 TINY = Path(__file__).resolve().parent / "drill_data" / "tiny.yaml"
 

@@ -14,7 +14,7 @@ import pytest
 from firebreak.context import ToolContext
 from firebreak.state.changes import Change
 from firebreak.tools.changes import ChangeIn, record_change
-from firebreak.tools.flags import FlagError, FlagStore, get_flag_store
+from firebreak.tools.flag_store import FlagError, FlagStore, get_flag_store
 from firebreak.tools.registry import REGISTRY, ToolError, call_tool, load_tools
 
 AT = datetime(2026, 3, 2, 8, 40, tzinfo=UTC)

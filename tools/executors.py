@@ -24,7 +24,7 @@ import httpx
 
 from firebreak.context import ToolContext
 from firebreak.statuses import ApprovalStatus
-from firebreak.tools.flags import FLAG_ACTIONS
+from firebreak.tools.flag_store import FLAG_ACTIONS
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 MANUAL_PREFIX = "approved, to be done by hand"
@@ -70,7 +70,7 @@ def run_action(
 def _run_flag(
     ctx: ToolContext, action: str, params: dict[str, Any], actor: str, at: datetime
 ) -> tuple[ApprovalStatus, str]:
-    from firebreak.tools.flags import get_flag_store
+    from firebreak.tools.flag_store import get_flag_store
 
     flag = str(params["flag"])
     variant = params.get("variant")

@@ -15,31 +15,17 @@ from pathlib import Path
 
 from firebreak.clock import FixedClock
 from firebreak.context import ToolContext
+from firebreak.simulations.drill_env import DrillEnv, drill_settings, new_secrets
+from firebreak.simulations.drill_result import DrillResult, HypothesisOut, finish, flat_fix, read_triage, suspects_of
 from firebreak.simulations.generator import AlertNotice
 from firebreak.simulations.recorded.model import RecordedAlert, RecordedIncident, load_incident
 from firebreak.simulations.recorded.readers import Telemetry, read_folder
 from firebreak.simulations.recorded.replay import check_changes, replay
 from firebreak.simulations.render import render
-from firebreak.simulations.runner import (
-    DrillEnv,
-    DrillResult,
-    HypothesisOut,
-    InProcessTransport,
-    Progress,
-    Transport,
-    count_drill_incidents,
-    deliver,
-    describe_alert,
-    drill_settings,
-    finish,
-    flat_fix,
-    new_secrets,
-    read_triage,
-    run_triage,
-    suspects_of,
-)
 from firebreak.simulations.scenario import AlertEvent
 from firebreak.simulations.scorer import score_recorded
+from firebreak.simulations.timeline import Progress, count_drill_incidents, deliver, describe_alert, run_triage
+from firebreak.simulations.transport import InProcessTransport, Transport
 
 # The format's incident severities, as the Alertmanager `severity` label the intake maps back to them.
 ALERT_SEVERITY = {"minor": "info", "major": "warning", "critical": "critical"}
