@@ -9,6 +9,7 @@ from firebreak.cli import app
 from firebreak.context import ToolContext
 from firebreak.state.approvals import Approval
 from firebreak.statuses import ApprovalStatus
+from firebreak.tools.flag_store import get_flag_store
 from tests.test_approvals_cli import PASSWORD, PW, _pending, env  # noqa: F401 - the shared CLI fixture
 
 
@@ -45,8 +46,27 @@ def test_listed_then_marked_done_by_an_approver_only(env: ToolContext) -> None: 
     assert r.exit_code == 1 and "not outcome_unknown" in r.output
 
 
-def test_retry_runs_it(env: ToolContext) -> None:  # noqa: F811
-    aid = _unknown(env)
+def _retry(ctx: ToolContext, aid: str) -> Approval:
     r = CliRunner().invoke(app, ["approvals", "resolve", aid, "retry", "--as", "bob", *PW], input=PASSWORD + "\n")
     assert r.exit_code == 0 and "retried" in r.output
-    assert _status(env, aid) in (ApprovalStatus.EXECUTED, ApprovalStatus.FAILED)  # the flag file decides
+    with ctx.db.session() as s:
+        a = s.get(Approval, aid)
+        assert a is not None
+        return a
+
+
+def test_retry_runs_it(env: ToolContext) -> None:  # noqa: F811
+    """The retried action (disable_flag) really runs: the flag is off in the flag file afterwards."""
+    store = get_flag_store(env)
+    store.seed({"checkout-new-pricing": {"state": "ENABLED", "variants": {"on": True, "off": False},
+                                         "defaultVariant": "on"}})
+    a = _retry(env, _unknown(env))
+    assert a.status == ApprovalStatus.EXECUTED, a.result
+    assert store.get("checkout-new-pricing")["state"] == "DISABLED"
+
+
+def test_retry_that_cannot_run_is_failed_not_executed(env: ToolContext) -> None:  # noqa: F811
+    """With no such flag the retry fails and says why; it never claims the flag was disabled."""
+    a = _retry(env, _unknown(env))
+    assert a.status == ApprovalStatus.FAILED
+    assert "unknown flag 'checkout-new-pricing'" in (a.result or "")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from firebreak.context import ToolContext
 from firebreak.state.base import Base
@@ -26,10 +26,26 @@ def test_sqlite_uses_wal(ctx: ToolContext) -> None:
 
 
 def test_migrate_is_idempotent(ctx: ToolContext) -> None:
-    from firebreak.db import migrate
+    """Migrating a database that is already at the newest revision changes nothing: same revision(s),
+    the rows are still there (a migration that re-ran would fail on an existing table or drop data)."""
+    from alembic.script import ScriptDirectory
 
+    from firebreak.db import alembic_config, migrate
+
+    heads = set(ScriptDirectory.from_config(alembic_config(str(ctx.db.engine.url))).get_heads())
+    with ctx.db.session() as s:
+        s.add(Change(kind="deploy", at=datetime(2026, 1, 1, tzinfo=UTC), note="kept"))
+
+    def revisions() -> set[str]:
+        with ctx.db.engine.connect() as conn:
+            return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+    assert revisions() == heads
     migrate(ctx.db.engine)
     migrate(ctx.db.engine)
+    assert revisions() == heads
+    with ctx.db.session() as s:
+        assert list(s.scalars(select(Change.note))) == ["kept"]
 
 
 def test_naive_datetimes_are_refused(ctx: ToolContext) -> None:

@@ -27,7 +27,6 @@ SPEC_KEYS = {"scenario", "investigator", "rank", "hit_at_1", "hit_at_3", "mitiga
 SECRETS_OF_THE_DRILL = (b"TRUTH-ROOT-CAUSE-MARKER", b"SECRET-DEBRIEF-MARKER", b"tiny-deploy", b"Tiny drill for tests")
 
 
-
 def assert_world_keeps_secrets(world: Path, secrets: Iterable[bytes]) -> ToolContext:
     """No file of the world and no stored agent run holds any of `secrets`; returns a context on the world.
 
@@ -53,6 +52,7 @@ def assert_world_keeps_secrets(world: Path, secrets: Iterable[bytes]) -> ToolCon
             assert not any(secret in text for secret in secrets)
     return ctx
 
+
 def test_drill_end_to_end_and_truth_stays_out(settings: Settings, tmp_path: Path) -> None:
     world = tmp_path / "world"
     world.mkdir()
@@ -63,7 +63,11 @@ def test_drill_end_to_end_and_truth_stays_out(settings: Settings, tmp_path: Path
     assert out["alerts_delivered"] == 3 and out["incidents_opened"] >= 1
     assert result.details["refused"] == []
     assert result.details["triaged_at"] == "2026-03-02T08:10:00+00:00"  # when the first incident opened
-    assert isinstance(out["hypotheses"], list) and out["wall_seconds"] > 0
+    # The offline investigator finds the 1.1.0 deploy first and rolls it back; the scorer says so.
+    assert out["hypotheses"][0]["suspect"] == {"kind": "deploy", "service": "worker", "ref": "1.1.0"}
+    assert (out["rank"], out["hit_at_1"], out["mitigation_ok"], out["severity_ok"]) == (1, True, True, True)
+    assert out["proposed_fix"] == {"action": "rollback", "service": "worker", "to": "1.0.0"}
+    assert out["wall_seconds"] > 0
     for h in out["hypotheses"]:
         assert set(h) == {"title", "suspect", "confidence"}
 
@@ -135,7 +139,10 @@ def test_cli_bench_aggregate_and_bad_files(settings: Settings, tmp_path: Path) -
     assert agg["scenarios"] == 2 and [r["scenario"] for r in agg["results"]] == ["tiny-deploy", "tiny-two"]
     assert set(agg["baselines"]) == {"most_recent_change", "alerting_service"}
     assert all(set(r) == SPEC_KEYS | {"baselines"} for r in agg["results"])
-    assert all(0.0 <= agg[k] <= 1.0 for k in ("hit_at_1", "hit_at_3", "mitigation_ok"))
+    # Both are the tiny drill, solved: the aggregate is the share of drills that hit, here all of them.
+    assert [r["rank"] for r in agg["results"]] == [1, 1]
+    for k in ("hit_at_1", "hit_at_3", "mitigation_ok"):
+        assert agg[k] == sum(r[k] for r in agg["results"]) / 2 == 1.0, k
 
     bad = lib / "c.yaml"
     bad.write_text(TINY.read_text().replace("severity: critical", "sevrity: critical"))
@@ -146,9 +153,3 @@ def test_cli_bench_aggregate_and_bad_files(settings: Settings, tmp_path: Path) -
     assert res.exit_code == 2 and "timeline[4].alert.sevrity: unknown field" in res.output
     assert "Traceback" not in res.output
 
-
-@pytest.mark.slow
-def test_shared_scenarios_run(settings: Settings, shared_dir: Path) -> None:
-    for f in sorted((shared_dir / "scenarios").glob("*.yaml")):
-        out = run_drill(f).spec_json()
-        assert out["alerts_delivered"] >= 2 and out["incidents_opened"] >= 1 and out["hypotheses"]

@@ -226,11 +226,20 @@ def test_response_url_used_without_bot_token(client: TestClient, sctx: ToolConte
     assert resp["response_type"] == "ephemeral" and "not allowed" in resp["text"]
 
 
-def test_other_interaction_types_are_acknowledged(client: TestClient, sctx: ToolContext) -> None:
-    body = interaction_body({"type": "view_submission", "user": {"id": APPROVER}})
+def test_other_interaction_types_are_acknowledged(client: TestClient, sctx: ToolContext, fake: FakeSlack) -> None:
+    """Anything but `block_actions` is acknowledged and ignored, even when it carries an approve click."""
+    a = _approval(sctx)
+    assert a.slack_ts is not None
+    click = block_actions(user=APPROVER, action_id=ACTION_APPROVE, value=a.id, channel=CHANNEL,
+                          message_ts=a.slack_ts, response_url=fake.response_url())
+    body = interaction_body({**click, "type": "view_submission"})
     r = client.post("/slack/interactions", content=body,
                     headers=sign(SECRET, body, int(sctx.clock.now().timestamp())))
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.content == b""
+    with sctx.db.session() as s:
+        assert s.get(Approval, a.id).status == "pending"  # type: ignore[union-attr]
+    assert fake.calls("chat.update") == [] and fake.calls("chat.postEphemeral") == []
+    assert fake.calls("response_url") == []
 
 
 def test_public_url_links_transcript_and_incident(sctx: ToolContext, fake: FakeSlack,

@@ -95,8 +95,9 @@ def test_unknown_flag_and_missing_file(ctx: ToolContext, example: Path) -> None:
     assert exc.value.status == 404 and "unknown flag 'nope'" in exc.value.message and "myBoolFlag" in exc.value.message
     example.unlink()
     assert call_tool(ctx, "list_flags", {})["flags"] == []
-    with pytest.raises(ToolError):
+    with pytest.raises(ToolError) as gone:
         call_tool(ctx, "evaluate_flag", {"flag": "myBoolFlag"})
+    assert gone.value.status == 404 and "unknown flag 'myBoolFlag' (known flags: none)" in gone.value.message
 
 
 def test_broken_file_is_a_clear_error(ctx: ToolContext, example: Path) -> None:
