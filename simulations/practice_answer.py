@@ -4,6 +4,7 @@ kept on the open practice run, and set beside the investigator's own run of the 
 
 from __future__ import annotations
 
+import logging
 import shlex
 from datetime import UTC, datetime
 from typing import Any
@@ -15,8 +16,10 @@ from firebreak.kinds import SEVERITIES, SUSPECT_KINDS
 from firebreak.simulations.practice_debrief import Debrief, Side
 from firebreak.simulations.practice_runs import PracticeError, default_person, open_run, team_ctx
 from firebreak.simulations.scenario import Scenario, load_scenario
-from firebreak.simulations.scorer import SuspectIn, describe_truth, score
+from firebreak.simulations.scorer import Score, SuspectIn, describe_truth, score
 from firebreak.state.drills import DrillRun
+
+log = logging.getLogger("firebreak.drill")
 
 
 class Answer(BaseModel):
@@ -75,8 +78,7 @@ def parse_answer(suspects: list[str], fix: str | None, severity: str | None, not
 
 def _side(answer_suspects: list[SuspectIn], fix: dict[str, Any] | None, severity: str | None, sc: Scenario) -> Side:
     sco = score(answer_suspects, fix, severity, sc.truth)
-    return Side(suspects=answer_suspects, fix=fix, severity=severity, rank=sco.rank, hit_at_1=sco.hit_at_1,
-                hit_at_3=sco.hit_at_3, mitigation_ok=sco.mitigation_ok, severity_ok=sco.severity_ok)
+    return Side(suspects=answer_suspects, fix=fix, severity=severity, **sco.model_dump())
 
 
 def investigator_side(sc: Scenario) -> Side | None:
@@ -85,13 +87,13 @@ def investigator_side(sc: Scenario) -> Side | None:
 
     try:
         res = run_drill(sc)
-    except Exception:
+    except Exception:  # the trainee still gets a debrief, with the investigator's column "n/a"
+        log.exception("the investigator's run of %s failed", sc.id)
         return None
     suspects = [SuspectIn(kind=str(h.suspect.get("kind")), service=h.suspect.get("service"),
                           ref=str(h.suspect.get("ref"))) for h in res.hypotheses]
-    return Side(suspects=suspects, fix=res.proposed_fix, severity=res.details.get("severity"), rank=res.rank,
-                hit_at_1=res.hit_at_1, hit_at_3=res.hit_at_3, mitigation_ok=res.mitigation_ok,
-                severity_ok=res.severity_ok)
+    return Side(suspects=suspects, fix=res.proposed_fix, severity=res.details.get("severity"),
+                **res.model_dump(include=set(Score.model_fields)))
 
 
 def submit_answer(answer: Answer, *, person: str | None = None, run_id: str | None = None,

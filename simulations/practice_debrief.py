@@ -10,20 +10,16 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
 
-from firebreak.simulations.scorer import SuspectIn
+from firebreak.simulations.scorer import Score, SuspectIn
 
 
-class Side(BaseModel):
-    """One column of the debrief: the trainee's or the investigator's answer and its score."""
+class Side(Score):
+    """One column of the debrief: the trainee's or the investigator's answer and its score (the
+    scorer's own `Score` fields, not a copy of them)."""
 
     suspects: list[SuspectIn] = Field(default_factory=list)
     fix: dict[str, Any] | None = None
     severity: str | None = None
-    rank: int | None = None
-    hit_at_1: bool = False
-    hit_at_3: bool = False
-    mitigation_ok: bool = False
-    severity_ok: bool | None = None
 
 
 class Debrief(BaseModel):

@@ -143,3 +143,15 @@ def test_practice_alerts_reach_slack_and_unanswered_runs_close(
         [run] = list(s.scalars(select(DrillRun)))
         assert run.finished_at is not None and run.result["status"] == "abandoned"
     ctx.close()
+
+
+def test_investigator_column_is_its_own_scored_run(settings: Settings) -> None:
+    """The debrief's investigator column: a separate drill of the same scenario, scored by the same rules."""
+    from firebreak.simulations.practice_answer import investigator_side
+    from firebreak.simulations.scenario import load_scenario
+
+    side = investigator_side(load_scenario(TINY))
+    assert side is not None
+    assert side.suspects[0].model_dump() == {"kind": "deploy", "service": "worker", "ref": "1.1.0"}
+    assert (side.rank, side.hit_at_1, side.mitigation_ok, side.severity_ok) == (1, True, True, True)
+    assert side.fix == {"action": "rollback", "service": "worker", "to": "1.0.0"} and side.severity == "major"
