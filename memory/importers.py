@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from firebreak.memory.index import MemoryRecord
+from firebreak.memory.search_records import MemoryRecord
 
 MAX_SECTION_CHARS = 1500
 MD_SUFFIXES = (".md", ".markdown")

@@ -93,7 +93,8 @@ def import_(
     """Import runbooks/FAQ (split by heading) or Slack threads; re-importing a file replaces its sections."""
     from firebreak.memory.embeddings import EmbeddingError
     from firebreak.memory.importers import ImportProblem, collect
-    from firebreak.memory.index import MemoryError_, get_index
+    from firebreak.memory.index import get_index
+    from firebreak.memory.search_records import MemoryError_
 
     ctx = _ctx()
     try:
@@ -145,7 +146,8 @@ def search(
 ) -> None:
     """Search everything the team knows: past incidents, runbooks and Slack threads, in one ranked list."""
     from firebreak.memory.embeddings import EmbeddingError
-    from firebreak.memory.index import MemoryError_, get_index
+    from firebreak.memory.index import get_index
+    from firebreak.memory.search_records import MemoryError_
 
     if not text.strip():
         fail("text: must not be empty")
@@ -209,7 +211,8 @@ def search(
 def reindex(as_json: JsonOpt = False) -> None:
     """Rebuild the index from the incident log and the imported documents (safe to repeat)."""
     from firebreak.memory.embeddings import EmbeddingError
-    from firebreak.memory.index import MemoryError_, get_index
+    from firebreak.memory.index import get_index
+    from firebreak.memory.search_records import MemoryError_
 
     ctx = _ctx()
     try:

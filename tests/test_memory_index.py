@@ -238,3 +238,53 @@ def test_search_all_ranks_incidents_and_documents_together(seeded: ToolContext) 
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     only = index.search_all("mailer OOMKilled roll back", k=10, kinds={"runbook"})
     assert [h.id for h in only] == ["rb-1"]
+
+
+class _Counting:
+    """A 3-d embedder that counts texts and can fail on its n-th call (a model crash mid-import)."""
+
+    name = "counting-3d"
+
+    def __init__(self, fail_on_call: int = 0) -> None:
+        self.calls = 0
+        self.texts = 0
+        self.fail_on_call = fail_on_call
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            from firebreak.memory.embeddings import EmbeddingError
+
+            raise EmbeddingError("model crashed")
+        self.texts += len(texts)
+        return [[1.0, float(len(t) % 7), 0.5] for t in texts]
+
+
+def test_interrupted_import_keeps_written_chunks_and_resumes(ctx: ToolContext) -> None:
+    from firebreak.memory.embeddings import EmbeddingError
+    from firebreak.memory.index import DOCUMENTS
+
+    records = [MemoryRecord(id=f"doc-{i}", kind="runbook", title=f"step {i}", text=f"restart worker {i}",
+                            source="runbooks/x.md", origin="runbooks/x.md") for i in range(300)]
+    index = MemoryIndex(ctx.settings, embedder=_Counting(fail_on_call=3))  # type: ignore[arg-type]
+    with pytest.raises(EmbeddingError):
+        index.add_documents(records, replace_origins=["runbooks/x.md"])
+    written = index._mirror(DOCUMENTS).collection.count()
+    assert written == 256  # the two chunks embedded before the crash were written
+    ctx.close()
+    resumed = _Counting()
+    again = MemoryIndex(ctx.settings, embedder=resumed)  # type: ignore[arg-type]
+    assert again.counts()["documents"] == 300
+    assert resumed.texts == 300 - written  # only the missing ones embedded
+
+
+def test_one_query_embedding_for_incidents_and_documents(seeded: ToolContext) -> None:
+    emb = _Counting()
+    index = MemoryIndex(seeded.settings, embedder=emb)  # type: ignore[arg-type]
+    index.sync_incidents(seeded.db)
+    index.add_documents([MemoryRecord(id="rb-1", kind="runbook", title="Mailer", text="Mailer OOM: roll back",
+                                      source="runbooks/mailer.md", origin="runbooks/mailer.md")],
+                        replace_origins=["runbooks/mailer.md"])
+    before = emb.calls
+    assert index.search_all("mailer OOM", k=5)
+    assert emb.calls == before + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firebreak.memory.index import LexicalIndex, analyze, excerpt, is_identifier
+from firebreak.memory.lexical import LexicalIndex, analyze, excerpt, is_identifier
 
 
 def test_identifiers_are_kept_whole_and_split() -> None:
@@ -55,7 +55,7 @@ def test_excerpt_prefers_the_matching_line() -> None:
 
 
 def test_glossary_joins_names_of_the_same_failure() -> None:
-    from firebreak.memory.index import concepts
+    from firebreak.memory.lexical import concepts
 
     assert "~oom" in concepts("pods OOMKilled") and "~oom" in concepts("MemoryError: Cannot allocate memory")
     assert "~dns" in concepts("getaddrinfo EAI_AGAIN") and "~dns" in concepts("UnknownHostException: api.x.io")

@@ -11,7 +11,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from firebreak.context import ToolContext
 from firebreak.memory.embeddings import EmbeddingError
-from firebreak.memory.index import Hit, MemoryError_, get_index
+from firebreak.memory.index import get_index
+from firebreak.memory.search_records import Hit, MemoryError_
 from firebreak.tools.registry import ToolError, tool
 
 
