@@ -16,11 +16,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from firebreak.context import ToolContext
-from firebreak.redact import redact_obj, redact_text
+from firebreak.redact_batch import redact_many, redact_obj_many
 from firebreak.tools.sqlite_store import SQLiteStore, epoch_units, from_epoch_units, insert_batched
 
 LOG_DB_NAME = "logs.sqlite3"
@@ -86,7 +87,15 @@ class LogLine:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-def _row(line: LogLine | Mapping[str, Any]) -> tuple[int, str, str, str, str | None]:
+_Row = tuple[int, str, str, str, str | None]
+# One encoder, built once: json.dumps with options builds a new JSONEncoder on every call.
+_DUMPS = json.JSONEncoder(default=str, separators=(",", ":")).encode
+# Lines redacted together: one hint scan per chunk (see firebreak.redact.redact_many).
+REDACT_CHUNK = 2048
+
+
+def _fields(line: LogLine | Mapping[str, Any]) -> tuple[int, str, str, str, dict[str, Any]]:
+    """(ts_us, service, level, message, attributes) of one line, not yet redacted; ValueError on a bad one."""
     if isinstance(line, LogLine):
         ts, service, level, message, attrs = line.ts, line.service, line.level, line.message, line.attributes
     else:
@@ -97,13 +106,24 @@ def _row(line: LogLine | Mapping[str, Any]) -> tuple[int, str, str, str, str | N
         attrs = line.get("attributes") or {}
     if not service:
         raise ValueError("service: empty service name")
-    return (
-        to_us(ts),
-        service,
-        _LEVELS.get(level) or normalize_level(level),
-        redact_text(message),  # log lines come from outside: secrets are not kept
-        json.dumps(redact_obj(attrs), default=str, separators=(",", ":")) if attrs else None,
-    )
+    return to_us(ts), service, _LEVELS.get(level) or normalize_level(level), message, attrs
+
+
+def log_rows(lines: Iterable[LogLine | Mapping[str, Any]]) -> Iterator[_Row]:
+    """Table rows for `lines`, redacted a chunk at a time: log lines come from outside, secrets are not kept.
+
+    Messages of a chunk go through one `redact_many`, attribute dicts through one `redact_obj_many`
+    (the same results as redacting each, at a fraction of the per-line cost).
+    """
+    it = iter(lines)
+    while chunk := [_fields(line) for line in islice(it, REDACT_CHUNK)]:
+        messages = redact_many([f[3] for f in chunk])
+        with_attrs = [i for i, f in enumerate(chunk) if f[4]]
+        encoded: list[str | None] = [None] * len(chunk)
+        for i, attrs in zip(with_attrs, redact_obj_many([chunk[i][4] for i in with_attrs]), strict=True):
+            encoded[i] = _DUMPS(attrs)
+        for (ts, service, level, _, _), message, attrs_json in zip(chunk, messages, encoded, strict=True):
+            yield ts, service, level, message, attrs_json
 
 
 class LogStore(SQLiteStore):
@@ -116,8 +136,12 @@ class LogStore(SQLiteStore):
 
     def ingest(self, lines: Iterable[LogLine | Mapping[str, Any]], batch_size: int = 50_000) -> int:
         """Append lines (LogLine or dicts of the same fields); returns how many were stored."""
+        return self.insert(log_rows(lines), batch_size)
+
+    def insert(self, rows: Iterable[_Row], batch_size: int = 50_000) -> int:
+        """Append rows already made by `log_rows` (redacted): lets a caller redact outside its write lock."""
         sql = "INSERT INTO log_lines (ts, service, level, message, attributes) VALUES (?, ?, ?, ?, ?)"
-        return insert_batched(self._conn(), sql, (_row(line) for line in lines), batch_size)
+        return insert_batched(self._conn(), sql, rows, batch_size)
 
     def ingest_rows(self, rows: Iterable[tuple[int, str, str, str]], batch_size: int = 50_000) -> int:
         """Fast path for generators that already hold integer times: (ts_us, service, level, message).
@@ -126,11 +150,15 @@ class LogStore(SQLiteStore):
         """
         sql = "INSERT INTO log_lines (ts, service, level, message) VALUES (?, ?, ?, ?)"
         levels = _LEVELS
-        normalized = (
-            (int(ts), service, levels.get(level) or normalize_level(level), redact_text(message))
-            for ts, service, level, message in rows
-        )
-        return insert_batched(self._conn(), sql, normalized, batch_size)
+        it = iter(rows)
+
+        def normalized() -> Iterator[tuple[int, str, str, str]]:
+            while chunk := list(islice(it, REDACT_CHUNK)):
+                messages = redact_many([row[3] for row in chunk])
+                for (ts, service, level, _), message in zip(chunk, messages, strict=True):
+                    yield int(ts), service, levels.get(level) or normalize_level(level), message
+
+        return insert_batched(self._conn(), sql, normalized(), batch_size)
 
     def services(self) -> list[str]:
         # Skip-scan over the (service, ts) index: one probe per distinct service.
