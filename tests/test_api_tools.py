@@ -161,6 +161,7 @@ def test_real_registry_tool_runs(client: TestClient, ctx: ToolContext) -> None:
 
     assert "list_flags" in load_tools()  # the catalog imports every tool module: a missing one is a failure
     flag = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}
+    ctx.settings.resolved_flags_file.parent.mkdir(parents=True, exist_ok=True)
     ctx.settings.resolved_flags_file.write_text(json.dumps({"flags": {"new-checkout": flag}}))
     r = client.post("/api/tools/list_flags", json={}, headers=AUTH)
     assert r.status_code == 200, r.text
