@@ -10,15 +10,24 @@ Answers: 200 with an empty Export*ServiceResponse in the request's encoding; 400
 not the OTLP message (or holds an unusable record: the whole request is refused, nothing stored);
 401 for a missing or wrong token; 413 for a body over the cap; 415 for another content type or
 encoding. Errors carry a JSON `detail` like every other Firebreak endpoint.
+
+Log records carry no ids, so an exporter's retry of a batch that was in fact stored (its answer lost
+or late) would store every record twice. A logs request whose every record has a timestamp is
+remembered by a digest of its body (decompressed): the same body again (same resource, records and
+timestamps) is answered 200 and not stored again. The memory is the last `RECENT_LOG_BATCHES`
+requests of this process; a retry after a restart is stored again. A body with an untimed record is
+never skipped: such records get the arrival time, so an identical body later is new data.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 import hmac
 import json
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -42,13 +51,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from firebreak.context import ToolContext
 from firebreak.server.deps import Ctx
-from firebreak.tools.log_store import get_log_store
+from firebreak.tools.log_store import get_log_store, log_rows
 from firebreak.tools.metric_store import get_metric_store
 from firebreak.tools.otlp_convert import OTLPError, hex_ids_to_base64, log_lines, metric_kinds, metric_points, span_rows
 from firebreak.tools.trace_store import trace_store
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # compressed or not: the Collector's batches are a few MB at most
 MAX_INFLATED_BYTES = 128 * 1024 * 1024
+RECENT_LOG_BATCHES = 65_536  # about 10 minutes at 100 requests/s; ~100 bytes each
 _PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 
 router = APIRouter(tags=["otlp"])
@@ -141,12 +151,12 @@ async def _export(
     message: type[Message],
     response: type[Message],
     top_field: str,
-    store: Callable[[Any], int],
+    store: Callable[[Any, bytes], int],
 ) -> Response:
     body = await _body(request)
     msg, as_json = _parse(request, body, message, top_field)
     try:
-        await run_in_threadpool(store, msg)
+        await run_in_threadpool(store, msg, body)
     except (OTLPError, ValueError) as exc:
         raise HTTPException(400, detail=str(exc)) from None
     if as_json:
@@ -154,11 +164,37 @@ async def _export(
     return Response(content=response().SerializeToString(), media_type="application/x-protobuf")
 
 
+class RecentBatches:
+    """Digests of the last `size` log requests stored (oldest forgotten first); callers hold _LOG_WRITES."""
+
+    def __init__(self, size: int = RECENT_LOG_BATCHES) -> None:
+        self.size = size
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._seen
+
+    def add(self, digest: bytes) -> None:
+        self._seen[digest] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+
+
+def _retry_digest(msg: ExportLogsServiceRequest, body: bytes, as_json: bool) -> bytes | None:
+    """The digest that recognises a retried logs request, or None when one record has no timestamp."""
+    for rl in msg.resource_logs:
+        for sl in rl.scope_logs:
+            for rec in sl.log_records:
+                if not (rec.time_unix_nano or rec.observed_time_unix_nano):
+                    return None
+    return hashlib.blake2b(body, digest_size=16, person=b"json" if as_json else b"protobuf").digest()
+
+
 @router.post("/v1/traces", responses=_ERRORS, dependencies=[Depends(require_otlp_token)])
 async def otlp_traces(request: Request, ctx: Ctx) -> Response:
     """OTLP/HTTP traces: spans into the embedded trace store."""
 
-    def store(msg: ExportTraceServiceRequest) -> int:
+    def store(msg: ExportTraceServiceRequest, body: bytes) -> int:
         rows = span_rows(msg)
         return trace_store(ctx).add_rows(rows) if rows else 0
 
@@ -169,12 +205,22 @@ async def otlp_traces(request: Request, ctx: Ctx) -> Response:
 async def otlp_logs(request: Request, ctx: Ctx) -> Response:
     """OTLP/HTTP logs: records into the embedded log store."""
 
-    def store(msg: ExportLogsServiceRequest) -> int:
+    as_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+
+    def store(msg: ExportLogsServiceRequest, body: bytes) -> int:
         lines = log_lines(msg, ctx.clock.now())
         if not lines:
             return 0
+        rows = list(log_rows(lines))  # converted and redacted outside the lock: another request may write
+        digest = _retry_digest(msg, body, as_json)
+        recent = ctx.resource("otlp_recent_log_batches", RecentBatches)
         with _LOG_WRITES:
-            return get_log_store(ctx).ingest(lines, batch_size=len(lines))
+            if digest is not None and digest in recent:
+                return 0
+            stored = get_log_store(ctx).insert(rows, batch_size=len(rows))
+            if digest is not None:
+                recent.add(digest)
+            return stored
 
     return await _export(request, ctx, ExportLogsServiceRequest, ExportLogsServiceResponse, "resourceLogs", store)
 
@@ -183,7 +229,7 @@ async def otlp_logs(request: Request, ctx: Ctx) -> Response:
 async def otlp_metrics(request: Request, ctx: Ctx) -> Response:
     """OTLP/HTTP metrics: data points into the embedded metric store (Prometheus-style names)."""
 
-    def store(msg: ExportMetricsServiceRequest) -> int:
+    def store(msg: ExportMetricsServiceRequest, body: bytes) -> int:
         points = metric_points(msg, ctx.clock.now())
         if not points:
             return 0
