@@ -1,8 +1,9 @@
 """Webhook endpoints: Sentry, Grafana, Alertmanager alerts and CI/CD or hand-made change records.
 
-Every delivery is verified first (see `server.intake.signatures`), a signed one is accepted only once
-(`server.intake.replay`, 409 for a replay), then parsed and normalised, then stored through
-`server.intake.service` in arrival order. Grafana and Alertmanager deliveries over
+Every delivery is verified first (see `server.intake.signatures`), then parsed and normalised here,
+in the request handler, then stored through `server.intake.service` in arrival order by its one
+writer; a signed one is accepted only once (`server.intake.replay`, 409 for a replay), its signature
+remembered in the transaction that stores its alerts. Grafana and Alertmanager deliveries over
 FIREBREAK_MAX_ALERTS_PER_DELIVERY alerts are refused (413) while the body is still streaming in.
 Answers: 202 with what was stored; 400/409/413/422 with a `detail` naming what is wrong; 401 for a
 missing or wrong signature or token (or a source with nothing configured, naming the variable to
@@ -33,7 +34,7 @@ from firebreak.server.intake.normalize import (
     parse_json_object,
 )
 from firebreak.server.intake.replay import RETENTION as REPLAY_RETENTION
-from firebreak.server.intake.replay import forget, remember
+from firebreak.server.intake.replay import ReplayClaim, forget, remember
 from firebreak.server.intake.service import intake_queue
 from firebreak.server.intake.signatures import (
     GRAFANA_MAX_SKEW_SECONDS,
@@ -139,6 +140,7 @@ def _parse(source: Source, ctx: ToolContext, headers: dict[str, str], body: byte
 async def _deliver(source: Source, request: Request, ctx: ToolContext) -> DeliveryAccepted | JSONResponse:
     started = time.perf_counter()
     verified: Verified | None = None
+    remembered = False
     try:
         body = await _read_body(request, None if source == "sentry" else ctx.settings.max_alerts_per_delivery)
         now = ctx.clock.now()
@@ -149,22 +151,27 @@ async def _deliver(source: Source, request: Request, ctx: ToolContext) -> Delive
             verified = verify_grafana(ctx.settings, headers, body, now)
         else:
             verify_bearer(ctx.settings, headers, "Alertmanager")
+        claim: ReplayClaim | None = None
         if verified is not None and verified.signature:  # a signed delivery is accepted once
             keep = (timedelta(seconds=2 * GRAFANA_MAX_SKEW_SECONDS) if verified.method == "hmac_timestamp"
                     else REPLAY_RETENTION)
-            await run_in_threadpool(remember, ctx, source, verified.signature, now=now, keep=keep)
+            claim = ReplayClaim(source, verified.signature, now, keep)
         if len(body) <= INLINE_PARSE_BYTES:  # a thread hop costs more than parsing a normal delivery
             parsed = _parse(source, ctx, headers, body, now)
         else:
             parsed = await run_in_threadpool(_parse, source, ctx, headers, body, now)
+        if claim is not None and not parsed.alerts:  # nothing to store: remember the signature on its own
+            await run_in_threadpool(remember, ctx, source, claim.signature, now=now, keep=claim.keep)
+            remembered = True
         if parsed.ignored is not None:
             DELIVERIES_IGNORED.labels(source).inc()
             return DeliveryAccepted(source=source, ignored=parsed.ignored)
         if parsed.truncated:
             ALERTS_TRUNCATED.labels(source).inc(parsed.truncated)
-        result = await intake_queue(ctx).submit(parsed.alerts) if parsed.alerts else None
+        # The writer remembers the signature in the transaction that stores the alerts.
+        result = await intake_queue(ctx).submit(parsed.alerts, claim) if parsed.alerts else None
     except IntakeRefused as exc:
-        if verified is not None and verified.signature and exc.reason != "replay":
+        if remembered and verified is not None and verified.signature and exc.reason != "replay":
             await run_in_threadpool(forget, ctx, source, verified.signature)  # its retry must be accepted
         return _refused(source, exc)
     ALERTS_RECEIVED.labels(source).inc(len(parsed.alerts))

@@ -11,15 +11,24 @@ every replica) for as long as a copy could otherwise still be accepted:
   signed body within that time except as a retry of a delivery already stored, so nothing is lost.
 Bearer-token deliveries (Alertmanager, changes) carry no per-delivery proof to remember; re-sends of
 the same alert only update it (dedup by fingerprint).
+
+Deliveries that carry alerts are remembered by the intake writer in the transaction that stores them
+(`ReplayClaim`, `claim`): the signature is kept exactly when the alerts are, so a refused or failed
+delivery needs no `forget`, and no second write transaction per delivery competes with the writer
+for the database. `remember`/`forget` remain for deliveries that store nothing (ignored resources).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from firebreak.context import ToolContext
 from firebreak.server.intake.errors import IntakeRefused
@@ -30,6 +39,49 @@ RETENTION = timedelta(hours=24)
 
 def replay_key(source: str, signature: str) -> str:
     return hashlib.sha256(f"{source}:{signature.strip().lower()}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _refusal(source: str, seen_at: datetime) -> IntakeRefused:
+    return IntakeRefused(
+        409, f"duplicate delivery: this {source} signature was already accepted at "
+        f"{seen_at:%Y-%m-%dT%H:%M:%SZ} (replayed); nothing was stored", "replay")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayClaim:
+    """A verified signature to remember with the delivery it signed, kept `keep` from `now`."""
+
+    source: str
+    signature: str
+    now: datetime
+    keep: timedelta
+
+
+def purge(session: Session, now: datetime) -> None:
+    """Drop expired signatures (indexed on expires_at); the writer does it once per batch."""
+    session.execute(delete(ReplayEntry).where(ReplayEntry.expires_at < now))
+
+
+def claim(session: Session, entry: ReplayClaim) -> IntakeRefused | None:
+    """Remember the signature in this transaction, or the 409 to answer when it is already kept.
+
+    Call after `purge` in the same transaction: any row left then is unexpired. The insert does
+    nothing on a conflict (SQLite and PostgreSQL), so a replay never aborts the writer's batch.
+    """
+    key = replay_key(entry.source, entry.signature)
+    dialect = session.get_bind().dialect.name
+    values = {"key": key, "source": entry.source, "seen_at": entry.now, "expires_at": entry.now + entry.keep}
+    if dialect in ("sqlite", "postgresql"):
+        ins = sqlite_insert(ReplayEntry) if dialect == "sqlite" else pg_insert(ReplayEntry)
+        done = session.execute(ins.values(**values).on_conflict_do_nothing(index_elements=["key"]))
+        if getattr(done, "rowcount", 0) == 1:
+            return None
+    elif session.get(ReplayEntry, key) is None:
+        session.add(ReplayEntry(**values))
+        session.flush()
+        return None
+    seen = session.scalar(select(ReplayEntry.seen_at).where(ReplayEntry.key == key))
+    return _refusal(entry.source, seen or entry.now)
 
 
 def remember(ctx: ToolContext, source: str, signature: str, *, now: datetime, keep: timedelta) -> None:
@@ -46,9 +98,7 @@ def remember(ctx: ToolContext, source: str, signature: str, *, now: datetime, ke
     with ctx.db.session() as s:
         row = s.get(ReplayEntry, key)
         if row is not None and row.expires_at >= now:
-            raise IntakeRefused(
-                409, f"duplicate delivery: this {source} signature was already accepted at "
-                f"{row.seen_at:%Y-%m-%dT%H:%M:%SZ} (replayed); nothing was stored", "replay")
+            raise _refusal(source, row.seen_at)
         # Expired between our delete and insert (or a clock step back): take it over.
         s.execute(update(ReplayEntry).where(ReplayEntry.key == key)
                   .values(seen_at=now, expires_at=now + keep).execution_options(synchronize_session=False))
