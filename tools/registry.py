@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar, get_type_hints
 from pydantic import BaseModel, ValidationError
 
 from firebreak.context import ToolContext
+from firebreak.steps import StepKind, canonical_json, current_runner
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -104,7 +105,9 @@ def redact_output(value: Any) -> Any:
 def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | BaseModel) -> dict[str, Any]:
     """Validate, run and redact one tool call: the single code path for agent, API, MCP and CLI.
 
-    Raises ToolError (with status 422 and the field for bad arguments).
+    Raises ToolError (with status 422 and the field for bad arguments). When a durable run set a step
+    runner (`firebreak.steps`), the validated call runs as one step: its redacted output is recorded and,
+    after a crash, replayed instead of calling the tool again.
     """
     spec = get_tool(name)
     try:
@@ -114,6 +117,27 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | BaseModel) -> 
         loc = ".".join(str(p) for p in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise ToolError(f"{name}: {loc}: {msg}" if loc else f"{name}: {msg}", status=422, field=loc or None) from None
+    runner = current_runner()
+    if runner is None:
+        return _run(ctx, spec, parsed)
+
+    def step() -> dict[str, Any]:
+        # A ToolError is an answer to record and replay like any output (the model saw it); it crosses
+        # the step as data, already redacted.
+        try:
+            return {"ok": _run(ctx, spec, parsed)}
+        except ToolError as exc:
+            return {"error": {"message": exc.message, "status": exc.status, "field": exc.field}}
+
+    recorded = runner.run(StepKind.TOOL, name, canonical_json(parsed.model_dump(mode="json")), step)
+    if "error" in recorded:
+        err = recorded["error"]
+        raise ToolError(err["message"], status=err["status"], field=err["field"])
+    return recorded["ok"]  # type: ignore[no-any-return]
+
+
+def _run(ctx: ToolContext, spec: ToolSpec, parsed: BaseModel) -> dict[str, Any]:
+    """Run one validated call and redact its output (and its error text)."""
     started = time.perf_counter()
     try:
         result = spec.fn(ctx, parsed)

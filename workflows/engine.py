@@ -1,7 +1,8 @@
 """DBOS under `firebreak serve`: investigations and approvals as durable workflows on the state database.
 
 One investigation is one workflow (`investigation_workflow`, id `investigation-<row id>`): start, run the
-agent, ask for approval, wait durably for the decision (a DBOS message from `decide`, with a periodic
+agent (a child workflow whose tool calls, model requests and clock reads are steps: `workflows.durable`),
+ask for approval, wait durably for the decision (a DBOS message from `decide`, with a periodic
 look at the row in case a message was lost), run the action through the one executor entry point,
 close the agent's run, tell people. Each of those is a DBOS step, checkpointed in DBOS's tables in the
 state database (SQLite by default, PostgreSQL with FIREBREAK_DATABASE_URL): after kill -9 the workflow
@@ -36,13 +37,13 @@ from firebreak.state.replicas import Replica
 from firebreak.statuses import ALTERNATIVE_STATUSES, ApprovalStatus
 from firebreak.tools.executors import rows_changed
 from firebreak.workflows import approvals as service
-from firebreak.workflows import investigations
+from firebreak.workflows import durable, investigations
 from firebreak.workflows.executor import BOOT_ID, ExecutionResult, replica_id, sweep_orphaned_claims
 from firebreak.workflows.status import DEAD_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 
-APP_VERSION = "firebreak-workflows-1"  # bump when the workflow's steps change shape
+APP_VERSION = "firebreak-workflows-2"  # bump when the workflow's steps change shape
 QUEUE_NAME = "investigations"
 DECISION_TOPIC = "decision"
 WAIT_SECONDS = 30.0  # how often a waiting workflow looks at its approval row even without a message
@@ -82,16 +83,12 @@ def _start_step(investigation_id: str) -> str:
     return investigations.start(_context(), investigation_id).value
 
 
-@DBOS.step(name="firebreak.investigate")
-def _investigate_step(investigation_id: str) -> bool:
-    from firebreak.agent.investigator import investigate
-
-    try:
-        investigate(_context(), investigation_id, notify=False)
-    except Exception:  # noqa: BLE001 - recorded on the row as failed; a follow-up alert re-queues it
-        log.exception("investigation %s failed", investigation_id)
-        return False
-    return True
+@DBOS.workflow(name="firebreak.agent_run")
+def agent_workflow(investigation_id: str) -> bool:
+    """The agent run as a child workflow: each tool call, model request and clock read is a step of its
+    own (`workflows.durable`), replayed in order after a crash instead of being called again."""
+    ok, _ = durable.run_agent(_context(), investigation_id)
+    return ok
 
 
 @DBOS.step(name="firebreak.request_approval")
@@ -136,7 +133,7 @@ def investigation_workflow(investigation_id: str) -> str:
     phase = _start_step(investigation_id)
     if phase == investigations.Phase.FINISHED:
         return phase
-    if phase == investigations.Phase.RUN and not _investigate_step(investigation_id):
+    if phase == investigations.Phase.RUN and not agent_workflow(investigation_id):
         return "failed"
     wid = DBOS.workflow_id or workflow_id_for(investigation_id)
     approval_id = _request_step(investigation_id, wid)
