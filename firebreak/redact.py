@@ -327,7 +327,10 @@ def _redact_plain(s: str) -> str:
     for kind, pat, repl, hints, also in _STEPS:
         if hints.isdisjoint(found) or (also and also not in found):
             continue
-        s = _redact_pairs(s) if kind == "secret_pair" else pat.sub(repl, s)
+        if kind != "secret_pair":
+            s = pat.sub(repl, s)
+        elif ":" in s or "=" in s or "%3" in s:  # every pair has a separator: prose naming a key word has none
+            s = _redact_pairs(s)
     return s
 
 

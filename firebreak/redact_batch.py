@@ -126,8 +126,8 @@ def _copy_collect(obj: Any, pending: list[str], slots: list[tuple[Any, Any]]) ->
                 slots.append((out, k))
             elif isinstance(v, (dict, list)):
                 out[k] = _copy_collect(v, pending, slots)
-            else:
-                out[k] = redact_obj(v)
+            else:  # numbers, booleans, None come back as they are; a tuple is redacted whole
+                out[k] = redact_obj(v) if isinstance(v, tuple) else v
         return out
     if isinstance(obj, list):
         items: list[Any] = []
@@ -136,7 +136,9 @@ def _copy_collect(obj: Any, pending: list[str], slots: list[tuple[Any, Any]]) ->
                 items.append(v)
                 pending.append(v)
                 slots.append((items, i))
-            else:
+            elif isinstance(v, (dict, list)):
                 items.append(_copy_collect(v, pending, slots))
+            else:
+                items.append(redact_obj(v) if isinstance(v, tuple) else v)
         return items
     return redact_obj(obj)

@@ -208,12 +208,14 @@ async def otlp_logs(request: Request, ctx: Ctx) -> Response:
     as_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
     def store(msg: ExportLogsServiceRequest, body: bytes) -> int:
+        digest = _retry_digest(msg, body, as_json)
+        recent = ctx.resource("otlp_recent_log_batches", RecentBatches)
+        if digest is not None and digest in recent:  # a retry costs no conversion (checked again below)
+            return 0
         lines = log_lines(msg, ctx.clock.now())
         if not lines:
             return 0
         rows = list(log_rows(lines))  # converted and redacted outside the lock: another request may write
-        digest = _retry_digest(msg, body, as_json)
-        recent = ctx.resource("otlp_recent_log_batches", RecentBatches)
         with _LOG_WRITES:
             if digest is not None and digest in recent:
                 return 0
