@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from typing import Any
 
 from firebreak.redact import _CASE_HINTS, _LOWER_HINTS, _m, _secret_key, redact_obj, redact_text
+
+SCAN_CHARS = 1_000_000  # characters joined for one scan
 
 # Letters from most to least frequent in English text: a hint is looked for at its rarest character.
 _LETTERS = "etaoinshrdlcumwfgypbvkjxqz"
@@ -75,17 +77,38 @@ def redact_many(texts: Iterable[str]) -> list[str]:
     """
     out = list(texts)
     uniq = list(dict.fromkeys(out)) if len(out) > 1 else out  # attribute values repeat a lot
-    if not uniq:
-        return out
-    joined = "\n".join(uniq)
+    changed: dict[str, str] = {}
+    for group in _groups(uniq):
+        for t in _hit_texts(group):
+            if (done := redact_text(t)) != t:
+                changed[t] = done
+    return [changed.get(t, t) for t in out] if changed else out
+
+
+def _groups(texts: list[str]) -> Iterator[list[str]]:
+    """`texts` in runs of at most SCAN_CHARS characters (a longer text alone): a batch of long lines is
+    not copied into one huge joined string (and its lower-cased twin)."""
+    group: list[str] = []
+    size = 0
+    for t in texts:
+        if group and size + len(t) > SCAN_CHARS:
+            yield group
+            group, size = [], 0
+        group.append(t)
+        size += len(t) + 1
+    if group:
+        yield group
+
+
+def _hit_texts(group: list[str]) -> list[str]:
+    """The texts of `group` in which a hint, `%` or a backslash occurs (a superset of those that can change)."""
+    joined = "\n".join(group)
     lowered = joined.lower()
     if len(lowered) != len(joined):  # a character whose lower case is longer: positions no longer line up
-        hit: set[int] = set(range(len(uniq)))
-    else:
-        starts = list(accumulate((len(t) + 1 for t in uniq), initial=0))
-        hit = _lines_hit(_BATCH_CASE, joined, starts) | _lines_hit(_BATCH_LOWER, lowered, starts)
-    changed = {uniq[i]: done for i in hit if (done := redact_text(uniq[i])) != uniq[i]}
-    return [changed.get(t, t) for t in out] if changed else out
+        return group
+    starts = list(accumulate((len(t) + 1 for t in group), initial=0))
+    hit = _lines_hit(_BATCH_CASE, joined, starts) | _lines_hit(_BATCH_LOWER, lowered, starts)
+    return [group[i] for i in sorted(hit)]
 
 
 def redact_obj_many(objs: Iterable[Any]) -> list[Any]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from firebreak import redact_batch
 from firebreak.redact import _CASE_HINTS, _LOWER_HINTS, redact_obj, redact_text
 from firebreak.redact_batch import redact_many, redact_obj_many
 from tests.security_corpus import CORPUS, NEGATIVES, leaks
@@ -98,3 +100,9 @@ def test_secrets_at_the_very_start_and_end_of_lines() -> None:
                "caf%C3%A9 token%3Dabcdef123456", "ghp_" + "A" * 36, "a\\nb", "Bearer abcdefghijklmnop1234"]
     for batch in (secrets, secrets[::-1], ["", *secrets, ""], [s + s for s in secrets]):
         assert redact_many(batch) == [redact_text(t) for t in batch]
+
+
+def test_long_lines_are_scanned_in_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redact_batch, "SCAN_CHARS", 40)
+    texts = [t for _, t, _ in CORPUS[:12]] + ["x" * 100, "plain", "password=abcdef " * 10, ""]
+    assert redact_many(texts) == [redact_text(t) for t in texts]
