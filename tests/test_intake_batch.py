@@ -56,7 +56,8 @@ def _summary(result: Any) -> tuple[Any, ...]:
             result.incidents_updated, len(result.investigations_queued), result.incidents_mitigated)
 
 
-def test_one_transaction_equals_one_each(ctx: ToolContext, clock: FixedClock, tmp_path: Any) -> None:
+def test_one_transaction_equals_one_each(storage_ctx: ToolContext, clock: FixedClock, tmp_path: Any) -> None:
+    ctx = storage_ctx
     other = ToolContext(settings=Settings(_env_file=None, data_dir=tmp_path / "other"),  # type: ignore[call-arg]
                         clock=FixedClock(clock.now()))
     one_each = [ingest_alerts(other, alerts) for alerts in _deliveries(clock)]
@@ -68,7 +69,8 @@ def test_one_transaction_equals_one_each(ctx: ToolContext, clock: FixedClock, tm
     other.close()
 
 
-def test_a_replay_in_a_batch_refuses_only_itself(ctx: ToolContext, clock: FixedClock) -> None:
+def test_a_replay_in_a_batch_refuses_only_itself(storage_ctx: ToolContext, clock: FixedClock) -> None:
+    ctx = storage_ctx
     now = clock.now()
     claim = ReplayClaim("grafana", "ab" * 32, now, timedelta(minutes=10))
     first = [Delivery([alert("checkout", "c1", now)], claim), Delivery([alert("api", "a1", now)]),

@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,7 @@ from firebreak.server.intake.errors import IntakeRefused
 from firebreak.state.security import ReplayEntry
 
 RETENTION = timedelta(hours=24)
+_REPLAY = cast(Table, ReplayEntry.__table__)
 
 
 def replay_key(source: str, signature: str) -> str:
@@ -72,9 +74,9 @@ def claim(session: Session, entry: ReplayClaim) -> IntakeRefused | None:
     dialect = session.get_bind().dialect.name
     values = {"key": key, "source": entry.source, "seen_at": entry.now, "expires_at": entry.now + entry.keep}
     if dialect in ("sqlite", "postgresql"):
-        ins = sqlite_insert(ReplayEntry) if dialect == "sqlite" else pg_insert(ReplayEntry)
-        done = session.execute(ins.values(**values).on_conflict_do_nothing(index_elements=["key"]))
-        if getattr(done, "rowcount", 0) == 1:
+        ins = sqlite_insert(_REPLAY) if dialect == "sqlite" else pg_insert(_REPLAY)
+        stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(_REPLAY.c.key)
+        if session.execute(stmt).first() is not None:  # a row back: inserted (rowcount is not portable)
             return None
     elif session.get(ReplayEntry, key) is None:
         session.add(ReplayEntry(**values))
