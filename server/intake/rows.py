@@ -4,7 +4,8 @@ Why not ORM objects: a storm delivery is hundreds of rows, and the ORM unit of w
 SQLAlchemy Core's per-row parameter handling) was most of the writer's CPU. On SQLite the rows go
 straight to the driver's executemany, converted column by column with each column's own bind
 processor (JSON as compact text, datetimes through `UtcDateTime`), so the stored values are the
-ones SQLAlchemy would have written. Other databases get Core `insert(table)` with executemany.
+ones SQLAlchemy would have written; PostgreSQL the same way through psycopg's executemany (JSON
+cast from compact text). Other databases get Core `insert(table)` with executemany.
 """
 
 from __future__ import annotations
@@ -60,21 +61,30 @@ def _json_text(value: Any) -> str:
 
 
 @functools.cache
-def _sqlite_insert(
+def _driver_insert(
     table: Table, columns: tuple[str, ...], dialect: Dialect
 ) -> tuple[str, list[tuple[Callable[[Any], Any] | None, bool]]]:
-    """The SQL and, per column, (bind processor, whether equal values repeat: datetimes do)."""
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-           f"VALUES ({', '.join('?' for _ in columns)})")
+    """The SQL and, per column, (bind processor, whether equal values repeat: datetimes do).
+
+    SQLite (`?`): JSON as compact text, datetimes as the text sqlite3's adapter writes. PostgreSQL
+    (psycopg, `%s`): JSON as compact text cast to the column's json type, aware datetimes as they are.
+    """
+    sqlite = dialect.name == "sqlite"
+    marks = []
     processors: list[tuple[Callable[[Any], Any] | None, bool]] = []
     for name in columns:
         col_type = table.c[name].type
         if isinstance(col_type, JSON):
+            marks.append("?" if sqlite else "%s::json")
             processors.append((_json_text, False))
         elif isinstance(col_type, UtcDateTime):
-            processors.append((_sqlite_datetime(col_type.bind_processor(dialect)), True))
+            proc = col_type.bind_processor(dialect)
+            marks.append("?" if sqlite else "%s")
+            processors.append((_sqlite_datetime(proc) if sqlite else proc, True))
         else:
+            marks.append("?" if sqlite else "%s")
             processors.append((col_type.bind_processor(dialect), False))
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(marks)})"
     return sql, processors
 
 
@@ -106,12 +116,12 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]] |
         return
     conn = session.connection()
     alerts = isinstance(rows[0], NewAlert)
-    if conn.dialect.name != "sqlite":
+    if conn.dialect.name not in ("sqlite", "postgresql"):
         dicts = [r.as_row() if isinstance(r, NewAlert) else r for r in rows]
         session.execute(insert(table), dicts)
         return
     columns = ALERT_COLUMNS if alerts else tuple(cast(dict[str, Any], rows[0]))
-    sql, processors = _sqlite_insert(table, columns, conn.dialect)
+    sql, processors = _driver_insert(table, columns, conn.dialect)
     get: Callable[[str], Callable[[Any], Any]] = attrgetter if alerts else itemgetter
     by_column = [_converted(list(map(get(name), rows)), proc, repeats)
                  for name, (proc, repeats) in zip(columns, processors, strict=True)]
