@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -227,6 +228,8 @@ def run_once(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     finally:
         if args.database_url:
             _drop_postgres(args.database_url, db_name)
+        if not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
     # Every alert of a delivery answered 202 must be stored (fingerprints are unique per run).
     acknowledged = (statuses.get(202, 0) + warm_statuses.get(202, 0)) * args.batch
     return {
@@ -234,6 +237,7 @@ def run_once(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
         "wall": wall, "rate": args.alerts / wall, "latencies": latencies, "cpu": cpu,
         "lost": max(0, acknowledged - stored), "stored": stored, "acknowledged": acknowledged,
         "unassigned": unassigned, "incidents": incidents, "investigations": investigations,
+        "data_dir": str(data_dir),
         "refused": [line for line in metrics.splitlines() if line.startswith("firebreak_webhook_refused_total")],
     }
 
@@ -245,6 +249,7 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,2,4", help="senders; a comma list runs one server each")
     parser.add_argument("--services", type=int, default=40)
     parser.add_argument("--database-url", help="postgresql://... (a fresh database is made next to it per run)")
+    parser.add_argument("--keep", action="store_true", help="keep each run's data dir (printed) to inspect")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -271,7 +276,8 @@ def main() -> int:
               f"on {os.cpu_count()} CPUs")
         print(f"stored            {r['stored']} of {r['acknowledged']} acknowledged (lost {r['lost']}); "
               f"without incident {r['unassigned']}")
-        print(f"incidents         {r['incidents']}   investigations {r['investigations']}")
+        print(f"incidents         {r['incidents']}   investigations {r['investigations']}"
+              + (f"   data dir {r['data_dir']}" if args.keep else ""))
         print(f"refused (metrics) {r['refused'] or 'none'}")
         passed = r["statuses"].get(202, 0) == r["deliveries"] and r["lost"] == 0
         ok = ok and passed
