@@ -1,7 +1,7 @@
 """Bench the investigator on freshly generated worlds and print the figures per culprit kind.
 
-    .venv/bin/python scripts/bench_worlds.py --count 54 --seed 101          # a table
-    .venv/bin/python scripts/bench_worlds.py --count 54 --seed 101 --json   # one JSON object
+    .venv/bin/python scripts/bench_worlds.py --count 60 --seed 101          # a table
+    .venv/bin/python scripts/bench_worlds.py --count 60 --seed 101 --json   # one JSON object
 
 The worlds are written to a temporary folder and run with `firebreak drill bench`'s own code, so
 the figures are the bench's; this script only groups them by the kind of each world's culprit
@@ -44,13 +44,17 @@ def per_kind(results: list[dict[str, Any]], kinds: Mapping[str, str]) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Bench the investigator on generated worlds, per culprit kind.")
-    parser.add_argument("--count", type=int, default=54)
+    parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--seed", type=int, default=101)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fb-worlds-") as tmp:
         paths = write_worlds(args.count, args.seed, Path(tmp))
-        kinds = {(sc := load_scenario(p)).id: sc.truth.culprit.kind for p in paths}
+        # Metrics-only worlds (simulations/worlds/quiet.py) are their own rows: "resource/metrics".
+        kinds = {
+            (sc := load_scenario(p)).id: sc.truth.culprit.kind + ("/metrics" if sc.id.endswith("-metrics") else "")
+            for p in paths
+        }
         agg = bench_dir(Path(tmp), progress=not args.json)
     table = per_kind(agg["results"], kinds)
     summary = {k: agg[k] for k in ("scenarios", "hit_at_1", "hit_at_3", "mitigation_ok", "median_wall_seconds")}

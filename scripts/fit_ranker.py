@@ -2,6 +2,7 @@
 
     python scripts/fit_ranker.py collect --count 600 --seed 1 --jobs 2   # run worlds, keep tool outputs
     python scripts/fit_ranker.py fit                                       # features, fit, weights.json
+    python scripts/fit_ranker.py fit --out agent/triage/weights_metrics.json   # the metrics-only model
 
 `collect` runs every world through the real drill runner (intake, stores, tools, the offline
 investigator's plan) and keeps what the tools returned (the Findings) with the world's truth, so
@@ -9,7 +10,10 @@ investigator's plan) and keeps what the tools returned (the Findings) with the w
 suspect of every world (does it match the truth, as the scorer decides), fits a gradient-boosted
 ensemble of small trees (scikit-learn GradientBoostingClassifier; `--model lr` for a logistic
 regression), reports grouped cross-validated hit@1 per culprit kind for both, and writes
-agent/triage/weights.json with the trees (or coefficients), and how it was fitted.
+agent/triage/weights.json with the trees (or coefficients), and how it was fitted. The ranking uses
+agent/triage/weights_metrics.json instead where metrics are all the findings hold (see ranking.py).
+Metrics-only worlds are reported as their own rows ("resource/metrics"). scikit-learn is needed here
+only (not a runtime dependency): `pip install --target DIR scikit-learn` and PYTHONPATH=DIR works.
 """
 
 from __future__ import annotations
@@ -100,7 +104,33 @@ def table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[float]], 
             s = SuspectIn(kind=c.suspect.kind, service=c.suspect.service, ref=c.suspect.ref)
             labels.append(int(matches_truth(s, rec["truth"])))
             groups.append(gi)
-            kinds.append(rec["kind"])
+            # Metrics-only worlds (simulations/worlds/quiet.py) are reported as their own rows.
+            kinds.append(rec["kind"] + ("/metrics" if str(rec.get("id", "")).endswith("-metrics") else ""))
+    return names, rows, labels, groups, kinds
+
+
+def table_parallel(
+    records: list[dict[str, Any]], jobs: int
+) -> tuple[list[str], list[list[float]], list[int], list[int], list[str]]:
+    """`table` over `jobs` processes (the semantic relevance feature runs the embedder per suspect)."""
+    if jobs <= 1 or len(records) < 50:
+        return table(records)
+    size = -(-len(records) // (jobs * 4))
+    parts = [records[i : i + size] for i in range(0, len(records), size)]
+    names: list[str] = []
+    rows: list[list[float]] = []
+    labels: list[int] = []
+    groups: list[int] = []
+    kinds: list[str] = []
+    offset = 0
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for part, (n, r, y, g, k) in zip(parts, pool.map(table, parts), strict=True):
+            names = n
+            rows += r
+            labels += y
+            groups += [offset + gi for gi in g]
+            kinds += k
+            offset += len(part)
     return names, rows, labels, groups, kinds
 
 
@@ -160,12 +190,12 @@ def export_trees(gb: Any, names: list[str], x0: Any) -> dict[str, Any]:
     return {"intercept": round(raw - gb.learning_rate * summed, 6), "learning_rate": gb.learning_rate, "trees": trees}
 
 
-def fit(path: Path, c_value: float, out: Path, model: str) -> None:
+def fit(path: Path, c_value: float, out: Path, model: str, jobs: int = 1) -> None:
     import numpy as np
 
     data = pickle.loads(path.read_bytes())
     records = data["records"]
-    names, rows, labels, groups, kinds = table(records)
+    names, rows, labels, groups, kinds = table_parallel(records, jobs)
     x, y, g = np.asarray(rows, dtype=float), np.asarray(labels), np.asarray(groups)
     print(f"{len(records)} worlds, {len(y)} suspects, {int(y.sum())} right ones", file=sys.stderr)
     cv = {"gb": cross_validated(_gb, x, y, g, kinds), "lr": cross_validated(lambda: _lr(c_value), x, y, g, kinds)}
@@ -208,6 +238,7 @@ def main() -> None:
     f.add_argument("--C", type=float, default=0.5, dest="c_value")
     f.add_argument("--model", choices=("gb", "lr"), default="gb")
     f.add_argument("--out", type=Path, default=ROOT / "agent" / "triage" / "weights.json")
+    f.add_argument("--jobs", type=int, default=2, help="processes computing the features")
     a = ap.parse_args()
     if a.cmd == "collect":
         collect(a.count, a.seed, a.jobs, a.cache or CACHE / f"worlds-{a.seed}-{a.count}.pkl")
@@ -220,9 +251,10 @@ def main() -> None:
             d = pickle.loads(Path(p).read_bytes())
             merged["seed"].append(d["seed"])
             merged["records"] += d["records"]
+        CACHE.mkdir(parents=True, exist_ok=True)
         tmp = CACHE / "merged.pkl"
         tmp.write_bytes(pickle.dumps({**merged, "seed": ",".join(map(str, merged["seed"]))}))
-        fit(tmp, a.c_value, a.out, a.model)
+        fit(tmp, a.c_value, a.out, a.model, a.jobs)
 
 
 if __name__ == "__main__":

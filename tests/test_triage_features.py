@@ -89,6 +89,7 @@ HIGH_LOW: dict[str, tuple[str, Key, Key]] = {
     "self_time_growth": ("pool", ("deploy", "2.0"), ("deploy", "5.1")),
     "new_error_operations": ("pool", ("deploy", "2.0"), ("dependency", "smsco")),
     # The N-sigma features are checked on a metrics-only world in tests/test_triage_nsigma.py.
+    "metrics_only": ("none", ("", ""), ("", "")),
     "resource_nsigma": ("none", ("", ""), ("", "")),
     "resource_nsigma_share": ("none", ("", ""), ("", "")),
     "resource_nsigma_top": ("none", ("", ""), ("", "")),

@@ -144,6 +144,37 @@ def test_moved_first(ctx: Context) -> None:
     assert value("nsigma_moved_first", cand("resource", "cache", "cpu"), ctx) == 0.0
 
 
+def test_metrics_only_says_whether_anything_but_metrics_was_seen(ctx: Context) -> None:
+    assert value("metrics_only", cand("resource", "db", "cpu"), ctx) == 1.0
+    f = metrics_world()
+    f.changes = [{"kind": "deploy", "service": "api", "version": "2.0", "at": "2026-03-02T08:20:00Z"}]
+    assert value("metrics_only", cand("resource", "db", "cpu"), Context(f)) == 0.0
+    f = metrics_world()
+    f.series = {}
+    assert value("metrics_only", cand("resource", "db", "cpu"), Context(f)) == 0.0  # nothing seen at all
+
+
+NSIGMA = (
+    "resource_nsigma",
+    "resource_nsigma_share",
+    "resource_nsigma_top",
+    "service_nsigma_share",
+    "latency_nsigma_share",
+    "callee_moved_more",
+    "callers_slowed_share",
+    "nsigma_moved_first",
+)
+
+
+def test_nsigma_features_stay_silent_when_more_than_metrics_was_seen() -> None:
+    """With a recorded change (or logs, Sentry, traces) the other features carry the case."""
+    f = metrics_world()
+    f.changes = [{"kind": "deploy", "service": "api", "version": "2.0", "at": "2026-03-02T08:20:00Z"}]
+    c = Context(f)
+    assert all(value(n, cand("resource", "db", "cpu"), c) == 0.0 for n in NSIGMA)
+    assert value("resource_nsigma", cand("resource", "db", "cpu"), Context(metrics_world())) > 0.5
+
+
 def test_without_series_every_nsigma_feature_is_zero() -> None:
     f = metrics_world()
     f.series = {}
@@ -159,3 +190,15 @@ def test_without_series_every_nsigma_feature_is_zero() -> None:
         "nsigma_moved_first",
     ):
         assert value(name, cand("resource", "db", "cpu"), c) == 0.0, name
+
+
+def test_metrics_only_findings_are_weighed_by_the_metrics_model(ctx: Context) -> None:
+    from firebreak.agent.triage import ranking
+
+    assert ranking.metrics_model() is not None
+    quiet = {"metrics_only": 1.0}
+    assert ranking.model_for(quiet) is ranking.metrics_model()
+    assert ranking.model_for({"metrics_only": 0.0}) is ranking.model()
+    # The metrics model reads the N-sigma features; the main one does not know them.
+    used = {f for t in ranking.metrics_model().trees for f in t.feature if f}  # type: ignore[union-attr]
+    assert used & {"resource_nsigma", "resource_nsigma_share", "service_nsigma_share"}

@@ -17,6 +17,7 @@ def warm() -> None:
     suspects.sources()
     features.registry()
     ranking.model()
+    ranking.metrics_model()
     emb = _embedder()
     if emb is not None:
         emb.embed_array(["warm up"])

@@ -46,10 +46,9 @@ def blind_spots(ctx: Context) -> list[str]:
 
 def table(ctx: Context, ranked: list[Candidate], limit: int = 10) -> list[dict[str, Any]]:
     """The evidence table the LLM path gets from `rank_suspects`: suspects, probability, top features."""
-    m = ranking.model()
     rows = []
     for c in ranked[:limit]:
-        contrib = m.contributions(c.features)
+        contrib = ranking.model_for(c.features).contributions(c.features)
         top = sorted(((abs(v), n) for n, v in contrib.items() if c.features.get(n)), reverse=True)[:5]
         fixes = suspects.fixes_for(c, ctx)
         rows.append(
