@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+import firebreak.agent.agent_tools as tools_mod
 import firebreak.agent.investigator as inv_mod
 from firebreak.agent.investigator import InvestigationError, investigate, queue_investigation, resume
 from firebreak.agent.report import TriageReport
@@ -41,8 +42,8 @@ def use_world(monkeypatch: pytest.MonkeyPatch) -> Callable[[World], World]:
 
     def install(world: World) -> World:
         specs = world.specs()
-        monkeypatch.setattr(inv_mod, "load_tools", lambda: specs)
-        monkeypatch.setattr(inv_mod, "call_tool", lambda ctx, name, args: world.answer(name, dict(args)))
+        monkeypatch.setattr(tools_mod, "load_tools", lambda: specs)
+        monkeypatch.setattr(tools_mod, "call_tool", lambda ctx, name, args: world.answer(name, dict(args)))
         return world
 
     return install

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-import firebreak.agent.investigator as inv_mod
+import firebreak.agent.agent_tools as tools_mod
 from firebreak.agent.actions import ACTION_FIELDS
 from firebreak.agent.investigator import investigate, queue_investigation
 from firebreak.context import ToolContext
@@ -86,8 +86,8 @@ def incident_id(ctx: ToolContext) -> str:
 def poisoned(incident_id: str, monkeypatch: pytest.MonkeyPatch) -> World:
     w = _poisoned_world(incident_id)
     specs = w.specs()
-    monkeypatch.setattr(inv_mod, "load_tools", lambda: specs)
-    monkeypatch.setattr(inv_mod, "call_tool", lambda ctx, name, args: w.answer(name, dict(args)))
+    monkeypatch.setattr(tools_mod, "load_tools", lambda: specs)
+    monkeypatch.setattr(tools_mod, "call_tool", lambda ctx, name, args: w.answer(name, dict(args)))
     return w
 
 

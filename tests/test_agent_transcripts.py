@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import firebreak.agent.investigator as inv_mod
+import firebreak.agent.agent_tools as tools_mod
 from firebreak.agent.cli import app
 from firebreak.agent.investigator import investigate, queue_investigation
 from firebreak.agent.transcripts import (
@@ -36,8 +36,8 @@ def run_id(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> str:
         ).id
     w: World = mailer_like(START, incident_id)
     specs = w.specs()
-    monkeypatch.setattr(inv_mod, "load_tools", lambda: specs)
-    monkeypatch.setattr(inv_mod, "call_tool", lambda c, name, args: w.answer(name, dict(args)))
+    monkeypatch.setattr(tools_mod, "load_tools", lambda: specs)
+    monkeypatch.setattr(tools_mod, "call_tool", lambda c, name, args: w.answer(name, dict(args)))
     inv_id = queue_investigation(ctx, incident_id)
     investigate(ctx, inv_id)
     return inv_id
